@@ -1,0 +1,1 @@
+//! Portolan firewall stage (under construction).

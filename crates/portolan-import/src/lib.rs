@@ -1,0 +1,1 @@
+//! Portolan import stage (under construction).

@@ -1,0 +1,1 @@
+//! Portolan lab stage (under construction).

@@ -1,0 +1,1 @@
+//! Portolan probe stage (under construction).

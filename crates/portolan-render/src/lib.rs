@@ -1,0 +1,1 @@
+//! Portolan render stage (under construction).
