@@ -1,0 +1,935 @@
+//! Reading and validating a spec: YAML → [`RawSpec`] → [`Spec`], collecting
+//! every problem as a [`Diagnostic`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+
+use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics, SourceFile, Span};
+use crate::model::*;
+use crate::raw::*;
+
+/// A value read from a file together with the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The checked value.
+    pub value: T,
+    /// Warnings (never errors: with errors there is no value).
+    pub warnings: Diagnostics,
+}
+
+/// Parses and validates a spec. On success the spec comes with its warnings;
+/// otherwise every error and warning found.
+pub fn load_spec(source: Arc<SourceFile>) -> Result<Loaded<Spec>, Diagnostics> {
+    let raw: RawSpec = match parse_yaml(&source) {
+        Ok(raw) => raw,
+        Err(diagnostic) => {
+            return Err(Diagnostics {
+                source,
+                items: vec![diagnostic],
+            })
+        }
+    };
+    let mut checker = Checker {
+        source: &source,
+        diagnostics: Vec::new(),
+        needs_value_reported: BTreeSet::new(),
+    };
+    let spec = checker.check(raw);
+    let diagnostics = Diagnostics {
+        source: source.clone(),
+        items: checker.diagnostics,
+    };
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+    Ok(Loaded {
+        value: Spec { source, ..spec },
+        warnings: diagnostics,
+    })
+}
+
+/// Deserialises YAML into `T`, turning the first structural problem (syntax,
+/// unknown key, wrong type) into a diagnostic with a location and a hint.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result<T, Diagnostic> {
+    if source.text.trim().is_empty() {
+        return Err(Diagnostic::new(Code::YamlSyntax, "the file is empty")
+            .with_label(Span::new(0, 0), "nothing here")
+            .with_help("a spec starts with `portolan: 1`; see docs/spec-format.md"));
+    }
+    // serde-saphyr's default budget bounds nesting, aliases and events, so
+    // hostile input (alias bombs, deep nesting) fails cleanly instead of
+    // exhausting memory.
+    serde_saphyr::from_str(&source.text)
+        .map_err(|error| yaml_error_to_diagnostic(&error, source))
+}
+
+/// Converts a serde-saphyr error into a diagnostic.
+pub fn yaml_error_to_diagnostic(error: &serde_saphyr::Error, source: &SourceFile) -> Diagnostic {
+    use serde_saphyr::Error as E;
+    let span = error
+        .location()
+        .map(|l| Span::from_location(&l, source))
+        .unwrap_or_default();
+    let inner = error.without_snippet();
+    let (code, message, label, help) = match inner {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let help = match did_you_mean(field, expected.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("known keys here: {}", expected.join(", ")),
+            };
+            (
+                Code::UnknownKey,
+                format!("unknown key `{field}`"),
+                "not a key of this section".to_owned(),
+                help,
+            )
+        }
+        E::SerdeMissingField { field, .. } => (
+            Code::MissingKey,
+            format!("missing required key `{field}`"),
+            format!("`{field}` is required in this mapping"),
+            format!("add `{field}:`; see docs/spec-format.md"),
+        ),
+        E::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
+            let help = match did_you_mean(variant, expected.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("expected one of: {}", expected.join(", ")),
+            };
+            (
+                Code::WrongType,
+                format!("unknown value `{variant}`"),
+                "not one of the allowed words".to_owned(),
+                help,
+            )
+        }
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => (
+            Code::WrongType,
+            format!("expected {expected}, found {unexpected}"),
+            format!("expected {expected}"),
+            "see docs/spec-format.md for the shape of this value".to_owned(),
+        ),
+        E::DuplicateMappingKey { key, .. } => (
+            Code::DuplicateKey,
+            match key {
+                Some(k) => format!("key `{k}` appears twice in the same mapping"),
+                None => "a key appears twice in the same mapping".to_owned(),
+            },
+            "second occurrence".to_owned(),
+            "keep one of the two".to_owned(),
+        ),
+        other => {
+            let text = other.to_string();
+            if let Some(help) = untagged_help(&text) {
+                (
+                    Code::WrongType,
+                    "this value has the wrong shape".to_owned(),
+                    "unexpected shape".to_owned(),
+                    help.to_owned(),
+                )
+            } else {
+                let message = strip_location_prefix(&text);
+                (
+                    Code::YamlSyntax,
+                    format!("malformed YAML: {message}"),
+                    "here".to_owned(),
+                    "check indentation, quoting and brackets around this point".to_owned(),
+                )
+            }
+        }
+    };
+    Diagnostic::new(code, message)
+        .with_label(span, label)
+        .with_help(help)
+}
+
+fn strip_location_prefix(text: &str) -> &str {
+    // serde-saphyr prefixes messages with "line N column M: ", which our own
+    // location rendering already shows.
+    match text.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") || head.starts_with("error: line ") => {
+            rest
+        }
+        _ => text,
+    }
+}
+
+fn untagged_help(text: &str) -> Option<&'static str> {
+    if text.contains("RawPorts") || text.contains("RawPortItem") {
+        Some("a port is a number (443), a range (\"8000-8010\"), a parameter (\"$postgres-port\") or a list of them")
+    } else if text.contains("RawCondition") {
+        Some("a condition is a feature id, {any: [...]}, {all: [...]} or {not: ...}")
+    } else if text.contains("RawIds") {
+        Some("expected an id or a list of ids")
+    } else {
+        None
+    }
+}
+
+/// Whether `id` is a valid identifier: lowercase ASCII letters, digits and
+/// dashes, starting with a letter or digit.
+pub fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Whether `host` is a DNS name, optionally with `*` labels.
+pub fn is_valid_host(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            label == "*"
+                || (!label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        })
+}
+
+struct Checker<'a> {
+    source: &'a SourceFile,
+    diagnostics: Vec<Diagnostic>,
+    /// Parameters already reported as needing a deployment value (once each).
+    needs_value_reported: BTreeSet<ParameterId>,
+}
+
+/// Where an id is defined, for duplicate detection across sections.
+struct Defined {
+    span: Span,
+    section: &'static str,
+}
+
+impl Checker<'_> {
+    fn span<T>(&self, spanned: &Spanned<T>) -> Span {
+        Span::from_location(&spanned.referenced, self.source)
+    }
+
+    fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn check(&mut self, raw: RawSpec) -> Spec {
+        if raw.portolan.value != 1 {
+            let span = self.span(&raw.portolan);
+            self.push(
+                Diagnostic::new(
+                    Code::UnsupportedVersion,
+                    format!("unsupported spec format version {}", raw.portolan.value),
+                )
+                .with_label(span, "this build reads version 1")
+                .with_help("write `portolan: 1`"),
+            );
+        }
+        if raw.components.is_empty() {
+            let span = self.span(&raw.system.name);
+            self.push(
+                Diagnostic::new(Code::EmptyList, "the spec has no components")
+                    .with_label(span, "system defined here")
+                    .with_help("list the roles that are deployed under `components:`"),
+            );
+        }
+        let system = System {
+            name: raw.system.name.value.clone(),
+            vendor: raw.system.vendor,
+            description: raw.system.description,
+            source: raw.system.source,
+        };
+
+        let mut endpoint_ids: HashMap<String, Defined> = HashMap::new();
+        let components: Vec<Component> = raw
+            .components
+            .into_iter()
+            .map(|c| {
+                let span = self.define_id(&c.id, "component", &mut endpoint_ids);
+                Component {
+                    name: c.name.unwrap_or_else(|| c.id.value.clone()),
+                    id: c.id.value,
+                    kind: match c.kind {
+                        RawKind::System => ComponentKind::System,
+                        RawKind::Dependency => ComponentKind::Dependency,
+                        RawKind::External => ComponentKind::External,
+                    },
+                    aliases: c.aliases,
+                    description: c.description,
+                    span,
+                }
+            })
+            .collect();
+        let externals: Vec<External> = raw
+            .externals
+            .into_iter()
+            .map(|e| {
+                let span = self.define_id(&e.id, "external", &mut endpoint_ids);
+                let address = self.check_external_address(&e, span);
+                External {
+                    name: e.name.unwrap_or_else(|| match &address {
+                        ExternalAddress::Host(h) | ExternalAddress::Pattern(h) => h.clone(),
+                        ExternalAddress::Cidr(c) => c.to_string(),
+                        ExternalAddress::Placeholder(p) => p.clone(),
+                    }),
+                    id: e.id.value,
+                    address,
+                    description: e.description,
+                    span,
+                }
+            })
+            .collect();
+        let mut feature_ids = HashMap::new();
+        let features: Vec<Feature> = raw
+            .features
+            .into_iter()
+            .map(|f| {
+                let span = self.define_id(&f.id, "feature", &mut feature_ids);
+                Feature {
+                    name: f.name.unwrap_or_else(|| f.id.value.clone()),
+                    id: f.id.value,
+                    description: f.description,
+                    span,
+                }
+            })
+            .collect();
+        let mut parameter_ids = HashMap::new();
+        let parameters: Vec<Parameter> = raw
+            .parameters
+            .into_iter()
+            .map(|p| {
+                let span = self.define_id(&p.id, "parameter", &mut parameter_ids);
+                let default = p.default.as_ref().and_then(|d| {
+                    let port = self.port_number(d.value, self.span(d));
+                    port
+                });
+                Parameter {
+                    id: p.id.value,
+                    description: p.description,
+                    default,
+                    shown_as: p.shown_as.unwrap_or_else(|| "User-defined".to_owned()),
+                    span,
+                }
+            })
+            .collect();
+
+        let mut spec = Spec {
+            system,
+            components,
+            externals,
+            features,
+            parameters,
+            flows: Vec::new(),
+            source: Arc::new(self.source.clone()),
+        };
+        let mut flows = Vec::new();
+        for raw_flow in raw.flows {
+            self.check_flow(&spec, raw_flow, &mut flows);
+        }
+        spec.flows = flows;
+        self.check_duplicate_flows(&spec);
+        self.check_unused(&spec);
+        self.assign_flow_ids(&mut spec);
+        spec
+    }
+
+    fn define_id(
+        &mut self,
+        id: &Spanned<String>,
+        section: &'static str,
+        seen: &mut HashMap<String, Defined>,
+    ) -> Span {
+        let span = self.span(id);
+        if !is_valid_id(&id.value) {
+            let suggestion = suggest_id(&id.value);
+            self.push(
+                Diagnostic::new(Code::InvalidId, format!("invalid id `{}`", id.value))
+                    .with_label(span, "ids are lowercase letters, digits and '-'")
+                    .with_help(format!("for example `{suggestion}`")),
+            );
+        }
+        if let Some(first) = seen.get(&id.value) {
+            self.push(
+                Diagnostic::new(
+                    Code::DuplicateId,
+                    format!("`{}` is defined twice", id.value),
+                )
+                .with_label(span, format!("second definition, as a {section}"))
+                .with_label(first.span, format!("first defined here, as a {}", first.section))
+                .with_help("ids must be unique; components and externals share one namespace"),
+            );
+        } else {
+            seen.insert(id.value.clone(), Defined { span, section });
+        }
+        span
+    }
+
+    fn check_external_address(&mut self, e: &RawExternal, span: Span) -> ExternalAddress {
+        let given: Vec<&Spanned<String>> = [&e.host, &e.cidr, &e.placeholder]
+            .into_iter()
+            .flatten()
+            .collect();
+        if given.len() != 1 {
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidAddress,
+                    format!(
+                        "external `{}` needs exactly one of `host`, `cidr` or `placeholder`",
+                        e.id.value
+                    ),
+                )
+                .with_label(span, format!("{} given", given.len()))
+                .with_help("e.g. `host: slack.com`, `cidr: 203.0.113.0/24` or `placeholder: X IRC network`"),
+            );
+        }
+        if let Some(host) = &e.host {
+            let hspan = self.span(host);
+            if !is_valid_host(&host.value) {
+                self.push(
+                    Diagnostic::new(Code::InvalidAddress, format!("`{}` is not a host name", host.value))
+                        .with_label(hspan, "not a DNS name")
+                        .with_help("a host is dot-separated labels of letters, digits and '-'; '*' may stand for a whole label; ports belong on flows"),
+                );
+            }
+            return if host.value.split('.').any(|l| l == "*") {
+                ExternalAddress::Pattern(host.value.clone())
+            } else {
+                ExternalAddress::Host(host.value.clone())
+            };
+        }
+        if let Some(cidr) = &e.cidr {
+            let cspan = self.span(cidr);
+            let parsed = cidr.value.parse::<ipnet::IpNet>().or_else(|_| {
+                cidr.value
+                    .parse::<IpAddr>()
+                    .map(ipnet::IpNet::from)
+            });
+            return match parsed {
+                Ok(net) => ExternalAddress::Cidr(net.trunc()),
+                Err(_) => {
+                    self.push(
+                        Diagnostic::new(Code::InvalidAddress, format!("`{}` is not a CIDR", cidr.value))
+                            .with_label(cspan, "not an address block")
+                            .with_help("write an address or a block such as 203.0.113.0/24 or 2001:db8::/32"),
+                    );
+                    ExternalAddress::Placeholder(cidr.value.clone())
+                }
+            };
+        }
+        match &e.placeholder {
+            Some(p) => ExternalAddress::Placeholder(p.value.clone()),
+            None => ExternalAddress::Placeholder(e.id.value.clone()),
+        }
+    }
+
+    fn port_number(&mut self, value: i64, span: Span) -> Option<u16> {
+        match u16::try_from(value) {
+            Ok(port) if port >= 1 => Some(port),
+            _ => {
+                self.push(
+                    Diagnostic::new(Code::PortOutOfRange, format!("port {value} is out of range"))
+                        .with_label(span, "not in 1..65535")
+                        .with_help("ports are 1 to 65535; omit `port` to mean every port"),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_ports(&mut self, spec: &Spec, raw: &Spanned<RawPorts>) -> Ports {
+        let span = self.span(raw);
+        let items: Vec<RawPortItem> = match &raw.value {
+            RawPorts::Number(n) => vec![RawPortItem::Number(*n)],
+            RawPorts::Text(t) => vec![RawPortItem::Text(t.clone())],
+            RawPorts::List(list) => {
+                if list.is_empty() {
+                    self.push(
+                        Diagnostic::new(Code::EmptyList, "empty port list")
+                            .with_label(span, "no ports")
+                            .with_help("omit `port` to mean every port, or list at least one"),
+                    );
+                }
+                list.clone()
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                RawPortItem::Number(n) => {
+                    if let Some(p) = self.port_number(n, span) {
+                        out.push(PortItem::Range(PortRange::single(p)));
+                    }
+                }
+                RawPortItem::Text(text) => {
+                    if let Some(item) = self.port_text(spec, text.trim(), span) {
+                        out.push(item);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ports(out)
+    }
+
+    fn port_text(&mut self, spec: &Spec, text: &str, span: Span) -> Option<PortItem> {
+        if let Some(name) = text.strip_prefix('$') {
+            let name = name.trim_start_matches('{').trim_end_matches('}');
+            return match spec.parameter_by_id(name) {
+                Some(p) => Some(PortItem::Parameter(p)),
+                None => {
+                    let near = did_you_mean(name, spec.parameters.iter().map(|p| p.id.as_str()));
+                    self.push(
+                        Diagnostic::new(Code::UnknownParameter, format!("unknown parameter `{name}`"))
+                            .with_label(span, "no such parameter")
+                            .with_help(match near {
+                                Some(n) => format!("did you mean `${n}`?"),
+                                None => "define it under `parameters:`".to_owned(),
+                            }),
+                    );
+                    None
+                }
+            };
+        }
+        let parse = |s: &str| s.trim().parse::<i64>().ok();
+        let (start, end) = match text.split_once('-') {
+            Some((a, b)) => (parse(a), parse(b)),
+            None => (parse(text), parse(text)),
+        };
+        let (Some(start), Some(end)) = (start, end) else {
+            self.push(
+                Diagnostic::new(Code::InvalidPort, format!("`{text}` is not a port"))
+                    .with_label(span, "not a port, range or parameter")
+                    .with_help("write 443, \"8000-8010\" or \"$parameter\""),
+            );
+            return None;
+        };
+        let start = self.port_number(start, span)?;
+        let end = self.port_number(end, span)?;
+        if start > end {
+            self.push(
+                Diagnostic::new(Code::InvertedRange, format!("range `{text}` is inverted"))
+                    .with_label(span, "start is above end")
+                    .with_help(format!("write \"{end}-{start}\"")),
+            );
+            return None;
+        }
+        Some(PortItem::Range(PortRange { start, end }))
+    }
+
+    fn check_condition(&mut self, spec: &Spec, raw: &RawCondition, span: Span) -> Option<Condition> {
+        match raw {
+            RawCondition::Feature(name) => match spec.feature_by_id(name) {
+                Some(f) => Some(Condition::Feature(f)),
+                None => {
+                    let near = did_you_mean(name, spec.features.iter().map(|f| f.id.as_str()));
+                    self.push(
+                        Diagnostic::new(Code::UnknownFeature, format!("unknown feature `{name}`"))
+                            .with_label(span, "no such feature")
+                            .with_help(match near {
+                                Some(n) => format!("did you mean `{n}`?"),
+                                None => "define it under `features:`".to_owned(),
+                            }),
+                    );
+                    None
+                }
+            },
+            RawCondition::Any { any: list } | RawCondition::All { all: list } => {
+                if list.is_empty() {
+                    self.push(
+                        Diagnostic::new(Code::EmptyList, "empty condition list")
+                            .with_label(span, "needs at least one condition")
+                            .with_help("remove `when` or name a feature"),
+                    );
+                    return None;
+                }
+                let items: Vec<Option<Condition>> = list
+                    .iter()
+                    .map(|c| self.check_condition(spec, c, span))
+                    .collect();
+                let items: Option<Vec<Condition>> = items.into_iter().collect();
+                let items = items?;
+                Some(match raw {
+                    RawCondition::Any { .. } => Condition::Any(items),
+                    _ => Condition::All(items),
+                })
+            }
+            RawCondition::Not { not } => self
+                .check_condition(spec, not, span)
+                .map(|c| Condition::Not(Box::new(c))),
+        }
+    }
+
+    fn resolve_source(&mut self, spec: &Spec, id: &str, span: Span) -> Option<ComponentId> {
+        if let Some(c) = spec.component_by_id(id) {
+            return Some(c);
+        }
+        if spec.externals.iter().any(|e| e.id == id) {
+            self.push(
+                Diagnostic::new(Code::InvalidSource, format!("`{id}` is an external endpoint and cannot be a flow's source"))
+                    .with_label(span, "external endpoints only receive")
+                    .with_help("model the sender as a component of kind `external` (e.g. `outside`)"),
+            );
+            return None;
+        }
+        self.unknown_reference(spec, id, span, false);
+        None
+    }
+
+    fn resolve_destination(&mut self, spec: &Spec, id: &str, span: Span) -> Option<Destination> {
+        if let Some(c) = spec.component_by_id(id) {
+            return Some(Destination::Component(c));
+        }
+        if let Some(e) = spec.externals.iter().position(|e| e.id == id) {
+            return Some(Destination::External(ExternalId(e)));
+        }
+        self.unknown_reference(spec, id, span, true);
+        None
+    }
+
+    fn unknown_reference(&mut self, spec: &Spec, id: &str, span: Span, with_externals: bool) {
+        let alias_of = spec.components.iter().find(|c| {
+            c.aliases.iter().any(|a| a.eq_ignore_ascii_case(id)) || c.name.eq_ignore_ascii_case(id)
+        });
+        let mut candidates: Vec<&str> = spec.components.iter().map(|c| c.id.as_str()).collect();
+        if with_externals {
+            candidates.extend(spec.externals.iter().map(|e| e.id.as_str()));
+        }
+        let help = if let Some(c) = alias_of {
+            format!("`{id}` names component `{}`: use its id", c.id)
+        } else if let Some(near) = did_you_mean(id, candidates.iter().copied()) {
+            format!("did you mean `{near}`?")
+        } else if with_externals {
+            "define it under `components:` or `externals:`".to_owned()
+        } else {
+            "define it under `components:`".to_owned()
+        };
+        self.push(
+            Diagnostic::new(Code::UnknownReference, format!("unknown component `{id}`"))
+                .with_label(span, "not defined in this spec")
+                .with_help(help),
+        );
+    }
+
+    fn check_flow(&mut self, spec: &Spec, raw: RawFlow, out: &mut Vec<Flow>) {
+        // A flow with an error of its own is left out of the model, so that
+        // it cannot cause follow-on diagnostics (a broken port list would
+        // otherwise read as "every port" and look like a duplicate).
+        let errors_before = self.error_count();
+        let from_span = self.span(&raw.from);
+        let to_span = self.span(&raw.to);
+        let protocol_span = self.span(&raw.protocol);
+        for (ids, span) in [(&raw.from.value, from_span), (&raw.to.value, to_span)] {
+            if ids.as_slice().is_empty() {
+                self.push(
+                    Diagnostic::new(Code::EmptyList, "empty list of ids")
+                        .with_label(span, "no ids")
+                        .with_help("name at least one component"),
+                );
+            }
+        }
+        let sources: Vec<Option<ComponentId>> = raw
+            .from
+            .value
+            .as_slice()
+            .iter()
+            .map(|id| self.resolve_source(spec, id, from_span))
+            .collect();
+        let destinations: Vec<Option<Destination>> = raw
+            .to
+            .value
+            .as_slice()
+            .iter()
+            .map(|id| self.resolve_destination(spec, id, to_span))
+            .collect();
+        let protocol = match raw.protocol.value {
+            RawProtocol::Tcp => Protocol::Tcp,
+            RawProtocol::Udp => Protocol::Udp,
+            RawProtocol::Icmp => Protocol::Icmp,
+            RawProtocol::Any => Protocol::Any,
+        };
+        let mut ports = Ports::default();
+        let mut source_ports = Ports::default();
+        for (field, raw_ports, target) in [
+            ("port", &raw.port, &mut ports),
+            ("source_port", &raw.source_port, &mut source_ports),
+        ] {
+            if let Some(raw_ports) = raw_ports {
+                if !protocol.has_ports() {
+                    let span = self.span(raw_ports);
+                    self.push(
+                        Diagnostic::new(Code::PortNotAllowed, format!("`{field}` given for protocol {protocol}"))
+                            .with_label(span, format!("{protocol} has no ports"))
+                            .with_help("use protocol tcp or udp, or remove the port")
+                            .with_label(protocol_span, "protocol set here"),
+                    );
+                } else {
+                    *target = self.check_ports(spec, raw_ports);
+                }
+            }
+        }
+        let multicast = raw.multicast.as_ref().and_then(|m| {
+            let span = self.span(m);
+            match m.value.trim().parse::<IpAddr>() {
+                Ok(addr) if addr.is_multicast() => {
+                    if protocol != Protocol::Udp {
+                        self.push(
+                            Diagnostic::new(Code::MulticastProtocol, format!("multicast over {protocol}"))
+                                .with_label(protocol_span, "multicast is UDP only")
+                                .with_help("set `protocol: udp`"),
+                        );
+                    }
+                    Some(addr)
+                }
+                _ => {
+                    self.push(
+                        Diagnostic::new(Code::InvalidMulticast, format!("`{}` is not a multicast group", m.value))
+                            .with_label(span, "outside 224.0.0.0/4 and ff00::/8")
+                            .with_help("multicast groups are 224.0.0.0 to 239.255.255.255 or ff00::/8"),
+                    );
+                    None
+                }
+            }
+        });
+        if multicast.is_some() {
+            for d in destinations.iter().flatten() {
+                if let Destination::External(e) = d {
+                    self.push(
+                        Diagnostic::new(Code::InvalidMulticast, format!("multicast to external endpoint `{}`", spec.external(*e).id))
+                            .with_label(to_span, "multicast receivers must be components")
+                            .with_help("name the components that join the group in `to`"),
+                    );
+                }
+            }
+        }
+        let when = raw.when.as_ref().and_then(|w| {
+            let span = self.span(w);
+            self.check_condition(spec, &w.value, span)
+        });
+        let required = raw.required.unwrap_or(true);
+        if !required && raw.when.is_none() {
+            self.push(
+                Diagnostic::new(Code::OptionalWithoutCondition, "optional flow without `when`")
+                    .with_label(from_span, "nothing can switch this flow on or off")
+                    .with_help("add `when: <feature>` naming the option that needs it; until then it is treated as enabled"),
+            );
+        }
+        for p in ports.parameters().chain(source_ports.parameters()) {
+            if spec.parameters[p.0].default.is_none() && self.needs_value_reported.insert(p) {
+                let span = raw.port.as_ref().map_or(from_span, |p| self.span(p));
+                self.push(
+                    Diagnostic::new(
+                        Code::ParameterNeedsValue,
+                        format!("parameter `{}` has no default", spec.parameters[p.0].id),
+                    )
+                    .with_label(span, "used here")
+                    .with_label(spec.parameters[p.0].span, "defined without `default`")
+                    .with_help("every deployment must set it under `parameters:`"),
+                );
+            }
+        }
+        if self.error_count() > errors_before {
+            return;
+        }
+        for (source, destination) in sources
+            .iter()
+            .flatten()
+            .flat_map(|s| destinations.iter().flatten().map(move |d| (*s, *d)))
+        {
+            let to_outside = match destination {
+                Destination::Component(c) => spec.component(c).kind == ComponentKind::External,
+                Destination::External(_) => true,
+            };
+            if protocol == Protocol::Any && ports.is_all() && !to_outside {
+                self.push(
+                    Diagnostic::new(Code::BroadFlow, "a flow allowing every protocol and port inside the system")
+                        .with_label(protocol_span, "protocol any, no port")
+                        .with_help("name the protocol and ports if the vendor states them"),
+                );
+            }
+            out.push(Flow {
+                id: String::new(),
+                from: source,
+                to: destination,
+                multicast,
+                protocol,
+                ports: ports.clone(),
+                source_ports: source_ports.clone(),
+                required,
+                when: when.clone(),
+                name: raw.name.clone(),
+                purpose: raw.purpose.clone(),
+                origin: raw.origin.clone(),
+                guess: raw.guess.clone(),
+                span: from_span,
+            });
+        }
+    }
+
+    fn check_duplicate_flows(&mut self, spec: &Spec) {
+        type Key<'f> = (
+            ComponentId,
+            Destination,
+            Option<IpAddr>,
+            Protocol,
+            &'f Ports,
+            &'f Ports,
+            Option<&'f Condition>,
+        );
+        let mut seen: HashMap<Key<'_>, Span> = HashMap::new();
+        for flow in &spec.flows {
+            let key = (
+                flow.from,
+                flow.to,
+                flow.multicast,
+                flow.protocol,
+                &flow.ports,
+                &flow.source_ports,
+                flow.when.as_ref(),
+            );
+            if let Some(first) = seen.get(&key) {
+                self.push(
+                    Diagnostic::new(
+                        Code::DuplicateFlow,
+                        format!(
+                            "duplicate flow {} → {} {}/{}",
+                            spec.component(flow.from).id,
+                            spec.destination_id(flow.to),
+                            flow.protocol,
+                            spec.ports_text(&flow.ports)
+                        ),
+                    )
+                    .with_label(flow.span, "this flow")
+                    .with_label(*first, "says the same as this one")
+                    .with_help("remove one of them, or merge their purposes"),
+                );
+            } else {
+                seen.insert(key, flow.span);
+            }
+        }
+    }
+
+    fn check_unused(&mut self, spec: &Spec) {
+        let used_features: BTreeSet<FeatureId> = spec
+            .flows
+            .iter()
+            .filter_map(|f| f.when.as_ref())
+            .flat_map(Condition::features)
+            .collect();
+        for (i, feature) in spec.features.iter().enumerate() {
+            if !used_features.contains(&FeatureId(i)) {
+                self.push(
+                    Diagnostic::new(Code::UnusedFeature, format!("feature `{}` switches no flow on", feature.id))
+                        .with_label(feature.span, "defined here")
+                        .with_help("use it in a flow's `when`, or remove it"),
+                );
+            }
+        }
+        let used_parameters: BTreeSet<ParameterId> = spec
+            .flows
+            .iter()
+            .flat_map(|f| f.ports.parameters().chain(f.source_ports.parameters()))
+            .collect();
+        for (i, parameter) in spec.parameters.iter().enumerate() {
+            if !used_parameters.contains(&ParameterId(i)) {
+                self.push(
+                    Diagnostic::new(Code::UnusedParameter, format!("parameter `{}` is used by no flow", parameter.id))
+                        .with_label(parameter.span, "defined here")
+                        .with_help("use it as `port: $id`, or remove it"),
+                );
+            }
+        }
+    }
+
+    fn assign_flow_ids(&self, spec: &mut Spec) {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let ids: Vec<String> = spec
+            .flows
+            .iter()
+            .map(|flow| {
+                let mut id = format!(
+                    "{}->{}",
+                    spec.component(flow.from).id,
+                    spec.destination_id(flow.to)
+                );
+                if let Some(group) = flow.multicast {
+                    id.push_str(&format!("@{group}"));
+                }
+                id.push('/');
+                id.push_str(flow.protocol.as_str());
+                if flow.protocol.has_ports() {
+                    id.push('/');
+                    if !flow.source_ports.is_all() {
+                        id.push_str(&spec.ports_text(&flow.source_ports));
+                        id.push(':');
+                    }
+                    id.push_str(&spec.ports_text(&flow.ports));
+                }
+                let n = counts.entry(id.clone()).or_insert(0);
+                *n += 1;
+                if *n > 1 {
+                    id.push_str(&format!("#{n}"));
+                }
+                id
+            })
+            .collect();
+        for (flow, id) in spec.flows.iter_mut().zip(ids) {
+            flow.id = id;
+        }
+    }
+}
+
+fn suggest_id(id: &str) -> String {
+    let mut out = String::new();
+    for c in id.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() {
+        "component-1".to_owned()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id("data-storage"));
+        assert!(is_valid_id("k8s"));
+        assert!(!is_valid_id("Data Storage"));
+        assert!(!is_valid_id("-x"));
+        assert!(!is_valid_id(""));
+        assert_eq!(suggest_id("Long-tail Store"), "long-tail-store");
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(is_valid_host("slack.com"));
+        assert!(is_valid_host("monitoring.*.amazonaws.com"));
+        assert!(!is_valid_host("usa.bulksms.com:5567"));
+        assert!(!is_valid_host("a..b"));
+        assert!(!is_valid_host("X IRC network"));
+    }
+}

@@ -1,0 +1,536 @@
+//! Diagnostics: problems found in an input file, each with a stable code, a
+//! location, the offending text underlined and a hint.
+//!
+//! Libraries collect [`Diagnostic`]s instead of failing at the first problem;
+//! the binary turns them into text with [`render_diagnostics`] (miette's
+//! graphical handler) or JSON.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A text file read as input, kept whole so that diagnostics can quote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The name shown in diagnostics: usually the path as the user gave it.
+    pub name: String,
+    /// The whole text.
+    pub text: String,
+}
+
+impl SourceFile {
+    /// A source from a name and its text.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            text: text.into(),
+        })
+    }
+
+    /// Reads a file; the error names the path.
+    pub fn read(path: &std::path::Path) -> Result<Arc<Self>, ReadError> {
+        let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8 {
+            path: path.display().to_string(),
+            offset: e.utf8_error().valid_up_to(),
+        })?;
+        Ok(Self::new(path.display().to_string(), text))
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(&self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    /// The byte offset of a 1-based line and column, clamped to the text.
+    pub fn offset_of(&self, line: usize, column: usize) -> usize {
+        let mut offset = 0;
+        for (index, text_line) in self.text.split_inclusive('\n').enumerate() {
+            if index + 1 == line {
+                let within: usize = text_line
+                    .chars()
+                    .take(column.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum();
+                return offset + within;
+            }
+            offset += text_line.len();
+        }
+        self.text.len()
+    }
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    while index > 0 && !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+/// Why an input file could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The operating system refused.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path as given.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not text.
+    #[error("{path} is not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// The path as given.
+        path: String,
+        /// Where the first invalid byte is.
+        offset: usize,
+    },
+}
+
+/// A byte range of a [`SourceFile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub struct Span {
+    /// Byte offset of the first byte.
+    pub offset: usize,
+    /// Length in bytes (0 for a point).
+    pub len: usize,
+}
+
+impl Span {
+    /// A span from an offset and a length.
+    pub const fn new(offset: usize, len: usize) -> Self {
+        Self { offset, len }
+    }
+
+    /// The span of a serde-saphyr location (its character span, converted to bytes).
+    pub fn from_location(location: &serde_saphyr::Location, source: &SourceFile) -> Self {
+        let span = location.span();
+        if let (Some(offset), Some(len)) = (span.byte_offset(), span.byte_len()) {
+            return Self::new(offset as usize, len as usize);
+        }
+        let offset = source.offset_of(location.line() as usize, location.column() as usize);
+        Self::new(offset, 0)
+    }
+}
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The input is unusable as it stands.
+    Error,
+    /// The input is usable, but something is likely wrong or was guessed.
+    Warning,
+}
+
+/// A stable diagnostic code. The string form (`as_str`) never changes once
+/// released; every code is documented in `docs/diagnostics.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    /// The YAML itself is malformed.
+    YamlSyntax,
+    /// A key that the format does not define.
+    UnknownKey,
+    /// A key the format requires is missing.
+    MissingKey,
+    /// A value of the wrong type (a list where a string belongs, ...).
+    WrongType,
+    /// The same key twice in one mapping.
+    DuplicateKey,
+    /// `portolan:` names a format version this build does not read.
+    UnsupportedVersion,
+    /// An id that is not lowercase letters, digits and dashes.
+    InvalidId,
+    /// Two items share an id.
+    DuplicateId,
+    /// A flow names a component or external endpoint that does not exist.
+    UnknownReference,
+    /// A condition names a feature that does not exist.
+    UnknownFeature,
+    /// A port names a parameter that does not exist.
+    UnknownParameter,
+    /// A port that is not a number, range or parameter.
+    InvalidPort,
+    /// A port outside 1..=65535.
+    PortOutOfRange,
+    /// A range whose start is above its end.
+    InvertedRange,
+    /// A port on a protocol that has none (icmp, any).
+    PortNotAllowed,
+    /// Two flows say the same thing.
+    DuplicateFlow,
+    /// A multicast address outside 224.0.0.0/4 and ff00::/8.
+    InvalidMulticast,
+    /// Multicast over a protocol other than UDP.
+    MulticastProtocol,
+    /// A flow's `from` names an external endpoint: endpoints only receive.
+    InvalidSource,
+    /// An external endpoint with a malformed host or CIDR, or not exactly one address kind.
+    InvalidAddress,
+    /// A parameter used by a flow has no default: the deployment must give it.
+    ParameterNeedsValue,
+    /// An optional flow without a `when`: nothing can switch it on or off.
+    OptionalWithoutCondition,
+    /// A flow allowing every protocol and port to something that is not the outside world.
+    BroadFlow,
+    /// A feature no flow uses.
+    UnusedFeature,
+    /// A parameter no flow uses.
+    UnusedParameter,
+    /// An empty list where at least one item is needed.
+    EmptyList,
+}
+
+impl Code {
+    /// Every code, in documentation order.
+    pub const ALL: &'static [Code] = &[
+        Code::YamlSyntax,
+        Code::UnknownKey,
+        Code::MissingKey,
+        Code::WrongType,
+        Code::DuplicateKey,
+        Code::UnsupportedVersion,
+        Code::InvalidId,
+        Code::DuplicateId,
+        Code::UnknownReference,
+        Code::UnknownFeature,
+        Code::UnknownParameter,
+        Code::InvalidPort,
+        Code::PortOutOfRange,
+        Code::InvertedRange,
+        Code::PortNotAllowed,
+        Code::DuplicateFlow,
+        Code::InvalidMulticast,
+        Code::MulticastProtocol,
+        Code::InvalidSource,
+        Code::InvalidAddress,
+        Code::ParameterNeedsValue,
+        Code::OptionalWithoutCondition,
+        Code::BroadFlow,
+        Code::UnusedFeature,
+        Code::UnusedParameter,
+        Code::EmptyList,
+    ];
+
+    /// The stable string form, e.g. `spec::unknown-reference`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::YamlSyntax => "spec::yaml-syntax",
+            Code::UnknownKey => "spec::unknown-key",
+            Code::MissingKey => "spec::missing-key",
+            Code::WrongType => "spec::wrong-type",
+            Code::DuplicateKey => "spec::duplicate-key",
+            Code::UnsupportedVersion => "spec::unsupported-version",
+            Code::InvalidId => "spec::invalid-id",
+            Code::DuplicateId => "spec::duplicate-id",
+            Code::UnknownReference => "spec::unknown-reference",
+            Code::UnknownFeature => "spec::unknown-feature",
+            Code::UnknownParameter => "spec::unknown-parameter",
+            Code::InvalidPort => "spec::invalid-port",
+            Code::PortOutOfRange => "spec::port-out-of-range",
+            Code::InvertedRange => "spec::inverted-range",
+            Code::PortNotAllowed => "spec::port-not-allowed",
+            Code::DuplicateFlow => "spec::duplicate-flow",
+            Code::InvalidMulticast => "spec::invalid-multicast",
+            Code::MulticastProtocol => "spec::multicast-protocol",
+            Code::InvalidSource => "spec::invalid-source",
+            Code::InvalidAddress => "spec::invalid-address",
+            Code::ParameterNeedsValue => "spec::parameter-needs-value",
+            Code::OptionalWithoutCondition => "spec::optional-without-condition",
+            Code::BroadFlow => "spec::broad-flow",
+            Code::UnusedFeature => "spec::unused-feature",
+            Code::UnusedParameter => "spec::unused-parameter",
+            Code::EmptyList => "spec::empty-list",
+        }
+    }
+
+    /// The severity this code always has.
+    pub const fn severity(self) -> Severity {
+        match self {
+            Code::ParameterNeedsValue
+            | Code::OptionalWithoutCondition
+            | Code::BroadFlow
+            | Code::UnusedFeature
+            | Code::UnusedParameter => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// An underlined piece of the source with a short message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Label {
+    /// What is underlined.
+    pub span: Span,
+    /// What to say under it.
+    pub message: String,
+}
+
+/// One problem found in an input file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    /// Stable code.
+    pub code: Code,
+    /// Error or warning (fixed by the code).
+    pub severity: Severity,
+    /// One sentence saying what is wrong.
+    pub message: String,
+    /// The primary label first, then secondary ones (e.g. the first definition of a duplicate).
+    pub labels: Vec<Label>,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with the code's severity and no label yet.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// Adds a label.
+    #[must_use]
+    pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Sets the hint.
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Whether this diagnostic makes the input unusable.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:column` of the primary label, or the file name alone.
+    pub fn location(&self, source: &SourceFile) -> String {
+        match self.labels.first() {
+            Some(label) => {
+                let (line, column) = source.line_col(label.span.offset);
+                format!("{}:{line}:{column}", source.name)
+            }
+            None => source.name.clone(),
+        }
+    }
+}
+
+/// Diagnostics about one source file.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    /// The file they are about.
+    pub source: Arc<SourceFile>,
+    /// Errors and warnings, in the order found.
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Whether any item is an error.
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Diagnostic::is_error)
+    }
+
+    /// How many errors and warnings there are.
+    pub fn counts(&self) -> (usize, usize) {
+        let errors = self.items.iter().filter(|d| d.is_error()).count();
+        (errors, self.items.len() - errors)
+    }
+
+    /// The diagnostics as JSON values with resolved line and column.
+    pub fn to_json(&self) -> serde_json::Value {
+        let items: Vec<_> = self
+            .items
+            .iter()
+            .map(|d| {
+                let (line, column) = d
+                    .labels
+                    .first()
+                    .map_or((0, 0), |l| self.source.line_col(l.span.offset));
+                serde_json::json!({
+                    "code": d.code,
+                    "severity": d.severity,
+                    "message": d.message,
+                    "file": self.source.name,
+                    "line": line,
+                    "column": column,
+                    "labels": d.labels,
+                    "help": d.help,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(items)
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (errors, warnings) = self.counts();
+        write!(
+            f,
+            "{}: {errors} error(s), {warnings} warning(s)",
+            self.source.name
+        )
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// One diagnostic bound to its source, in the shape miette renders.
+#[derive(Debug)]
+struct Sourced<'a> {
+    diagnostic: &'a Diagnostic,
+    source: miette::NamedSource<String>,
+}
+
+impl fmt::Display for Sourced<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for Sourced<'_> {}
+
+impl miette::Diagnostic for Sourced<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.diagnostic.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diagnostic
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let labels = self.diagnostic.labels.iter().enumerate().map(|(i, l)| {
+            let span = miette::SourceSpan::new(l.span.offset.into(), l.span.len);
+            if i == 0 {
+                miette::LabeledSpan::new_primary_with_span(Some(l.message.clone()), span)
+            } else {
+                miette::LabeledSpan::new_with_span(Some(l.message.clone()), span)
+            }
+        });
+        Some(Box::new(labels))
+    }
+}
+
+/// How diagnostics are turned into text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderStyle {
+    /// Colours and Unicode box drawing, for a terminal.
+    Fancy,
+    /// Unicode box drawing without colours: logs, files and snapshot tests.
+    Plain,
+}
+
+/// Renders diagnostics as text: the location as `file:line:column`, the
+/// source excerpt with the offending text underlined, and the hint.
+pub fn render_diagnostics(diagnostics: &Diagnostics, style: RenderStyle) -> String {
+    let theme = match style {
+        RenderStyle::Fancy => miette::GraphicalTheme::unicode(),
+        RenderStyle::Plain => miette::GraphicalTheme::unicode_nocolor(),
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut out = String::new();
+    for diagnostic in &diagnostics.items {
+        let sourced = Sourced {
+            diagnostic,
+            source: miette::NamedSource::new(
+                diagnostics.source.name.clone(),
+                diagnostics.source.text.clone(),
+            ),
+        };
+        out.push_str(&diagnostic.location(&diagnostics.source));
+        out.push('\n');
+        if handler.render_report(&mut out, &sourced).is_err() {
+            out.push_str(&diagnostic.message);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The closest candidate to `word`, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters_not_bytes() {
+        let source = SourceFile::new("x", "a: 1\nné: 2\n");
+        assert_eq!(source.line_col(0), (1, 1));
+        assert_eq!(source.line_col(5), (2, 1));
+        // "né: " is 5 bytes, 4 characters.
+        assert_eq!(source.line_col(10), (2, 5));
+        assert_eq!(source.offset_of(2, 5), 10);
+    }
+
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        let keys = ["protocol", "port", "purpose"];
+        assert_eq!(did_you_mean("protcol", keys), Some("protocol"));
+        assert_eq!(did_you_mean("zzz", keys), None);
+    }
+
+    #[test]
+    fn every_code_is_namespaced_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(code.as_str().starts_with("spec::"));
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The unchecked form of a spec: what the YAML says, with source positions,
+//! before any reference is resolved or any value is checked.
+//!
+//! These types also produce the JSON Schema (`portolan schema`), so their doc
+//! comments are what editors show as completion help.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+/// A Portolan spec: the networking requirements of one system.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Portolan spec")]
+pub struct RawSpec {
+    /// Format version of this file. Only `1` exists.
+    #[schemars(with = "u32")]
+    pub portolan: Spanned<i64>,
+    /// The product described.
+    pub system: RawSystem,
+    /// The roles that are deployed, in the order the connection matrix shows them.
+    pub components: Vec<RawComponent>,
+    /// Named endpoints outside the system: host names, wildcard patterns, CIDRs, placeholders.
+    #[serde(default)]
+    pub externals: Vec<RawExternal>,
+    /// Options that switch conditional flows on.
+    #[serde(default)]
+    pub features: Vec<RawFeature>,
+    /// Port values the operator may change.
+    #[serde(default)]
+    pub parameters: Vec<RawParameter>,
+    /// What must be allowed to flow.
+    #[serde(default)]
+    pub flows: Vec<RawFlow>,
+}
+
+/// The product described by the spec.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSystem {
+    /// Display name, e.g. "Circonus Inside".
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Who makes it.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// One paragraph about it.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the requirements were published.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// What a component is to the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawKind {
+    /// Part of the product.
+    #[default]
+    System,
+    /// Something the operator provides: a database, object storage, a queue, a load balancer.
+    Dependency,
+    /// The outside world: end users, the Internet. It has no fixed address.
+    External,
+}
+
+/// A role that is deployed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponent {
+    /// Identifier: lowercase letters, digits and '-'.
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// Display name; defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// system (default), dependency or external.
+    #[serde(default)]
+    pub kind: RawKind,
+    /// Other spellings of the name, used when importing pages.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// What the component does.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A named endpoint outside the system. Exactly one of host, cidr, placeholder.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExternal {
+    /// Identifier, shared namespace with components.
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// A DNS name; a '*' label makes it a wildcard pattern (monitoring.*.amazonaws.com).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+    /// An address block, e.g. 203.0.113.0/24.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub cidr: Option<Spanned<String>>,
+    /// Something the operator must name ("X IRC network"); the deployment gives its address.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub placeholder: Option<Spanned<String>>,
+    /// Display name; defaults to the host, CIDR or placeholder.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it is.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An option that switches conditional flows on.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeature {
+    /// Identifier used in `when`.
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What enabling it means.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A port value the operator may change.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawParameter {
+    /// Identifier, used in ports as `$id`.
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// What the port is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The value used when the deployment gives none.
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub default: Option<Spanned<i64>>,
+    /// How vendor tables show it; default "User-defined".
+    #[serde(default)]
+    pub shown_as: Option<String>,
+}
+
+/// One id or a list of ids.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawIds {
+    /// One id.
+    One(String),
+    /// Several ids: one flow per id.
+    Many(Vec<String>),
+}
+
+impl RawIds {
+    /// The ids in order.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            RawIds::One(one) => std::slice::from_ref(one),
+            RawIds::Many(many) => many,
+        }
+    }
+}
+
+/// A port, range, parameter, or a list of them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawPorts {
+    /// A single port number.
+    Number(i64),
+    /// "8000-8010" (a range), "443", or "$parameter".
+    Text(String),
+    /// A list of the above.
+    List(Vec<RawPortItem>),
+}
+
+/// One item of a port list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawPortItem {
+    /// A single port number.
+    Number(i64),
+    /// "8000-8010", "443", or "$parameter".
+    Text(String),
+}
+
+/// A condition over features.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawCondition {
+    /// The feature with this id is enabled.
+    Feature(String),
+    /// At least one holds.
+    Any {
+        /// The alternatives.
+        any: Vec<RawCondition>,
+    },
+    /// All hold.
+    All {
+        /// The conditions.
+        all: Vec<RawCondition>,
+    },
+    /// It does not hold.
+    Not {
+        /// The negated condition.
+        not: Box<RawCondition>,
+    },
+}
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP (and ICMPv6 for IPv6 peers).
+    Icmp,
+    /// Every protocol.
+    Any,
+}
+
+/// Something that must be allowed to flow.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlow {
+    /// Source component id, or a list of them.
+    #[schemars(with = "RawIds")]
+    pub from: Spanned<RawIds>,
+    /// Destination component or external id, or a list of them.
+    #[schemars(with = "RawIds")]
+    pub to: Spanned<RawIds>,
+    /// tcp, udp, icmp or any.
+    #[schemars(with = "RawProtocol")]
+    pub protocol: Spanned<RawProtocol>,
+    /// Destination port(s); omitted means every port.
+    #[serde(default)]
+    #[schemars(with = "Option<RawPorts>")]
+    pub port: Option<Spanned<RawPorts>>,
+    /// A fixed source port (U:8112:8112); omitted means ephemeral.
+    #[serde(default)]
+    #[schemars(with = "Option<RawPorts>")]
+    pub source_port: Option<Spanned<RawPorts>>,
+    /// Multicast group the flow is sent to; `to` names its receivers.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub multicast: Option<Spanned<String>>,
+    /// false marks an optional flow (default true).
+    #[serde(default)]
+    pub required: Option<bool>,
+    /// Condition over features for the flow to exist.
+    #[serde(default)]
+    #[schemars(with = "Option<RawCondition>")]
+    pub when: Option<Spanned<RawCondition>>,
+    /// Short label: the "Name" column of vendor tables.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Why the flow exists.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Where the requirement came from (page, line, cell).
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Set when a value was inferred rather than stated; says what was guessed.
+    #[serde(default)]
+    pub guess: Option<String>,
+}

@@ -1,0 +1,12 @@
+//! `portolan completions`.
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, CompletionsArgs};
+
+pub fn run(args: &CompletionsArgs) -> anyhow::Result<u8> {
+    let mut buffer = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "portolan", &mut buffer);
+    crate::output::write_stdout(&String::from_utf8_lossy(&buffer))?;
+    Ok(crate::EXIT_OK)
+}

@@ -1,0 +1,58 @@
+//! One module per subcommand; each turns its arguments into a checked
+//! configuration, calls the libraries, and prints.
+
+mod completions;
+mod render;
+mod schema;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use portolan_spec::{render_diagnostics, Diagnostics, Loaded, RenderStyle, SourceFile, Spec};
+
+use crate::cli::{Cli, Command};
+use crate::InputError;
+
+/// Runs the subcommand and returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Render(args) => render::run(&args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Completions(args) => completions::run(&args),
+    }
+}
+
+/// The diagnostics style for standard error.
+pub fn stderr_style() -> RenderStyle {
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        RenderStyle::Fancy
+    } else {
+        RenderStyle::Plain
+    }
+}
+
+/// Prints diagnostics (if any) to standard error.
+#[allow(clippy::print_stderr)]
+pub fn print_diagnostics(diagnostics: &Diagnostics) {
+    if !diagnostics.items.is_empty() {
+        eprint!("{}", render_diagnostics(diagnostics, stderr_style()));
+    }
+}
+
+/// Reads and checks a spec; prints its warnings; invalid specs are an [`InputError`].
+pub fn load_spec_or_report(path: &Path) -> anyhow::Result<Spec> {
+    let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
+    match portolan_spec::load_spec(source) {
+        Ok(Loaded { value, warnings }) => {
+            print_diagnostics(&warnings);
+            Ok(value)
+        }
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            let (errors, _) = diagnostics.counts();
+            Err(InputError(format!("{}: {errors} error(s); nothing was written", path.display())).into())
+        }
+    }
+}
