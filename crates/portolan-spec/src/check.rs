@@ -62,8 +62,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result
     // serde-saphyr's default budget bounds nesting, aliases and events, so
     // hostile input (alias bombs, deep nesting) fails cleanly instead of
     // exhausting memory.
-    serde_saphyr::from_str(&source.text)
-        .map_err(|error| yaml_error_to_diagnostic(&error, source))
+    serde_saphyr::from_str(&source.text).map_err(|error| yaml_error_to_diagnostic(&error, source))
 }
 
 /// Converts a serde-saphyr error into a diagnostic.
@@ -157,9 +156,7 @@ fn strip_location_prefix(text: &str) -> &str {
     // serde-saphyr prefixes messages with "line N column M: ", which our own
     // location rendering already shows.
     match text.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") || head.starts_with("error: line ") => {
-            rest
-        }
+        Some((head, rest)) if head.starts_with("line ") || head.starts_with("error: line ") => rest,
         _ => text,
     }
 }
@@ -313,10 +310,10 @@ impl Checker<'_> {
             .into_iter()
             .map(|p| {
                 let span = self.define_id(&p.id, "parameter", &mut parameter_ids);
-                let default = p.default.as_ref().and_then(|d| {
-                    let port = self.port_number(d.value, self.span(d));
-                    port
-                });
+                let default = p
+                    .default
+                    .as_ref()
+                    .and_then(|d| self.port_number(d.value, self.span(d)));
                 Parameter {
                     id: p.id.value,
                     description: p.description,
@@ -342,7 +339,12 @@ impl Checker<'_> {
         }
         spec.flows = flows;
         self.check_duplicate_flows(&spec);
-        self.check_unused(&spec);
+        // Flows with errors are left out of the model, so "unused" would be
+        // a false consequence of another error: hygiene warnings wait until
+        // the spec is otherwise valid.
+        if self.error_count() == 0 {
+            self.check_unused(&spec);
+        }
         self.assign_flow_ids(&mut spec);
         spec
     }
@@ -369,7 +371,10 @@ impl Checker<'_> {
                     format!("`{}` is defined twice", id.value),
                 )
                 .with_label(span, format!("second definition, as a {section}"))
-                .with_label(first.span, format!("first defined here, as a {}", first.section))
+                .with_label(
+                    first.span,
+                    format!("first defined here, as a {}", first.section),
+                )
                 .with_help("ids must be unique; components and externals share one namespace"),
             );
         } else {
@@ -413,18 +418,22 @@ impl Checker<'_> {
         }
         if let Some(cidr) = &e.cidr {
             let cspan = self.span(cidr);
-            let parsed = cidr.value.parse::<ipnet::IpNet>().or_else(|_| {
-                cidr.value
-                    .parse::<IpAddr>()
-                    .map(ipnet::IpNet::from)
-            });
+            let parsed = cidr
+                .value
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| cidr.value.parse::<IpAddr>().map(ipnet::IpNet::from));
             return match parsed {
                 Ok(net) => ExternalAddress::Cidr(net.trunc()),
                 Err(_) => {
                     self.push(
-                        Diagnostic::new(Code::InvalidAddress, format!("`{}` is not a CIDR", cidr.value))
-                            .with_label(cspan, "not an address block")
-                            .with_help("write an address or a block such as 203.0.113.0/24 or 2001:db8::/32"),
+                        Diagnostic::new(
+                            Code::InvalidAddress,
+                            format!("`{}` is not a CIDR", cidr.value),
+                        )
+                        .with_label(cspan, "not an address block")
+                        .with_help(
+                            "write an address or a block such as 203.0.113.0/24 or 2001:db8::/32",
+                        ),
                     );
                     ExternalAddress::Placeholder(cidr.value.clone())
                 }
@@ -441,9 +450,12 @@ impl Checker<'_> {
             Ok(port) if port >= 1 => Some(port),
             _ => {
                 self.push(
-                    Diagnostic::new(Code::PortOutOfRange, format!("port {value} is out of range"))
-                        .with_label(span, "not in 1..65535")
-                        .with_help("ports are 1 to 65535; omit `port` to mean every port"),
+                    Diagnostic::new(
+                        Code::PortOutOfRange,
+                        format!("port {value} is out of range"),
+                    )
+                    .with_label(span, "not in 1..65535")
+                    .with_help("ports are 1 to 65535; omit `port` to mean every port"),
                 );
                 None
             }
@@ -494,12 +506,15 @@ impl Checker<'_> {
                 None => {
                     let near = did_you_mean(name, spec.parameters.iter().map(|p| p.id.as_str()));
                     self.push(
-                        Diagnostic::new(Code::UnknownParameter, format!("unknown parameter `{name}`"))
-                            .with_label(span, "no such parameter")
-                            .with_help(match near {
-                                Some(n) => format!("did you mean `${n}`?"),
-                                None => "define it under `parameters:`".to_owned(),
-                            }),
+                        Diagnostic::new(
+                            Code::UnknownParameter,
+                            format!("unknown parameter `{name}`"),
+                        )
+                        .with_label(span, "no such parameter")
+                        .with_help(match near {
+                            Some(n) => format!("did you mean `${n}`?"),
+                            None => "define it under `parameters:`".to_owned(),
+                        }),
                     );
                     None
                 }
@@ -531,7 +546,12 @@ impl Checker<'_> {
         Some(PortItem::Range(PortRange { start, end }))
     }
 
-    fn check_condition(&mut self, spec: &Spec, raw: &RawCondition, span: Span) -> Option<Condition> {
+    fn check_condition(
+        &mut self,
+        spec: &Spec,
+        raw: &RawCondition,
+        span: Span,
+    ) -> Option<Condition> {
         match raw {
             RawCondition::Feature(name) => match spec.feature_by_id(name) {
                 Some(f) => Some(Condition::Feature(f)),
@@ -580,9 +600,12 @@ impl Checker<'_> {
         }
         if spec.externals.iter().any(|e| e.id == id) {
             self.push(
-                Diagnostic::new(Code::InvalidSource, format!("`{id}` is an external endpoint and cannot be a flow's source"))
-                    .with_label(span, "external endpoints only receive")
-                    .with_help("model the sender as a component of kind `external` (e.g. `outside`)"),
+                Diagnostic::new(
+                    Code::InvalidSource,
+                    format!("`{id}` is an external endpoint and cannot be a flow's source"),
+                )
+                .with_label(span, "external endpoints only receive")
+                .with_help("model the sender as a component of kind `external` (e.g. `outside`)"),
             );
             return None;
         }
@@ -672,10 +695,13 @@ impl Checker<'_> {
                 if !protocol.has_ports() {
                     let span = self.span(raw_ports);
                     self.push(
-                        Diagnostic::new(Code::PortNotAllowed, format!("`{field}` given for protocol {protocol}"))
-                            .with_label(span, format!("{protocol} has no ports"))
-                            .with_help("use protocol tcp or udp, or remove the port")
-                            .with_label(protocol_span, "protocol set here"),
+                        Diagnostic::new(
+                            Code::PortNotAllowed,
+                            format!("`{field}` given for protocol {protocol}"),
+                        )
+                        .with_label(span, format!("{protocol} has no ports"))
+                        .with_help("use protocol tcp or udp, or remove the port")
+                        .with_label(protocol_span, "protocol set here"),
                     );
                 } else {
                     *target = self.check_ports(spec, raw_ports);
@@ -688,18 +714,24 @@ impl Checker<'_> {
                 Ok(addr) if addr.is_multicast() => {
                     if protocol != Protocol::Udp {
                         self.push(
-                            Diagnostic::new(Code::MulticastProtocol, format!("multicast over {protocol}"))
-                                .with_label(protocol_span, "multicast is UDP only")
-                                .with_help("set `protocol: udp`"),
+                            Diagnostic::new(
+                                Code::MulticastProtocol,
+                                format!("multicast over {protocol}"),
+                            )
+                            .with_label(protocol_span, "multicast is UDP only")
+                            .with_help("set `protocol: udp`"),
                         );
                     }
                     Some(addr)
                 }
                 _ => {
                     self.push(
-                        Diagnostic::new(Code::InvalidMulticast, format!("`{}` is not a multicast group", m.value))
-                            .with_label(span, "outside 224.0.0.0/4 and ff00::/8")
-                            .with_help("multicast groups are 224.0.0.0 to 239.255.255.255 or ff00::/8"),
+                        Diagnostic::new(
+                            Code::InvalidMulticast,
+                            format!("`{}` is not a multicast group", m.value),
+                        )
+                        .with_label(span, "outside 224.0.0.0/4 and ff00::/8")
+                        .with_help("multicast groups are 224.0.0.0 to 239.255.255.255 or ff00::/8"),
                     );
                     None
                 }
@@ -709,9 +741,12 @@ impl Checker<'_> {
             for d in destinations.iter().flatten() {
                 if let Destination::External(e) = d {
                     self.push(
-                        Diagnostic::new(Code::InvalidMulticast, format!("multicast to external endpoint `{}`", spec.external(*e).id))
-                            .with_label(to_span, "multicast receivers must be components")
-                            .with_help("name the components that join the group in `to`"),
+                        Diagnostic::new(
+                            Code::InvalidMulticast,
+                            format!("multicast to external endpoint `{}`", spec.external(*e).id),
+                        )
+                        .with_label(to_span, "multicast receivers must be components")
+                        .with_help("name the components that join the group in `to`"),
                     );
                 }
             }
@@ -756,9 +791,12 @@ impl Checker<'_> {
             };
             if protocol == Protocol::Any && ports.is_all() && !to_outside {
                 self.push(
-                    Diagnostic::new(Code::BroadFlow, "a flow allowing every protocol and port inside the system")
-                        .with_label(protocol_span, "protocol any, no port")
-                        .with_help("name the protocol and ports if the vendor states them"),
+                    Diagnostic::new(
+                        Code::BroadFlow,
+                        "a flow allowing every protocol and port inside the system",
+                    )
+                    .with_label(protocol_span, "protocol any, no port")
+                    .with_help("name the protocol and ports if the vendor states them"),
                 );
             }
             out.push(Flow {
@@ -833,9 +871,12 @@ impl Checker<'_> {
         for (i, feature) in spec.features.iter().enumerate() {
             if !used_features.contains(&FeatureId(i)) {
                 self.push(
-                    Diagnostic::new(Code::UnusedFeature, format!("feature `{}` switches no flow on", feature.id))
-                        .with_label(feature.span, "defined here")
-                        .with_help("use it in a flow's `when`, or remove it"),
+                    Diagnostic::new(
+                        Code::UnusedFeature,
+                        format!("feature `{}` switches no flow on", feature.id),
+                    )
+                    .with_label(feature.span, "defined here")
+                    .with_help("use it in a flow's `when`, or remove it"),
                 );
             }
         }
@@ -847,9 +888,12 @@ impl Checker<'_> {
         for (i, parameter) in spec.parameters.iter().enumerate() {
             if !used_parameters.contains(&ParameterId(i)) {
                 self.push(
-                    Diagnostic::new(Code::UnusedParameter, format!("parameter `{}` is used by no flow", parameter.id))
-                        .with_label(parameter.span, "defined here")
-                        .with_help("use it as `port: $id`, or remove it"),
+                    Diagnostic::new(
+                        Code::UnusedParameter,
+                        format!("parameter `{}` is used by no flow", parameter.id),
+                    )
+                    .with_label(parameter.span, "defined here")
+                    .with_help("use it as `port: $id`, or remove it"),
                 );
             }
         }

@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// documents, firewall policy and proofs.
 #[derive(Debug, Parser)]
 #[command(name = "portolan", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 success; 1 invalid input or a failed check; \
+#[command(
+    after_help = "Exit codes: 0 success; 1 invalid input or a failed check; \
 2 usage error, missing privilege or tool, or internal error.\n\
-Spec format: docs/spec-format.md. Diagnostics: docs/diagnostics.md.")]
+Spec format: docs/spec-format.md. Diagnostics: docs/diagnostics.md."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -52,7 +52,11 @@ pub fn load_spec_or_report(path: &Path) -> anyhow::Result<Spec> {
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);
             let (errors, _) = diagnostics.counts();
-            Err(InputError(format!("{}: {errors} error(s); nothing was written", path.display())).into())
+            Err(InputError(format!(
+                "{}: {errors} error(s); nothing was written",
+                path.display()
+            ))
+            .into())
         }
     }
 }

@@ -1,0 +1,189 @@
+//! Integration tests of the spec reader: every invalid fixture produces the
+//! diagnostics it is named for (snapshots of the rendered text), the shipped
+//! examples are valid, and every diagnostic code is documented.
+
+use std::path::{Path, PathBuf};
+
+use portolan_spec::{load_spec, render_diagnostics, Code, RenderStyle, SourceFile};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/invalid exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn diagnostics_text(path: &Path) -> (String, Vec<Code>, bool) {
+    let name = format!(
+        "invalid/{}",
+        path.file_name().expect("file name").to_string_lossy()
+    );
+    let text = std::fs::read_to_string(path).expect("fixture is readable");
+    match load_spec(SourceFile::new(name, text)) {
+        Ok(loaded) => (
+            render_diagnostics(&loaded.warnings, RenderStyle::Plain),
+            loaded.warnings.items.iter().map(|d| d.code).collect(),
+            true,
+        ),
+        Err(diagnostics) => (
+            render_diagnostics(&diagnostics, RenderStyle::Plain),
+            diagnostics.items.iter().map(|d| d.code).collect(),
+            false,
+        ),
+    }
+}
+
+#[test]
+fn invalid_fixtures_render_their_diagnostics() {
+    for path in fixtures() {
+        let stem = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .to_string();
+        let (text, codes, valid) = diagnostics_text(&path);
+        assert!(
+            !codes.is_empty(),
+            "{stem}: expected at least one diagnostic"
+        );
+        // Only the warnings fixture may load; every other one must be rejected.
+        assert_eq!(valid, stem == "warnings", "{stem}: validity");
+        insta::assert_snapshot!(stem, text);
+    }
+}
+
+#[test]
+fn each_fixture_reports_its_codes() {
+    let expect: &[(&str, &[Code])] = &[
+        ("yaml-syntax", &[Code::YamlSyntax]),
+        ("empty-file", &[Code::YamlSyntax]),
+        ("unknown-key", &[Code::UnknownKey]),
+        ("missing-key", &[Code::MissingKey]),
+        ("wrong-type", &[Code::WrongType]),
+        ("wrong-port-shape", &[Code::WrongType]),
+        ("duplicate-key", &[Code::DuplicateKey]),
+        ("unsupported-version", &[Code::UnsupportedVersion]),
+        (
+            "invalid-and-duplicate-id",
+            &[Code::InvalidId, Code::DuplicateId],
+        ),
+        (
+            "unknown-references",
+            &[
+                Code::UnknownReference,
+                Code::UnknownReference,
+                Code::UnknownFeature,
+                Code::UnknownParameter,
+            ],
+        ),
+        (
+            "ports",
+            &[
+                Code::PortOutOfRange,
+                Code::InvertedRange,
+                Code::InvalidPort,
+                Code::PortNotAllowed,
+                Code::EmptyList,
+            ],
+        ),
+        ("duplicate-flow", &[Code::DuplicateFlow]),
+        (
+            "multicast",
+            &[
+                Code::InvalidMulticast,
+                Code::MulticastProtocol,
+                Code::InvalidMulticast,
+            ],
+        ),
+        (
+            "invalid-source-and-address",
+            &[
+                Code::InvalidAddress,
+                Code::InvalidAddress,
+                Code::InvalidAddress,
+                Code::InvalidSource,
+            ],
+        ),
+        (
+            "warnings",
+            &[
+                Code::ParameterNeedsValue,
+                Code::BroadFlow,
+                Code::OptionalWithoutCondition,
+                Code::UnusedFeature,
+                Code::UnusedParameter,
+            ],
+        ),
+    ];
+    for (stem, codes) in expect {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/invalid/{stem}.yaml"));
+        let (_, found, _) = diagnostics_text(&path);
+        let mut found_sorted = found.clone();
+        found_sorted.sort();
+        let mut expected_sorted = codes.to_vec();
+        expected_sorted.sort();
+        assert_eq!(found_sorted, expected_sorted, "{stem}: {found:?}");
+    }
+}
+
+#[test]
+fn every_code_is_documented() {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/diagnostics.md"))
+        .expect("docs/diagnostics.md exists");
+    for code in Code::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", code.as_str())),
+            "{} is missing from docs/diagnostics.md",
+            code.as_str()
+        );
+    }
+}
+
+#[test]
+fn shipped_examples_are_valid() {
+    let examples = workspace_root().join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).expect("examples/ exists") {
+        let spec = entry.expect("entry").path().join("portolan.yaml");
+        if !spec.exists() {
+            continue;
+        }
+        let source = SourceFile::read(&spec).expect("readable");
+        if let Err(diagnostics) = load_spec(source) {
+            panic!(
+                "{} is invalid:\n{}",
+                spec.display(),
+                render_diagnostics(&diagnostics, RenderStyle::Plain)
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "expected both seed examples, found {checked}");
+}
+
+#[test]
+fn schema_describes_the_top_level_keys() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&portolan_spec::schema::spec_schema()).expect("schema is JSON");
+    let properties = schema["properties"].as_object().expect("properties");
+    for key in [
+        "portolan",
+        "system",
+        "components",
+        "externals",
+        "features",
+        "parameters",
+        "flows",
+    ] {
+        assert!(properties.contains_key(key), "schema lacks {key}");
+    }
+    assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+}
