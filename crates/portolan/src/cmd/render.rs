@@ -1,18 +1,25 @@
 //! `portolan render`.
 
+use portolan_render::Format;
+
 use crate::cli::{RenderArgs, RenderFormat};
 use crate::output::write_output;
 
+/// Reads and checks the spec, renders it, and writes the result whole.
 pub fn run(args: &RenderArgs) -> anyhow::Result<u8> {
     let spec = super::load_spec_or_report(&args.spec)?;
-    let text = match args.format {
-        RenderFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&spec)?;
-            json.push('\n');
-            json
-        }
-        other => anyhow::bail!("render format {other:?} is not built yet"),
-    };
+    let text = portolan_render::render(&spec, format(args.format))?;
     write_output(args.output.as_deref(), &text)?;
     Ok(crate::EXIT_OK)
+}
+
+/// The library's format for the command-line choice.
+fn format(format: RenderFormat) -> Format {
+    match format {
+        RenderFormat::Matrix => Format::Matrix,
+        RenderFormat::Tables => Format::Tables,
+        RenderFormat::Mermaid => Format::Mermaid,
+        RenderFormat::Dot => Format::Dot,
+        RenderFormat::Json => Format::Json,
+    }
 }

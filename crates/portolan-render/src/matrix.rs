@@ -1,0 +1,247 @@
+//! The connection-matrix page.
+
+use std::fmt::Write as _;
+
+use portolan_spec::{ComponentId, ComponentKind, Destination, Flow, Spec};
+
+use crate::markdown::{code, escape, text};
+use crate::token::{condition_words, endpoint_text, marked_tokens, protocol_word, ConditionNotes};
+
+/// The legend: what a cell means. Kept as one text so that the page and the
+/// documentation say the same thing.
+const LEGEND: &str = "\
+Values are shown as `IP:protocol:source_port:destination_port`, one per
+destination port, separated by spaces; the cell in row *From* and column *To*
+lists what *From* sends to *To*.
+
+- Blank leading fields are elided: `T::8112` is TCP to port 8112.
+- The protocol is `T` for TCP, `U` for UDP and `I` for ICMP, which has no
+  ports (`I::`).
+- `*` means any: `T::*` is every TCP port, and `*:*:*:*` is every protocol
+  and port.
+- If `source_port` is blank, it is an ephemeral port; `U:8112:8112` is UDP
+  from port 8112 to port 8112.
+- `IP` is given only for multicast: `225.0.1.9:U::8082` is UDP sent to the
+  group 225.0.1.9, which the column's component joins.
+- A port may be a range (`T::8000-8010`) or a parameter the operator sets
+  (`T::$postgres-port`, see *Parameters*).
+- A trailing `?` marks an optional flow, and `[n]` a flow that exists only
+  under condition *n*, listed below the matrix. Unmarked flows are required.
+- `N/A` marks a component's own cell when it sends nothing to itself.
+";
+
+/// Renders the matrix page.
+pub(crate) fn render(spec: &Spec) -> String {
+    let mut out = String::new();
+    let mut notes = ConditionNotes::new();
+    title(spec, &mut out);
+    out.push_str("## Legend\n\n");
+    out.push_str(LEGEND);
+    out.push_str("\n## Connection matrix\n\n");
+    out.push_str(&matrix_table(spec, &mut notes));
+    if !notes.is_empty() {
+        out.push_str("\nConditions:\n\n");
+        for (i, condition) in notes.conditions().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{}. only when {}",
+                i + 1,
+                condition_words(spec, condition)
+            );
+        }
+    }
+    let outside: Vec<&str> = spec
+        .components
+        .iter()
+        .filter(|c| c.kind == ComponentKind::External)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !outside.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} stands for the outside world: it has no fixed address, and a \
+             flow to it may go anywhere.",
+            outside
+                .iter()
+                .map(|n| format!("*{}*", escape(n)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    external_endpoints(spec, &mut out);
+    features_and_parameters(spec, &mut out);
+    out
+}
+
+/// The page title and what the spec says about the system.
+pub(crate) fn title(spec: &Spec, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# {}: networking requirements\n",
+        escape(&spec.system.name)
+    );
+    if let Some(description) = &spec.system.description {
+        let _ = writeln!(out, "{}\n", text(description.trim()));
+    }
+    let mut facts = Vec::new();
+    if let Some(vendor) = &spec.system.vendor {
+        facts.push(format!("Vendor: {}.", escape(vendor)));
+    }
+    if let Some(source) = &spec.system.source {
+        facts.push(format!("Source: {}.", link(source.trim())));
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(out, "{}\n", facts.join(" "));
+    }
+}
+
+/// A URL as an autolink when it is one, else as text.
+fn link(text: &str) -> String {
+    let is_url = (text.starts_with("https://") || text.starts_with("http://"))
+        && !text.contains(|c: char| c.is_whitespace() || c == '<' || c == '>');
+    if is_url {
+        format!("<{text}>")
+    } else {
+        escape(text)
+    }
+}
+
+/// The table itself: one row and one column per component, in spec order.
+fn matrix_table(spec: &Spec, notes: &mut ConditionNotes) -> String {
+    let mut out = String::from("| To →<br>↓ From |");
+    for component in &spec.components {
+        let _ = write!(out, " {} |", escape(&component.name));
+    }
+    out.push_str("\n|---|");
+    for _ in &spec.components {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (row, from) in spec.components.iter().enumerate() {
+        let _ = write!(out, "| {} |", escape(&from.name));
+        for column in 0..spec.components.len() {
+            let tokens: Vec<String> = spec
+                .flows
+                .iter()
+                .filter(|f| {
+                    f.from == ComponentId(row)
+                        && f.to == Destination::Component(ComponentId(column))
+                })
+                .flat_map(|f| marked_tokens(spec, f, notes))
+                .collect();
+            let cell = if tokens.is_empty() && row == column {
+                "N/A".to_owned()
+            } else {
+                escape(&tokens.join(" "))
+            };
+            if cell.is_empty() {
+                out.push_str(" |");
+            } else {
+                let _ = write!(out, " {cell} |");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Flows to named external endpoints, grouped by source component.
+fn external_endpoints(spec: &Spec, out: &mut String) {
+    let external_flows: Vec<&Flow> = spec
+        .flows
+        .iter()
+        .filter(|f| matches!(f.to, Destination::External(_)))
+        .collect();
+    if external_flows.is_empty() {
+        return;
+    }
+    out.push_str("\n## External endpoints\n\n");
+    out.push_str(
+        "Endpoints outside the system that components connect to, with the \
+         condition under which each is needed.\n",
+    );
+    for (i, component) in spec.components.iter().enumerate() {
+        let flows: Vec<&&Flow> = external_flows
+            .iter()
+            .filter(|f| f.from == ComponentId(i))
+            .collect();
+        if flows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n### {}\n", escape(&component.name));
+        for flow in flows {
+            let _ = writeln!(out, "- {}", external_item(spec, flow));
+        }
+    }
+}
+
+/// One line about a flow to an external endpoint:
+/// `` `slack.com:443` TCP, optional, only when `slack-alerts`: Slack alerts ``.
+pub(crate) fn external_item(spec: &Spec, flow: &Flow) -> String {
+    let Destination::External(e) = flow.to else {
+        return String::new();
+    };
+    let external = spec.external(e);
+    let address = external.address.to_string();
+    let mut item = code(&endpoint_text(spec, flow, &address));
+    if external.name != address && format!("<{}>", external.name) != address {
+        let _ = write!(item, " ({})", escape(&external.name));
+    }
+    let _ = write!(item, " {}", protocol_word(flow.protocol));
+    if let Some(group) = flow.multicast {
+        let _ = write!(item, " multicast to {group}");
+    }
+    if !flow.source_ports.is_all() {
+        let _ = write!(
+            item,
+            " from port {}",
+            code(&spec.ports_text(&flow.source_ports))
+        );
+    }
+    item.push_str(if flow.required {
+        ", required"
+    } else {
+        ", optional"
+    });
+    if let Some(condition) = &flow.when {
+        let _ = write!(item, ", only when {}", condition_words(spec, condition));
+    }
+    if let Some(purpose) = &flow.purpose {
+        let _ = write!(item, ": {}", text(purpose.trim()));
+    }
+    item
+}
+
+/// The features that switch flows on and the parameters that set ports.
+pub(crate) fn features_and_parameters(spec: &Spec, out: &mut String) {
+    if !spec.features.is_empty() {
+        out.push_str("\n## Features\n\n");
+        for feature in &spec.features {
+            let _ = write!(out, "- {}", code(&feature.id));
+            if feature.name != feature.id {
+                let _ = write!(out, " ({})", escape(&feature.name));
+            }
+            if let Some(description) = &feature.description {
+                let _ = write!(out, ": {}", text(description.trim()));
+            }
+            out.push('\n');
+        }
+    }
+    if !spec.parameters.is_empty() {
+        out.push_str("\n## Parameters\n\n");
+        for parameter in &spec.parameters {
+            let _ = write!(out, "- {}", code(&format!("${}", parameter.id)));
+            match parameter.default {
+                Some(default) => {
+                    let _ = write!(out, ", default {default}");
+                }
+                None => out.push_str(", no default: every deployment sets it"),
+            }
+            let _ = write!(out, ", shown as \"{}\"", escape(&parameter.shown_as));
+            if let Some(description) = &parameter.description {
+                let _ = write!(out, ": {}", text(description.trim()));
+            }
+            out.push('\n');
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Per-component Ingress and Egress tables, in the style of vendor
+//! networking pages.
+
+use std::fmt::Write as _;
+
+use portolan_spec::{Component, ComponentId, ComponentKind, Destination, Flow, Spec};
+
+use crate::markdown::{code, escape, table, text};
+use crate::matrix::{external_item, features_and_parameters, title};
+use crate::token::{condition_words, ports_for_table, protocol_word};
+
+const HEADER: [&str; 5] = [
+    "Name",
+    "Port",
+    "Protocol",
+    "Optional/Required",
+    "Description",
+];
+
+/// Renders the tables page.
+pub(crate) fn render(spec: &Spec) -> String {
+    let mut out = String::new();
+    title(spec, &mut out);
+    out.push_str(
+        "Each component's section lists the connections it accepts (Ingress) \
+         and the connections it makes (Egress).\n",
+    );
+    for (i, component) in spec.components.iter().enumerate() {
+        let id = ComponentId(i);
+        let shown = match component.kind {
+            ComponentKind::System => true,
+            // A dependency is the operator's to run, so it only gets a section
+            // when some flow touches it (its firewall needs the rules too).
+            ComponentKind::Dependency => spec
+                .flows
+                .iter()
+                .any(|f| f.from == id || f.to == Destination::Component(id)),
+            ComponentKind::External => false,
+        };
+        if shown {
+            section(spec, id, component, &mut out);
+        }
+    }
+    features_and_parameters(spec, &mut out);
+    out
+}
+
+fn section(spec: &Spec, id: ComponentId, component: &Component, out: &mut String) {
+    let _ = writeln!(out, "\n## {}\n", escape(&component.name));
+    if component.kind == ComponentKind::Dependency {
+        out.push_str("A dependency: provided and run by the operator.\n\n");
+    }
+    if let Some(description) = &component.description {
+        let _ = writeln!(out, "{}\n", text(description.trim()));
+    }
+    let lowercase = escape(&component.name.to_lowercase());
+
+    out.push_str("### Ingress\n\n");
+    let ingress = rows(
+        spec,
+        spec.flows
+            .iter()
+            .filter(|f| f.to == Destination::Component(id)),
+        |f| spec.component(f.from).name.clone(),
+    );
+    if ingress.is_empty() {
+        let _ = writeln!(out, "No inbound access to the {lowercase} is required.");
+    } else {
+        out.push_str(&table(&HEADER, &ingress));
+    }
+
+    out.push_str("\n### Egress\n\n");
+    let egress = rows(spec, spec.flows.iter().filter(|f| f.from == id), |f| {
+        spec.destination_name(f.to).to_owned()
+    });
+    if egress.is_empty() {
+        let _ = writeln!(out, "No outbound access from the {lowercase} is required.");
+    } else {
+        out.push_str(&table(&HEADER, &egress));
+    }
+
+    let external: Vec<&Flow> = spec
+        .flows
+        .iter()
+        .filter(|f| f.from == id && matches!(f.to, Destination::External(_)))
+        .collect();
+    if !external.is_empty() {
+        out.push_str("\n### External access\n\n");
+        for flow in external {
+            let _ = writeln!(out, "- {}", external_item(spec, flow));
+        }
+    }
+}
+
+/// Table rows of some flows, in spec order; a row equal to an earlier one is
+/// left out, because vendor tables list a service once however many peers use it.
+fn rows<'s>(
+    spec: &'s Spec,
+    flows: impl Iterator<Item = &'s Flow>,
+    peer_name: impl Fn(&Flow) -> String,
+) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for flow in flows {
+        let row = row(spec, flow, &peer_name);
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn row(spec: &Spec, flow: &Flow, peer_name: &impl Fn(&Flow) -> String) -> Vec<String> {
+    let name = flow.name.clone().unwrap_or_else(|| peer_name(flow));
+    let mut port = escape(&ports_for_table(spec, flow));
+    if !flow.source_ports.is_all() {
+        let _ = write!(
+            port,
+            " (source {})",
+            code(&spec.ports_text(&flow.source_ports))
+        );
+    }
+    let mut protocol = protocol_word(flow.protocol).to_owned();
+    if let Some(group) = flow.multicast {
+        let _ = write!(protocol, " (multicast {group})");
+    }
+    let required = if flow.required {
+        "Required"
+    } else {
+        "Optional"
+    };
+    let description = match (&flow.purpose, &flow.when) {
+        (Some(purpose), _) => text(purpose.trim()),
+        (None, Some(condition)) => format!("Only when {}.", condition_words(spec, condition)),
+        (None, None) => String::new(),
+    };
+    vec![
+        escape(&name),
+        port,
+        protocol,
+        required.to_owned(),
+        description,
+    ]
+}
