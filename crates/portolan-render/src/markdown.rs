@@ -19,53 +19,23 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-/// Free text (a purpose, a description) for inline markdown: escaped as
-/// [`escape`] does, except that its code spans (`` `5432` ``) are kept, since
-/// vendor pages write ports and commands that way. Inside a code span only
-/// `|` is escaped, which GitHub requires within table cells.
+/// Free text (a purpose, a description) for a table cell or a paragraph.
+/// It is markdown already, as on the vendor pages it is copied from (code
+/// spans, links), so it is kept as written; only what would break the line
+/// structure changes: an unescaped `|` (which would end a table cell, even
+/// inside a code span) gets a backslash, and line breaks become spaces.
 pub(crate) fn text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find('`') {
-        out.push_str(&escape(&rest[..start]));
-        let after = &rest[start..];
-        let fence_len = after.len() - after.trim_start_matches('`').len();
-        let fence = &after[..fence_len];
-        let body = &after[fence_len..];
-        match closing_fence(body, fence_len) {
-            Some(end) => {
-                let span = &body[..end];
-                out.push_str(fence);
-                out.push_str(&span.replace(['\n', '\r'], " ").replace('|', "\\|"));
-                out.push_str(fence);
-                rest = &body[end + fence_len..];
-            }
-            None => {
-                out.push_str(&escape(fence));
-                rest = body;
-            }
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            '|' if !escaped => out.push_str("\\|"),
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
         }
+        escaped = c == '\\' && !escaped;
     }
-    out.push_str(&escape(rest));
     out
-}
-
-/// Where a run of exactly `len` backticks starts in `body`.
-fn closing_fence(body: &str, len: usize) -> Option<usize> {
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'`' {
-            let run = bytes[i..].iter().take_while(|b| **b == b'`').count();
-            if run == len {
-                return Some(i);
-            }
-            i += run;
-        } else {
-            i += 1;
-        }
-    }
-    None
 }
 
 /// Text inside a code span: backticks in the text get a longer fence.
@@ -120,11 +90,11 @@ mod tests {
         assert_eq!(escape("Long-tail Store"), "Long-tail Store");
         assert_eq!(code("a`b"), "`` a`b ``");
         assert_eq!(
-            text("By default this is `5432`. *Not* a `a|b` [link]"),
-            r"By default this is `5432`. \*Not\* a `a\|b` \[link\]"
+            text("By default `5432`. See [SQS](./q.md#sqs) or `a|b`."),
+            r"By default `5432`. See [SQS](./q.md#sqs) or `a\|b`."
         );
-        assert_eq!(text("one ` tick"), r"one \` tick");
-        assert_eq!(text("``a`b`` c"), "``a`b`` c");
+        assert_eq!(text(r"a \| b | c\\|d"), r"a \| b \| c\\\|d");
+        assert_eq!(text("two\nlines"), "two lines");
         assert_eq!(code("slack.com:443"), "`slack.com:443`");
     }
 

@@ -57,10 +57,15 @@ pub(crate) fn render(spec: &Spec) -> String {
         .map(|c| c.name.as_str())
         .collect();
     if !outside.is_empty() {
+        let verb = if outside.len() == 1 {
+            "stands"
+        } else {
+            "stand"
+        };
         let _ = writeln!(
             out,
-            "\n{} stands for the outside world: it has no fixed address, and a \
-             flow to it may go anywhere.",
+            "\n{} {verb} for the outside world: no fixed address, and a flow \
+             to it may go anywhere.",
             outside
                 .iter()
                 .map(|n| format!("*{}*", escape(n)))
@@ -145,32 +150,58 @@ fn matrix_table(spec: &Spec, notes: &mut ConditionNotes) -> String {
     out
 }
 
-/// Flows to named external endpoints, grouped by source component.
+/// Flows to named external endpoints, grouped by source component. An
+/// endpoint that every system component reaches the same way is listed once,
+/// under "Every system component", as vendor pages do ("All hosts").
 fn external_endpoints(spec: &Spec, out: &mut String) {
-    let external_flows: Vec<&Flow> = spec
+    let items: Vec<(ComponentId, String)> = spec
         .flows
         .iter()
         .filter(|f| matches!(f.to, Destination::External(_)))
+        .map(|f| (f.from, external_item(spec, f)))
         .collect();
-    if external_flows.is_empty() {
+    if items.is_empty() {
         return;
     }
+    let system: Vec<ComponentId> = (0..spec.components.len())
+        .map(ComponentId)
+        .filter(|c| spec.component(*c).kind == ComponentKind::System)
+        .collect();
+    let everywhere = |item: &str| {
+        system.len() > 1
+            && system
+                .iter()
+                .all(|c| items.iter().any(|(from, i)| from == c && i == item))
+    };
     out.push_str("\n## External endpoints\n\n");
     out.push_str(
         "Endpoints outside the system that components connect to, with the \
          condition under which each is needed.\n",
     );
     for (i, component) in spec.components.iter().enumerate() {
-        let flows: Vec<&&Flow> = external_flows
+        let own: Vec<&String> = items
             .iter()
-            .filter(|f| f.from == ComponentId(i))
+            .filter(|(from, item)| *from == ComponentId(i) && !everywhere(item))
+            .map(|(_, item)| item)
             .collect();
-        if flows.is_empty() {
+        if own.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\n### {}\n", escape(&component.name));
-        for flow in flows {
-            let _ = writeln!(out, "- {}", external_item(spec, flow));
+        for item in own {
+            let _ = writeln!(out, "- {item}");
+        }
+    }
+    let mut shared: Vec<&String> = Vec::new();
+    for (_, item) in &items {
+        if everywhere(item) && !shared.contains(&item) {
+            shared.push(item);
+        }
+    }
+    if !shared.is_empty() {
+        out.push_str("\n### Every system component\n\n");
+        for item in shared {
+            let _ = writeln!(out, "- {item}");
         }
     }
 }
@@ -230,14 +261,16 @@ pub(crate) fn features_and_parameters(spec: &Spec, out: &mut String) {
     if !spec.parameters.is_empty() {
         out.push_str("\n## Parameters\n\n");
         for parameter in &spec.parameters {
-            let _ = write!(out, "- {}", code(&format!("${}", parameter.id)));
-            match parameter.default {
-                Some(default) => {
-                    let _ = write!(out, ", default {default}");
-                }
-                None => out.push_str(", no default: every deployment sets it"),
-            }
-            let _ = write!(out, ", shown as \"{}\"", escape(&parameter.shown_as));
+            let default = match parameter.default {
+                Some(default) => format!("default {default}"),
+                None => "no default: every deployment sets it".to_owned(),
+            };
+            let _ = write!(
+                out,
+                "- {} (shown as \"{}\"; {default})",
+                code(&format!("${}", parameter.id)),
+                escape(&parameter.shown_as)
+            );
             if let Some(description) = &parameter.description {
                 let _ = write!(out, ": {}", text(description.trim()));
             }

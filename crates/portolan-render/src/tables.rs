@@ -16,6 +16,14 @@ const HEADER: [&str; 5] = [
     "Optional/Required",
     "Description",
 ];
+/// Ingress of a dependency: who connects to it.
+const FROM_HEADER: [&str; 5] = [
+    "From",
+    "Port",
+    "Protocol",
+    "Optional/Required",
+    "Description",
+];
 
 /// Renders the tables page.
 pub(crate) fn render(spec: &Spec) -> String {
@@ -46,7 +54,7 @@ pub(crate) fn render(spec: &Spec) -> String {
 }
 
 fn section(spec: &Spec, id: ComponentId, component: &Component, out: &mut String) {
-    let _ = writeln!(out, "\n## {}\n", escape(&component.name));
+    heading(out, &format!("## {}", escape(&component.name)));
     if component.kind == ComponentKind::Dependency {
         out.push_str("A dependency: provided and run by the operator.\n\n");
     }
@@ -54,29 +62,40 @@ fn section(spec: &Spec, id: ComponentId, component: &Component, out: &mut String
         let _ = writeln!(out, "{}\n", text(description.trim()));
     }
     let lowercase = escape(&component.name.to_lowercase());
+    // The spec says what the system needs from a dependency, not what else
+    // the dependency does: an empty table there is "not stated", not "none".
+    let dependency = component.kind == ComponentKind::Dependency;
 
-    out.push_str("### Ingress\n\n");
-    let ingress = rows(
-        spec,
-        spec.flows
-            .iter()
-            .filter(|f| f.to == Destination::Component(id)),
-        |f| spec.component(f.from).name.clone(),
-    );
-    if ingress.is_empty() {
+    let ingress_flows = spec
+        .flows
+        .iter()
+        .filter(|f| f.to == Destination::Component(id));
+    // A flow's name labels the service reached, which for a dependency is the
+    // section itself; who connects is what its operator needs to know.
+    let ingress = rows(spec, ingress_flows, dependency, |f| {
+        spec.component(f.from).name.clone()
+    });
+    if !ingress.is_empty() {
+        heading(out, "### Ingress");
+        let header = if dependency { FROM_HEADER } else { HEADER };
+        out.push_str(&table(&header, &ingress));
+    } else if !dependency {
+        heading(out, "### Ingress");
         let _ = writeln!(out, "No inbound access to the {lowercase} is required.");
-    } else {
-        out.push_str(&table(&HEADER, &ingress));
     }
 
-    out.push_str("\n### Egress\n\n");
-    let egress = rows(spec, spec.flows.iter().filter(|f| f.from == id), |f| {
-        spec.destination_name(f.to).to_owned()
-    });
-    if egress.is_empty() {
-        let _ = writeln!(out, "No outbound access from the {lowercase} is required.");
-    } else {
+    let egress = rows(
+        spec,
+        spec.flows.iter().filter(|f| f.from == id),
+        false,
+        |f| spec.destination_name(f.to).to_owned(),
+    );
+    if !egress.is_empty() {
+        heading(out, "### Egress");
         out.push_str(&table(&HEADER, &egress));
+    } else if !dependency {
+        heading(out, "### Egress");
+        let _ = writeln!(out, "No outbound access from the {lowercase} is required.");
     }
 
     let external: Vec<&Flow> = spec
@@ -85,23 +104,40 @@ fn section(spec: &Spec, id: ComponentId, component: &Component, out: &mut String
         .filter(|f| f.from == id && matches!(f.to, Destination::External(_)))
         .collect();
     if !external.is_empty() {
-        out.push_str("\n### External access\n\n");
+        heading(out, "### External access");
         for flow in external {
             let _ = writeln!(out, "- {}", external_item(spec, flow));
         }
     }
 }
 
+/// Starts a heading after exactly one blank line.
+fn heading(out: &mut String, heading: &str) {
+    while out.ends_with('\n') {
+        out.pop();
+    }
+    out.push_str("\n\n");
+    out.push_str(heading);
+    out.push_str("\n\n");
+}
+
 /// Table rows of some flows, in spec order; a row equal to an earlier one is
 /// left out, because vendor tables list a service once however many peers use it.
+/// The first column is the flow's name (or the peer's name when it has
+/// none), or always the peer's name when `by_peer`.
 fn rows<'s>(
     spec: &'s Spec,
     flows: impl Iterator<Item = &'s Flow>,
+    by_peer: bool,
     peer_name: impl Fn(&Flow) -> String,
 ) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for flow in flows {
-        let row = row(spec, flow, &peer_name);
+        let name = match (&flow.name, by_peer) {
+            (Some(name), false) => name.clone(),
+            _ => peer_name(flow),
+        };
+        let row = row(spec, flow, name);
         if !rows.contains(&row) {
             rows.push(row);
         }
@@ -109,8 +145,7 @@ fn rows<'s>(
     rows
 }
 
-fn row(spec: &Spec, flow: &Flow, peer_name: &impl Fn(&Flow) -> String) -> Vec<String> {
-    let name = flow.name.clone().unwrap_or_else(|| peer_name(flow));
+fn row(spec: &Spec, flow: &Flow, name: String) -> Vec<String> {
     let mut port = escape(&ports_for_table(spec, flow));
     if !flow.source_ports.is_all() {
         let _ = write!(

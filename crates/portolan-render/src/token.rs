@@ -136,9 +136,9 @@ pub(crate) fn condition_words(spec: &Spec, condition: &Condition) -> String {
 
 /// Ports written for a reader who may not know the spec's parameters:
 /// `8112`, `8000-8010`, the parameter's `shown_as` text, `All` for every
-/// port, `N/A` for protocols without ports.
+/// port (protocol `any` included), `N/A` for ICMP, which has no ports.
 pub(crate) fn ports_for_table(spec: &Spec, flow: &Flow) -> String {
-    if !flow.protocol.has_ports() {
+    if flow.protocol == Protocol::Icmp {
         return "N/A".to_owned();
     }
     if flow.ports.is_all() {

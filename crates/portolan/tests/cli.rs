@@ -150,3 +150,58 @@ fn schema_is_json_and_completions_are_generated() {
     assert!(output.status.success());
     assert!(stdout(&output).contains("_portolan()"));
 }
+
+#[test]
+fn render_help() {
+    let output = portolan(&["render", "--help"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    insta::assert_snapshot!("help_render", stdout(&output));
+}
+
+/// Every format renders both examples, to standard output and to a file
+/// (`-o`), with the same bytes.
+#[test]
+fn render_every_format_to_stdout_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["circonus-inside", "spacelift-self-hosted"] {
+        for (format, marker) in [
+            ("matrix", "| To →<br>↓ From |"),
+            ("tables", "### Egress"),
+            ("mermaid", "flowchart LR"),
+            ("dot", "digraph "),
+            ("json", "\"components\""),
+        ] {
+            let spec = example(name);
+            let output = portolan(&["render", &spec, "--format", format]);
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{name} {format}: {}",
+                stderr(&output)
+            );
+            assert!(stdout(&output).contains(marker), "{name} {format}");
+
+            let out = dir.path().join(format!("{name}.{format}"));
+            let to_file = portolan(&[
+                "render",
+                &spec,
+                "-f",
+                format,
+                "-o",
+                out.to_str().expect("utf-8 path"),
+            ]);
+            assert_eq!(
+                to_file.status.code(),
+                Some(0),
+                "{name} {format}: {}",
+                stderr(&to_file)
+            );
+            assert!(to_file.stdout.is_empty(), "nothing on stdout with -o");
+            let written = std::fs::read(&out).expect("the output file exists");
+            assert_eq!(
+                written, output.stdout,
+                "{name} {format}: file and stdout differ"
+            );
+        }
+    }
+}
