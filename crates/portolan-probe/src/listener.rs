@@ -221,7 +221,12 @@ fn open(
         _ => (Type::DGRAM, socket2::Protocol::UDP),
     };
     let socket = Socket::new(Domain::for_address(addr), kind, Some(proto))?;
-    socket.set_reuse_address(true)?;
+    // TCP: rebind despite old connections in TIME_WAIT. Multicast: several
+    // receivers may share a group. Never for unicast UDP, where the last
+    // socket bound would silently take the datagrams of another.
+    if !matches!(protocol, ListenProtocol::Udp) {
+        socket.set_reuse_address(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
