@@ -187,6 +187,30 @@ pub enum Code {
     UnusedParameter,
     /// An empty list where at least one item is needed.
     EmptyList,
+    /// A deployment places a component the spec does not define.
+    DeploymentUnknownComponent,
+    /// A deployment binds an external endpoint the spec does not define.
+    DeploymentUnknownExternal,
+    /// A deployment enables a feature the spec does not define.
+    DeploymentUnknownFeature,
+    /// A deployment sets a parameter the spec does not define.
+    DeploymentUnknownParameter,
+    /// A deployment address that is not an IP address, CIDR or DNS name.
+    DeploymentInvalidAddress,
+    /// A deployment parameter value outside 1..=65535.
+    DeploymentInvalidPort,
+    /// A malformed Kubernetes selector or AWS placement.
+    DeploymentInvalidPlacement,
+    /// Addresses of different components overlap, so a rule about one matches the other.
+    DeploymentOverlappingAddresses,
+    /// A required flow whose source or destination has no placement.
+    DeploymentUnplacedFlow,
+    /// An enabled optional flow whose source or destination has no placement.
+    DeploymentUnplacedOptionalFlow,
+    /// A parameter used by an enabled flow has neither a default nor a value.
+    DeploymentMissingParameter,
+    /// The chosen target cannot serve the deployment (e.g. nftables without addresses).
+    DeploymentUnsupportedByTarget,
 }
 
 impl Code {
@@ -218,6 +242,18 @@ impl Code {
         Code::UnusedFeature,
         Code::UnusedParameter,
         Code::EmptyList,
+        Code::DeploymentUnknownComponent,
+        Code::DeploymentUnknownExternal,
+        Code::DeploymentUnknownFeature,
+        Code::DeploymentUnknownParameter,
+        Code::DeploymentInvalidAddress,
+        Code::DeploymentInvalidPort,
+        Code::DeploymentInvalidPlacement,
+        Code::DeploymentOverlappingAddresses,
+        Code::DeploymentUnplacedFlow,
+        Code::DeploymentUnplacedOptionalFlow,
+        Code::DeploymentMissingParameter,
+        Code::DeploymentUnsupportedByTarget,
     ];
 
     /// The stable string form, e.g. `spec::unknown-reference`.
@@ -249,6 +285,18 @@ impl Code {
             Code::UnusedFeature => "spec::unused-feature",
             Code::UnusedParameter => "spec::unused-parameter",
             Code::EmptyList => "spec::empty-list",
+            Code::DeploymentUnknownComponent => "deployment::unknown-component",
+            Code::DeploymentUnknownExternal => "deployment::unknown-external",
+            Code::DeploymentUnknownFeature => "deployment::unknown-feature",
+            Code::DeploymentUnknownParameter => "deployment::unknown-parameter",
+            Code::DeploymentInvalidAddress => "deployment::invalid-address",
+            Code::DeploymentInvalidPort => "deployment::invalid-port",
+            Code::DeploymentInvalidPlacement => "deployment::invalid-placement",
+            Code::DeploymentOverlappingAddresses => "deployment::overlapping-addresses",
+            Code::DeploymentUnplacedFlow => "deployment::unplaced-flow",
+            Code::DeploymentUnplacedOptionalFlow => "deployment::unplaced-optional-flow",
+            Code::DeploymentMissingParameter => "deployment::missing-parameter",
+            Code::DeploymentUnsupportedByTarget => "deployment::unsupported-by-target",
         }
     }
 
@@ -259,7 +307,8 @@ impl Code {
             | Code::OptionalWithoutCondition
             | Code::BroadFlow
             | Code::UnusedFeature
-            | Code::UnusedParameter => Severity::Warning,
+            | Code::UnusedParameter
+            | Code::DeploymentUnplacedOptionalFlow => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -532,7 +581,10 @@ mod tests {
     fn every_code_is_namespaced_and_unique() {
         let mut seen = std::collections::HashSet::new();
         for code in Code::ALL {
-            assert!(code.as_str().starts_with("spec::"));
+            assert!(
+                code.as_str().starts_with("spec::") || code.as_str().starts_with("deployment::"),
+                "{code} has no known prefix"
+            );
             assert!(seen.insert(code.as_str()), "duplicate {code}");
         }
     }

@@ -22,8 +22,10 @@
 //! ```
 
 pub mod check;
+pub mod deployment;
 pub mod diag;
 pub mod model;
+pub mod plan;
 pub mod raw;
 pub mod schema;
 

@@ -1,0 +1,782 @@
+//! Planning: a spec and a deployment resolved into concrete flows.
+//!
+//! [`plan`] keeps every flow whose condition holds and whose ends are placed,
+//! with addresses, selectors and ports resolved ([`PlannedFlow`]); every other
+//! flow is listed in [`Plan::left_out`] with the reason. Generators of
+//! firewall policy work from a [`Plan`] only.
+//!
+//! Two rules keep a plan from opening more than the spec says:
+//! - a component of kind `external` without addresses in the deployment is
+//!   "any address", written out explicitly as `0.0.0.0/0` and `::/0` with
+//!   [`Endpoint::any`] set; nothing else is ever widened;
+//! - an external endpoint with a host name (or a wildcard pattern) and no
+//!   addresses in the deployment stays a name: targets that cannot match
+//!   names say so with a warning.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::deployment::{Address, AwsPlacement, Deployment, KubernetesSelector, Placement, Proxy};
+use crate::diag::Span;
+use crate::model::*;
+
+/// A spec resolved against a deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The system's display name.
+    pub system: String,
+    /// The deployment's name, if it has one.
+    pub deployment: Option<String>,
+    /// Every component of the spec, in spec order, with its placement.
+    pub components: Vec<Endpoint>,
+    /// Flows that exist in this deployment, in spec order.
+    pub flows: Vec<PlannedFlow>,
+    /// Flows that do not, each with the reason.
+    pub left_out: Vec<LeftOut>,
+    /// Where the deployment's `components:` section is, for diagnostics of
+    /// generators about components the deployment does not place.
+    #[serde(skip)]
+    pub components_span: Span,
+}
+
+/// What an end of a flow is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// A component that is part of the product.
+    System,
+    /// A component the operator provides.
+    Dependency,
+    /// A component of kind `external`: the outside world.
+    Outside,
+    /// A named external endpoint (host name, pattern, CIDR, placeholder).
+    External,
+}
+
+/// One end of a flow, placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// Component or external id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What it is.
+    pub kind: EndpointKind,
+    /// True when the deployment gives no address for an `outside` component:
+    /// [`nets`](Self::nets) then holds exactly `0.0.0.0/0` and `::/0`.
+    pub any: bool,
+    /// Addresses and blocks (a single address is a /32 or /128).
+    pub nets: Vec<IpNet>,
+    /// DNS names, to be resolved by whoever can (not a plan's job).
+    pub hosts: Vec<String>,
+    /// Wildcard DNS patterns (`monitoring.*.amazonaws.com`).
+    pub patterns: Vec<String>,
+    /// Kubernetes pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSelector>,
+    /// AWS security group or prefix list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsPlacement>,
+    /// Where the deployment places it (`None`: the spec alone places it, or nothing does).
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+impl Endpoint {
+    /// Whether nothing says where it is.
+    pub fn is_unplaced(&self) -> bool {
+        !self.any
+            && self.nets.is_empty()
+            && self.hosts.is_empty()
+            && self.patterns.is_empty()
+            && self.kubernetes.is_none()
+            && self.aws.is_none()
+    }
+
+    /// The IPv4 blocks.
+    pub fn v4(&self) -> impl Iterator<Item = &IpNet> {
+        self.nets.iter().filter(|n| matches!(n, IpNet::V4(_)))
+    }
+
+    /// The IPv6 blocks.
+    pub fn v6(&self) -> impl Iterator<Item = &IpNet> {
+        self.nets.iter().filter(|n| matches!(n, IpNet::V6(_)))
+    }
+
+    /// Whether it is a component (not a named external endpoint).
+    pub fn is_component(&self) -> bool {
+        self.kind != EndpointKind::External
+    }
+
+    /// Addresses, names and patterns for a person, `any` for the outside world.
+    pub fn addresses_text(&self) -> String {
+        if self.any {
+            return "any (0.0.0.0/0, ::/0)".to_owned();
+        }
+        let mut parts: Vec<String> = self.nets.iter().map(net_text).collect();
+        parts.extend(self.hosts.iter().cloned());
+        parts.extend(self.patterns.iter().cloned());
+        if let Some(k) = &self.kubernetes {
+            let labels: Vec<String> = k
+                .pod_selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("k8s {}/{{{}}}", k.namespace, labels.join(",")));
+        }
+        if let Some(a) = &self.aws {
+            if let Some(sg) = &a.security_group {
+                parts.push(format!("sg {sg}"));
+            }
+            if let Some(pl) = &a.prefix_list {
+                parts.push(format!("prefix list {pl}"));
+            }
+        }
+        if parts.is_empty() {
+            "(unplaced)".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// A net as an address when it holds one address, else as a CIDR.
+pub fn net_text(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+/// A flow that exists in the deployment, every value concrete.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFlow {
+    /// The spec flow's id.
+    pub id: String,
+    /// Index of the flow in [`Spec::flows`].
+    pub flow: usize,
+    /// Source.
+    pub from: Endpoint,
+    /// Destination (with a proxy: the proxy, see [`via_proxy`](Self::via_proxy)).
+    pub to: Endpoint,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Fixed source ports; empty means ephemeral (any).
+    pub source_ports: Vec<PortRange>,
+    /// Destination ports; empty means every port (or none: icmp, any).
+    pub ports: Vec<PortRange>,
+    /// Multicast group the flow is sent to; `to` are its receivers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<IpAddr>,
+    /// Required (true) or optional.
+    pub required: bool,
+    /// Set when the deployment sends this flow through a proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via_proxy: Option<ProxiedFlow>,
+    /// Short label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Why it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// Where the flow is written in the spec.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// What a proxied flow was before the proxy replaced its destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxiedFlow {
+    /// The proxy, as `address:port`.
+    pub proxy: String,
+    /// The endpoint the proxy reaches.
+    pub destination: Endpoint,
+    /// The ports the proxy reaches it on.
+    pub ports: Vec<PortRange>,
+}
+
+/// A flow that does not exist in the deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftOut {
+    /// The spec flow's id.
+    pub id: String,
+    /// Index of the flow in [`Spec::flows`].
+    pub flow: usize,
+    /// Source id.
+    pub from: String,
+    /// Destination id.
+    pub to: String,
+    /// Whether the spec marks it required.
+    pub required: bool,
+    /// Why it is left out.
+    pub reason: LeftOutReason,
+    /// Where the flow is written in the spec.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// Why a flow is left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum LeftOutReason {
+    /// Its `when` does not hold for the features enabled.
+    FeatureOff {
+        /// The condition, as written.
+        condition: String,
+        /// Features it names that are off.
+        off: Vec<String>,
+        /// Features it names that are on (they matter under `not`).
+        on: Vec<String>,
+    },
+    /// An end has no placement in the deployment.
+    Unplaced {
+        /// Ids of the ends without placement.
+        peers: Vec<String>,
+    },
+    /// A port parameter has neither a default nor a value.
+    MissingParameter {
+        /// The parameters.
+        parameters: Vec<String>,
+    },
+}
+
+impl fmt::Display for LeftOutReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeftOutReason::FeatureOff { condition, off, on } => {
+                if on.is_empty() && off.len() == 1 && off[0] == *condition {
+                    return write!(f, "feature off: {condition}");
+                }
+                write!(f, "feature off: `when: {condition}` does not hold")?;
+                let mut lists = Vec::new();
+                if !off.is_empty() {
+                    lists.push(format!("off: {}", off.join(", ")));
+                }
+                if !on.is_empty() {
+                    lists.push(format!("on: {}", on.join(", ")));
+                }
+                if lists.is_empty() {
+                    Ok(())
+                } else {
+                    write!(f, " ({})", lists.join("; "))
+                }
+            }
+            LeftOutReason::Unplaced { peers } => write!(
+                f,
+                "could not be placed: {} has no address in the deployment",
+                peers
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            LeftOutReason::MissingParameter { parameters } => write!(
+                f,
+                "parameter {} has no default and no value",
+                parameters
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+impl Plan {
+    /// A component's placement by id.
+    pub fn component(&self, id: &str) -> Option<&Endpoint> {
+        self.components.iter().find(|c| c.id == id)
+    }
+
+    /// Flows a component sends.
+    pub fn flows_from<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a PlannedFlow> + 'a {
+        self.flows.iter().filter(move |f| f.from.id == id)
+    }
+
+    /// Flows a component receives (multicast receivers included).
+    pub fn flows_to<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a PlannedFlow> + 'a {
+        self.flows
+            .iter()
+            .filter(move |f| f.to.is_component() && f.to.id == id)
+    }
+}
+
+/// Resolves a spec against a deployment. Never fails: whatever cannot be
+/// planned is in [`Plan::left_out`] with its reason. Load the deployment with
+/// [`crate::deployment::load_deployment`] first to get diagnostics for
+/// required flows that cannot be placed.
+pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
+    let components: Vec<Endpoint> = (0..spec.components.len())
+        .map(|i| component_endpoint(spec, deployment, ComponentId(i)))
+        .collect();
+    let mut flows = Vec::new();
+    let mut left_out = Vec::new();
+    for (index, flow) in spec.flows.iter().enumerate() {
+        let left = |reason| LeftOut {
+            id: flow.id.clone(),
+            flow: index,
+            from: spec.component(flow.from).id.clone(),
+            to: spec.destination_id(flow.to).to_owned(),
+            required: flow.required,
+            reason,
+            span: flow.span,
+        };
+        if let Some(condition) = flow
+            .when
+            .as_ref()
+            .filter(|c| !c.holds(&deployment.features))
+        {
+            let (mut on, mut off) = (Vec::new(), Vec::new());
+            for f in condition.features() {
+                let id = spec.features[f.0].id.clone();
+                let list = if deployment.features.contains(&f) {
+                    &mut on
+                } else {
+                    &mut off
+                };
+                if !list.contains(&id) {
+                    list.push(id);
+                }
+            }
+            left_out.push(left(LeftOutReason::FeatureOff {
+                condition: condition.display(spec).to_string(),
+                off,
+                on,
+            }));
+            continue;
+        }
+        let value_of = |p| deployment.parameter_value(spec, p);
+        let mut missing: Vec<String> = flow
+            .ports
+            .parameters()
+            .chain(flow.source_ports.parameters())
+            .filter(|p| value_of(*p).is_none())
+            .map(|p| spec.parameters[p.0].id.clone())
+            .collect();
+        missing.dedup();
+        let (Ok(ports), Ok(source_ports)) = (
+            flow.ports.resolve(value_of),
+            flow.source_ports.resolve(value_of),
+        ) else {
+            left_out.push(left(LeftOutReason::MissingParameter {
+                parameters: missing,
+            }));
+            continue;
+        };
+        let from = components[flow.from.0].clone();
+        let mut to = match flow.to {
+            Destination::Component(c) => components[c.0].clone(),
+            Destination::External(e) => external_endpoint(spec, deployment, e),
+        };
+        let mut ports = normalise(ports);
+        let mut via_proxy = None;
+        if let Destination::External(e) = flow.to {
+            let proxy = deployment.externals.get(&e).and_then(|p| p.proxy.as_ref());
+            if let (Some(proxy), Protocol::Tcp) = (proxy, flow.protocol) {
+                via_proxy = Some(ProxiedFlow {
+                    proxy: proxy.to_string(),
+                    destination: to.clone(),
+                    ports: ports.clone(),
+                });
+                to = proxy_endpoint(&to, proxy);
+                ports = vec![PortRange::single(proxy.port)];
+            }
+        }
+        let mut peers = Vec::new();
+        if from.is_unplaced() {
+            peers.push(from.id.clone());
+        }
+        if to.is_unplaced() && !peers.contains(&to.id) {
+            peers.push(to.id.clone());
+        }
+        if !peers.is_empty() {
+            left_out.push(left(LeftOutReason::Unplaced { peers }));
+            continue;
+        }
+        flows.push(PlannedFlow {
+            id: flow.id.clone(),
+            flow: index,
+            from,
+            to,
+            protocol: flow.protocol,
+            source_ports: normalise(source_ports),
+            ports,
+            multicast: flow.multicast,
+            required: flow.required,
+            via_proxy,
+            name: flow.name.clone(),
+            purpose: flow.purpose.clone(),
+            span: flow.span,
+        });
+    }
+    Plan {
+        system: spec.system.name.clone(),
+        deployment: deployment.name.clone(),
+        components,
+        flows,
+        left_out,
+        components_span: deployment.components_span,
+    }
+}
+
+/// Sorted, merged ranges: `[443, 80, 80]` → `[80, 443]`.
+fn normalise(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
+    ranges.sort();
+    let mut out: Vec<PortRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if u32::from(r.start) <= u32::from(last.end) + 1 => {
+                last.end = last.end.max(r.end);
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+fn empty_endpoint(id: &str, name: &str, kind: EndpointKind) -> Endpoint {
+    Endpoint {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        kind,
+        any: false,
+        nets: Vec::new(),
+        hosts: Vec::new(),
+        patterns: Vec::new(),
+        kubernetes: None,
+        aws: None,
+        span: None,
+    }
+}
+
+fn apply_placement(endpoint: &mut Endpoint, placement: &Placement) {
+    for address in &placement.addresses {
+        match address {
+            Address::Net(net) => endpoint.nets.push(*net),
+            Address::Host(host) => endpoint.hosts.push(host.clone()),
+        }
+    }
+    endpoint.kubernetes = placement.kubernetes.clone();
+    endpoint.aws = placement.aws.clone();
+    endpoint.span = Some(placement.span);
+}
+
+fn component_endpoint(spec: &Spec, deployment: &Deployment, id: ComponentId) -> Endpoint {
+    let component = spec.component(id);
+    let kind = match component.kind {
+        ComponentKind::System => EndpointKind::System,
+        ComponentKind::Dependency => EndpointKind::Dependency,
+        ComponentKind::External => EndpointKind::Outside,
+    };
+    let mut endpoint = empty_endpoint(&component.id, &component.name, kind);
+    if let Some(placement) = deployment.components.get(&id) {
+        apply_placement(&mut endpoint, placement);
+    }
+    let has_addresses = !endpoint.nets.is_empty() || !endpoint.hosts.is_empty();
+    if kind == EndpointKind::Outside && !has_addresses {
+        endpoint.any = true;
+        endpoint.nets = vec![
+            IpNet::V4(ipnet::Ipv4Net::default()),
+            IpNet::V6(ipnet::Ipv6Net::default()),
+        ];
+    }
+    endpoint
+}
+
+fn external_endpoint(spec: &Spec, deployment: &Deployment, id: ExternalId) -> Endpoint {
+    let external = spec.external(id);
+    let mut endpoint = empty_endpoint(&external.id, &external.name, EndpointKind::External);
+    let placement = deployment.externals.get(&id);
+    if let Some(placement) = placement {
+        apply_placement(&mut endpoint, placement);
+    }
+    // Addresses in the deployment replace the spec's; otherwise the spec's stand.
+    if placement.is_none_or(|p| p.addresses.is_empty()) {
+        match &external.address {
+            ExternalAddress::Host(h) => endpoint.hosts.push(h.clone()),
+            ExternalAddress::Pattern(p) => endpoint.patterns.push(p.clone()),
+            ExternalAddress::Cidr(net) => endpoint.nets.push(*net),
+            ExternalAddress::Placeholder(_) => {}
+        }
+    }
+    endpoint
+}
+
+fn proxy_endpoint(original: &Endpoint, proxy: &Proxy) -> Endpoint {
+    let mut endpoint = empty_endpoint(&original.id, &original.name, EndpointKind::External);
+    match &proxy.address {
+        Address::Net(net) => endpoint.nets.push(*net),
+        Address::Host(host) => endpoint.hosts.push(host.clone()),
+    }
+    endpoint.span = original.span;
+    endpoint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::load_deployment;
+    use crate::{load_spec, Code, SourceFile};
+
+    const SPEC: &str = "portolan: 1
+system: {name: Demo}
+components:
+  - {id: web}
+  - {id: db, kind: dependency}
+  - {id: users, kind: external}
+externals:
+  - {id: irc, placeholder: X IRC network}
+  - {id: slack, host: slack.com}
+features:
+  - {id: irc-alerts}
+  - {id: slack-alerts}
+parameters:
+  - {id: db-port, default: 5432}
+  - {id: infra-port}
+flows:
+  - {from: users, to: web, protocol: tcp, port: 443}
+  - {from: web, to: db, protocol: tcp, port: $db-port}
+  - {from: web, to: irc, protocol: tcp, port: 6697, required: false, when: irc-alerts}
+  - {from: web, to: slack, protocol: tcp, port: 443, required: false, when: slack-alerts}
+  - {from: web, to: users, protocol: tcp, port: $infra-port, required: false, when: {not: slack-alerts}}
+";
+
+    fn spec() -> Spec {
+        load_spec(SourceFile::new("portolan.yaml", SPEC))
+            .expect("valid spec")
+            .value
+    }
+
+    fn deploy(spec: &Spec, text: &str) -> Result<Deployment, crate::Diagnostics> {
+        load_deployment(SourceFile::new("deployment.yaml", text), spec).map(|l| l.value)
+    }
+
+    #[test]
+    fn feature_off_is_left_out_with_the_feature_named() {
+        let spec = spec();
+        let d = deploy(
+            &spec,
+            "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n",
+        )
+        .expect("valid deployment");
+        let plan = plan(&spec, &d);
+        let irc = plan
+            .left_out
+            .iter()
+            .find(|l| l.to == "irc")
+            .expect("irc flow left out");
+        assert_eq!(
+            irc.reason,
+            LeftOutReason::FeatureOff {
+                condition: "irc-alerts".into(),
+                off: vec!["irc-alerts".into()],
+                on: vec![]
+            }
+        );
+        assert_eq!(irc.reason.to_string(), "feature off: irc-alerts");
+        let not = plan
+            .left_out
+            .iter()
+            .find(|l| l.to == "users")
+            .expect("`not` flow left out");
+        assert!(
+            matches!(&not.reason, LeftOutReason::FeatureOff { on, .. } if on == &["slack-alerts"])
+        );
+        // slack stays a host name: nothing resolves it here.
+        let slack = plan
+            .flows
+            .iter()
+            .find(|f| f.to.id == "slack")
+            .expect("slack flow planned");
+        assert_eq!(slack.to.hosts, ["slack.com"]);
+        assert!(slack.to.nets.is_empty());
+    }
+
+    #[test]
+    fn parameters_take_the_deployment_value_over_the_default() {
+        let spec = spec();
+        let base = "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n";
+        let d = deploy(&spec, base).expect("valid");
+        let p = plan(&spec, &d);
+        let db = p.flows.iter().find(|f| f.to.id == "db").expect("db flow");
+        assert_eq!(db.ports, [PortRange::single(5432)]);
+
+        let d = deploy(
+            &spec,
+            &base.replace("{infra-port: 8443}", "{infra-port: 8443, db-port: 6543}"),
+        )
+        .expect("valid");
+        let p = plan(&spec, &d);
+        let db = p.flows.iter().find(|f| f.to.id == "db").expect("db flow");
+        assert_eq!(db.ports, [PortRange::single(6543)]);
+        assert_eq!(
+            db.from.nets,
+            ["192.0.2.10/32".parse::<IpNet>().expect("net")]
+        );
+    }
+
+    #[test]
+    fn outside_without_address_is_explicitly_any_and_nothing_else_is_widened() {
+        let spec = spec();
+        let d = deploy(
+            &spec,
+            "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10, \"2001:db8::10\"]}\n  db: {addresses: [192.0.2.20]}\n",
+        )
+        .expect("valid");
+        let p = plan(&spec, &d);
+        let inbound = p
+            .flows
+            .iter()
+            .find(|f| f.from.id == "users")
+            .expect("users flow");
+        assert!(inbound.from.any);
+        assert_eq!(
+            inbound.from.nets,
+            [
+                "0.0.0.0/0".parse::<IpNet>().expect("v4"),
+                "::/0".parse().expect("v6")
+            ]
+        );
+        assert_eq!(inbound.to.nets.len(), 2);
+        let outbound = p
+            .flows
+            .iter()
+            .find(|f| f.to.id == "users")
+            .expect("to users");
+        assert!(outbound.to.any && !outbound.from.any);
+        for flow in &p.flows {
+            if flow.from.id != "users" && flow.to.id != "users" {
+                assert!(!flow.from.any && !flow.to.any, "{} widened", flow.id);
+                assert!(
+                    flow.from.nets.iter().all(|n| n.prefix_len() > 0),
+                    "{}",
+                    flow.id
+                );
+                assert!(
+                    flow.to.nets.iter().all(|n| n.prefix_len() > 0),
+                    "{}",
+                    flow.id
+                );
+            }
+        }
+
+        // With addresses, the outside is exactly those.
+        let d = deploy(
+            &spec,
+            "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n  users: {addresses: [203.0.113.0/24]}\n",
+        )
+        .expect("valid");
+        let p = plan(&spec, &d);
+        let inbound = p
+            .flows
+            .iter()
+            .find(|f| f.from.id == "users")
+            .expect("users flow");
+        assert!(!inbound.from.any);
+        assert_eq!(
+            inbound.from.nets,
+            ["203.0.113.0/24".parse::<IpNet>().expect("net")]
+        );
+    }
+
+    #[test]
+    fn placeholder_without_address_is_a_diagnostic_and_left_out() {
+        let spec = spec();
+        let text = "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [irc-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n";
+        // The IRC flow is optional: a warning, and the plan leaves it out.
+        let loaded = load_deployment(SourceFile::new("d.yaml", text), &spec).expect("loads");
+        let codes: Vec<Code> = loaded.warnings.items.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::DeploymentUnplacedOptionalFlow]);
+        let p = plan(&spec, &loaded.value);
+        let irc = p.left_out.iter().find(|l| l.to == "irc").expect("left out");
+        assert_eq!(
+            irc.reason,
+            LeftOutReason::Unplaced {
+                peers: vec!["irc".into()]
+            }
+        );
+        // Given an address, it is planned.
+        let d = deploy(
+            &spec,
+            &format!("{text}externals:\n  irc: {{addresses: [198.51.100.7]}}\n"),
+        )
+        .expect("valid");
+        let p = plan(&spec, &d);
+        let irc = p.flows.iter().find(|f| f.to.id == "irc").expect("planned");
+        assert_eq!(
+            irc.to.nets,
+            ["198.51.100.7/32".parse::<IpNet>().expect("net")]
+        );
+    }
+
+    #[test]
+    fn required_flow_without_placement_is_an_error() {
+        let spec = spec();
+        let err = deploy(&spec, "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10]}\n")
+            .expect_err("db is unplaced");
+        let codes: Vec<Code> = err.items.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::DeploymentUnplacedFlow]);
+        assert!(
+            err.items[0].message.contains("web->db/tcp/$db-port"),
+            "{}",
+            err.items[0].message
+        );
+    }
+
+    #[test]
+    fn missing_parameter_is_an_error_only_when_an_enabled_flow_uses_it() {
+        let spec = spec();
+        let base = "deployment: 1\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n";
+        // `not slack-alerts` holds without features: infra-port is needed.
+        let err = deploy(&spec, base).expect_err("infra-port has no value");
+        assert!(err
+            .items
+            .iter()
+            .any(|d| d.code == Code::DeploymentMissingParameter));
+        // With slack-alerts on, the flow is off and nothing is missing.
+        let d = deploy(&spec, &format!("{base}features: [slack-alerts]\n")).expect("valid");
+        assert!(plan(&spec, &d)
+            .left_out
+            .iter()
+            .all(|l| !matches!(l.reason, LeftOutReason::MissingParameter { .. })));
+    }
+
+    #[test]
+    fn proxy_replaces_the_destination_of_tcp_flows() {
+        let spec = spec();
+        let d = deploy(
+            &spec,
+            "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\nexternals:\n  slack: {proxy: \"192.0.2.50:3128\"}\n",
+        )
+        .expect("valid");
+        let p = plan(&spec, &d);
+        let slack = p
+            .flows
+            .iter()
+            .find(|f| f.to.id == "slack")
+            .expect("planned");
+        assert_eq!(
+            slack.to.nets,
+            ["192.0.2.50/32".parse::<IpNet>().expect("net")]
+        );
+        assert!(slack.to.hosts.is_empty());
+        assert_eq!(slack.ports, [PortRange::single(3128)]);
+        let via = slack.via_proxy.as_ref().expect("proxied");
+        assert_eq!(via.destination.hosts, ["slack.com"]);
+        assert_eq!(via.ports, [PortRange::single(443)]);
+    }
+
+    #[test]
+    fn normalise_merges_ranges() {
+        let r = |a, b| PortRange { start: a, end: b };
+        assert_eq!(
+            normalise(vec![r(443, 443), r(80, 80), r(81, 90), r(80, 80)]),
+            [r(80, 90), r(443, 443)]
+        );
+    }
+}
