@@ -14,8 +14,8 @@ pub enum LabError {
     #[error(
         "portolan lab needs {missing} to create network namespaces, bind-mount them under \
          /run/netns and configure their links; run it as root (for example with sudo), or \
-         inside a user namespace that grants them (for example \
-         `unshare --user --map-root-user --net --mount`, with a tmpfs mounted on /run/netns)"
+         inside a user namespace that grants them: \
+         `unshare --user --map-root-user --net --mount sh -c 'mount -t tmpfs tmpfs /run && …'`"
     )]
     InsufficientPrivileges {
         /// The missing capabilities, e.g. `CAP_NET_ADMIN and CAP_SYS_ADMIN`.

@@ -39,7 +39,8 @@ pub struct CreateTimings {
 /// IPv4/16 and IPv6/64 addresses (usable at once: no duplicate address
 /// detection), multicast enabled and a route for 224.0.0.0/4; no default
 /// route (the lab is one L2 segment). Unprivileged ICMP echo sockets are
-/// allowed in host namespaces (`net.ipv4.ping_group_range`). The bridge floods
+/// allowed in host namespaces where the kernel accepts it
+/// (`net.ipv4.ping_group_range`). The bridge floods
 /// multicast to every port (multicast snooping off). Nothing is created in the
 /// caller's own namespace.
 ///
@@ -242,6 +243,21 @@ impl Lab {
         R: Send + 'static,
     {
         netns::spawn_in(&self.live_netns(host)?, f)
+    }
+
+    /// Runs `f` on a new OS thread inside the bridge's namespace, where every
+    /// frame of the lab segment passes (e.g. to capture traffic on
+    /// [`BRIDGE_INTERFACE`], or to inspect the ports `ptl-p<N>`). Otherwise
+    /// like [`Lab::run_in`].
+    pub fn run_in_bridge<R, F>(&self, f: F) -> Result<NsThread<R>, LabError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.inner.state().destroyed {
+            return Err(LabError::Destroyed(self.run_id().to_string()));
+        }
+        netns::spawn_in(&self.bridge_netns_name(), f)
     }
 
     /// Runs an external program in the host's namespace and waits for it,
@@ -470,8 +486,10 @@ fn namespace_sysctls(namespace: &str, host: bool) -> Result<(), LabError> {
         netns::write_sysctl(namespace, &format!("net/ipv6/conf/{scope}/accept_dad"), "0")?;
     }
     if host {
-        // Let probes send ICMP echo without raw sockets.
-        netns::write_sysctl(namespace, "net/ipv4/ping_group_range", "0 2147483647")?;
+        // Let probes send ICMP echo without raw sockets. Best effort: inside
+        // a user namespace only mapped groups are accepted (EINVAL), and raw
+        // sockets work there anyway.
+        let _ = netns::write_sysctl(namespace, "net/ipv4/ping_group_range", "0 2147483647");
     } else {
         // The bridge and its ports need no IP of their own: keep them quiet.
         netns::write_sysctl(namespace, "net/ipv6/conf/default/disable_ipv6", "1")?;

@@ -5,11 +5,20 @@
 //! `/run/netns` and enter them with `setns`) and `CAP_NET_ADMIN` (to create
 //! links and configure addresses and firewalls). Root has both.
 //!
-//! Unprivileged users can get both inside a user namespace, e.g.
-//! `unshare --user --map-root-user --net --mount sh -c 'mount -t tmpfs tmpfs
-//! /run && portolan lab …'`; the lab then lives entirely inside that user
-//! namespace and disappears with it. This crate does not re-execute itself in
-//! such a namespace: the caller chooses how to obtain the privileges.
+//! Unprivileged users can get both inside a user namespace:
+//!
+//! ```text
+//! unshare --user --map-root-user --net --mount \
+//!     sh -c 'mount -t tmpfs tmpfs /run && portolan lab …'
+//! ```
+//!
+//! The new network namespace keeps the lab away from the machine's own, and
+//! the tmpfs on `/run` (private to the new mount namespace) gives a writable
+//! `/run/netns` and lock directory; everything disappears with the user
+//! namespace. The crate's tests pass this way as an unprivileged user. This
+//! crate does not re-execute itself in such a namespace: the caller chooses
+//! how to obtain the privileges. In a user namespace the unprivileged ICMP
+//! echo setting of host namespaces is skipped (raw sockets work there).
 
 use crate::error::LabError;
 

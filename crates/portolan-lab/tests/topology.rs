@@ -13,11 +13,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use portolan_lab::{cleanup_stale, netns, Lab, LabError, Topology, LOCK_DIR};
+use portolan_lab::{
+    cleanup_stale, netns, Lab, LabError, Topology, BRIDGE_INTERFACE, HOST_INTERFACE, LOCK_DIR,
+};
 
 const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
 /// Set in the child processes of the kill / interrupt tests.
 const CHILD_ENV: &str = "PORTOLAN_LAB_TEST_CHILD";
+
+/// Writes a banner straight to the process's standard error, which the test
+/// harness does not capture (unlike `eprintln!`), so that a skip is seen.
+fn loud(message: &str) {
+    let bar = "!".repeat(78);
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! {message}\n{bar}\n");
+}
 
 /// Whether the lab can run here; prints a loud banner when it cannot, and
 /// panics instead when `PORTOLAN_REQUIRE_LAB=1`.
@@ -29,11 +38,10 @@ fn lab_available(test: &str) -> bool {
     if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
         panic!("{REQUIRE_ENV}=1 but the lab cannot run: {problem}");
     }
-    eprintln!(
-        "\n{bar}\n!!! SKIPPED {test}: network-namespace lab tests need root.\n!!! {problem}\n\
-         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip.\n{bar}\n",
-        bar = "!".repeat(78)
-    );
+    loud(&format!(
+        "SKIPPED {test}: network-namespace lab tests need root.\n!!! {problem}\n\
+         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip."
+    ));
     false
 }
 
@@ -47,20 +55,23 @@ fn nft_available(test: &str) -> bool {
     .iter()
     .any(|p| Path::new(p).exists());
     if !found && std::env::var(REQUIRE_ENV).as_deref() != Ok("1") {
-        eprintln!(
-            "\n{bar}\n!!! SKIPPED {test}: `nft` is not installed (Debian package nftables).\n{bar}\n",
-            bar = "!".repeat(78)
-        );
+        loud(&format!(
+            "SKIPPED {test}: `nft` is not installed (Debian package nftables)."
+        ));
     }
     found || std::env::var(REQUIRE_ENV).as_deref() == Ok("1")
 }
 
-fn lab_with(hosts: &[&str]) -> Lab {
+fn topology_of(hosts: &[&str]) -> Topology {
     let mut topology = Topology::new();
     for host in hosts {
         topology.add_host(host).expect("valid host");
     }
-    Lab::create(topology).expect("create lab")
+    topology
+}
+
+fn lab_with(hosts: &[&str]) -> Lab {
+    Lab::create(topology_of(hosts)).expect("create lab")
 }
 
 /// Root-namespace links whose name contains `needle`, from `ip -o link`.
@@ -366,12 +377,20 @@ fn dropping_the_lab_removes_everything_it_created() {
         .expect("join");
     assert_eq!(netns::list_named(&run).expect("list").len(), 3);
     assert!(lock_file(&run).exists());
-    // Nothing is ever created in the caller's namespace.
-    assert!(
-        root_links_containing("ptl-").is_empty(),
-        "{:?}",
-        root_links_containing("ptl-")
-    );
+    // The links exist, inside the lab's namespaces only.
+    let mut ip = Command::new("ip");
+    ip.args(["-o", "link", "show"]);
+    let bridge_links = lab
+        .run_in_bridge(move || ip.output())
+        .expect("enter bridge namespace")
+        .join()
+        .expect("join")
+        .expect("ip link in bridge namespace");
+    let bridge_links = String::from_utf8_lossy(&bridge_links.stdout).to_string();
+    for name in [BRIDGE_INTERFACE, "ptl-p0", "ptl-p1"] {
+        assert!(bridge_links.contains(name), "{name} in {bridge_links}");
+    }
+    assert_no_lab_links_in_caller_namespace(&run);
 
     drop(lab);
 
@@ -380,8 +399,70 @@ fn dropping_the_lab_removes_everything_it_created() {
         .join(format!("{run}-a"))
         .exists());
     assert!(!lock_file(&run).exists());
-    assert!(root_links_containing(&run).is_empty());
-    assert!(root_links_containing("ptl-").is_empty());
+    assert_no_lab_links_in_caller_namespace(&run);
+}
+
+/// No link of the run, nor with the lab's interface names, in the test's own
+/// network namespace (`ip -o link`).
+fn assert_no_lab_links_in_caller_namespace(run: &str) {
+    for needle in [run, HOST_INTERFACE, BRIDGE_INTERFACE, "ptl-p"] {
+        let found = root_links_containing(needle);
+        assert!(found.is_empty(), "unexpected links: {found:?}");
+    }
+}
+
+#[test]
+fn works_from_inside_a_tokio_runtime_and_with_tokio_inside_hosts() {
+    if !lab_available("works_from_inside_a_tokio_runtime_and_with_tokio_inside_hosts") {
+        return;
+    }
+    // The CLI is async: creating the lab from inside a runtime must work.
+    let outer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lab = outer.block_on(async { Lab::create(topology_of(&["a", "b"])) });
+    let lab = lab.expect("create lab inside a runtime");
+    let target = SocketAddr::from((lab.host("b").expect("b").ipv6(), 7300));
+
+    // The documented pattern: a current_thread runtime inside the thread.
+    let (bound_tx, bound_rx) = mpsc::channel();
+    let server = lab
+        .run_in("b", move || -> std::io::Result<SocketAddr> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(target).await?;
+                let _ = bound_tx.send(());
+                let accepted =
+                    tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+                let (_stream, peer) = accepted.map_err(std::io::Error::other)??;
+                Ok(peer)
+            })
+        })
+        .expect("enter b");
+    bound_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("listener bound");
+    let client = lab
+        .run_in("a", move || -> std::io::Result<SocketAddr> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let connect = tokio::net::TcpStream::connect(target);
+                let stream = tokio::time::timeout(Duration::from_secs(5), connect)
+                    .await
+                    .map_err(std::io::Error::other)??;
+                stream.local_addr()
+            })
+        })
+        .expect("enter a");
+    let client_addr = client.join().expect("client").expect("connect");
+    let peer = server.join().expect("server").expect("accept");
+    assert_eq!(peer, client_addr);
+    assert_eq!(peer.ip(), IpAddr::from(lab.host("a").expect("a").ipv6()));
 }
 
 #[test]
