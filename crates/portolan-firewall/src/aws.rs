@@ -141,8 +141,14 @@ fn terraform_name(text: &str) -> String {
     }
 }
 
+/// A string Terraform takes literally: its string values are templates, where
+/// `${` and `%{` start an interpolation or a directive (`$${`, `%%{` escape them).
+pub fn terraform_literal(text: &str) -> String {
+    text.replace("${", "$${").replace("%{", "%%{")
+}
+
 /// Security group and rule descriptions allow only `a-zA-Z0-9`, space and
-/// `._-:/()#,@[]+=&;{}!$*`, at most 255 characters.
+/// `._-:/()#,@[]+=&;{}!$*`, at most 255 characters; written as a Terraform literal.
 pub fn aws_description(text: &str) -> String {
     const ALLOWED: &str = " ._-:/()#,@[]+=&;{}!$*";
     let replaced = text.replace("->", " to ");
@@ -157,7 +163,8 @@ pub fn aws_description(text: &str) -> String {
         })
         .collect();
     out.truncate(255);
-    out
+    // `$${` is read back as `${`: the description AWS sees is the one above.
+    terraform_literal(&out)
 }
 
 const TARGET: &str = "aws";
@@ -208,7 +215,7 @@ pub fn terraform(
         &Placement {
             target: TARGET,
             placed: &has_group,
-            words: "AWS security group",
+            words: "an AWS security group",
             key: "aws: {security_group: ...}",
         },
     )?;
@@ -223,9 +230,10 @@ pub fn terraform(
             continue;
         };
         let mut tags = IndexMap::new();
+        let name = terraform_literal(&name);
         tags.insert("Name".to_owned(), name.clone());
         tags.insert("ManagedBy".to_owned(), "portolan".to_owned());
-        tags.insert("System".to_owned(), plan.system.clone());
+        tags.insert("System".to_owned(), terraform_literal(&plan.system));
         tags.insert("Component".to_owned(), component.id.clone());
         groups.insert(
             group_resource_name(&component.id),
@@ -392,6 +400,18 @@ fn protocol_ports(flow: &PlannedFlow, peer: &AwsPeer) -> Vec<(String, Option<i32
     }
 }
 
+/// A rule's description: the flow id, its name, and the proxy it goes through.
+fn description(flow: &PlannedFlow) -> String {
+    let mut text = flow.id.clone();
+    if let Some(name) = &flow.name {
+        text.push_str(&format!(" ({name})"));
+    }
+    if let Some(proxied) = &flow.via_proxy {
+        text.push_str(&format!(" via proxy {}", proxied.proxy));
+    }
+    text
+}
+
 fn add_rules(
     into: &mut IndexMap<String, SecurityGroupRule>,
     flow: &PlannedFlow,
@@ -403,10 +423,7 @@ fn add_rules(
         for (ip_protocol, from_port, to_port) in protocol_ports(flow, peer) {
             let mut rule = SecurityGroupRule {
                 security_group_id: group.to_owned(),
-                description: aws_description(&match &flow.name {
-                    Some(name) => format!("{} ({name})", flow.id),
-                    None => flow.id.clone(),
-                }),
+                description: aws_description(&description(flow)),
                 ip_protocol,
                 from_port,
                 to_port,
@@ -421,7 +438,7 @@ fn add_rules(
                 AwsPeer::Group(reference) => {
                     rule.referenced_security_group_id = Some(reference.clone());
                 }
-                AwsPeer::PrefixList(id) => rule.prefix_list_id = Some(id.clone()),
+                AwsPeer::PrefixList(id) => rule.prefix_list_id = Some(terraform_literal(id)),
             }
             rules.push(rule);
         }
@@ -526,6 +543,12 @@ externals:
     fn descriptions_use_only_allowed_characters() {
         assert_eq!(aws_description("a->b/tcp/443 ✓"), "a to b/tcp/443  ");
         assert_eq!(aws_description(&"x".repeat(300)).len(), 255);
+    }
+
+    #[test]
+    fn user_text_is_never_a_terraform_template() {
+        assert_eq!(terraform_literal("a ${b} %{c}"), "a $${b} %%{c}");
+        assert_eq!(aws_description("x ${var.y}"), "x $${var.y}");
     }
 
     #[test]

@@ -242,7 +242,7 @@ pub fn cilium_policies(plan: &Plan, options: &Options) -> Result<CiliumPolicies,
         &Placement {
             target: TARGET,
             placed: &|e: &Endpoint| e.kubernetes.is_some(),
-            words: "Kubernetes placement (namespace and pod selector)",
+            words: "a Kubernetes placement (namespace and pod selector)",
             key: "kubernetes: {namespace: ..., pod_selector: {...}}",
         },
     )?;

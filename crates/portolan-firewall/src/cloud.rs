@@ -135,7 +135,7 @@ pub(crate) struct Placement<'a> {
     pub target: &'static str,
     /// Whether a component has the placement.
     pub placed: &'a dyn Fn(&Endpoint) -> bool,
-    /// The placement in words: `a Kubernetes placement`.
+    /// The placement in words, with its article: `a Kubernetes placement`.
     pub words: &'a str,
     /// The deployment key to add: `kubernetes: {namespace: ..., pod_selector: {...}}`.
     pub key: &'a str,
@@ -174,11 +174,11 @@ pub(crate) fn placed_components<'p>(
                 Diagnostic::new(
                     Code::DeploymentUnsupportedByTarget,
                     format!(
-                        "the {target} target has no policy for component `{id}`: the deployment gives it no {}",
+                        "the {target} target has no policy for component `{id}`: the deployment does not give it {}",
                         placement.words
                     ),
                 )
-                .with_label(span, format!("`{id}` has no {}", placement.words))
+                .with_label(span, format!("`{id}` is not given {}", placement.words))
                 .with_help(format!("add `{}` to `{id}`", placement.key)),
             ));
         }

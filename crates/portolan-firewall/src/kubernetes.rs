@@ -98,7 +98,7 @@ pub fn network_policies(plan: &Plan, options: &Options) -> Result<NetworkPolicie
         &Placement {
             target: TARGET,
             placed: &|e: &Endpoint| e.kubernetes.is_some(),
-            words: "Kubernetes placement (namespace and pod selector)",
+            words: "a Kubernetes placement (namespace and pod selector)",
             key: "kubernetes: {namespace: ..., pod_selector: {...}}",
         },
     )?;
