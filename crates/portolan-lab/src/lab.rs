@@ -513,3 +513,25 @@ fn is_executable(path: &Path) -> bool {
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_handles_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Lab>();
+        assert_send_sync::<CleanupHandle>();
+        assert_send_sync::<LabError>();
+        fn assert_send<T: Send>() {}
+        assert_send::<NsThread<()>>();
+    }
+
+    #[test]
+    fn finds_programs_in_sbin_even_without_path() {
+        // `sh` is everywhere; a made-up name nowhere.
+        assert!(find_program("sh").is_some());
+        assert!(find_program("ptl-no-such-program").is_none());
+    }
+}
