@@ -194,9 +194,11 @@ impl Target for Cilium {
     /// concatenated are one multi-document YAML stream.
     fn generate(&self, plan: &Plan, options: &Options) -> Result<Generated, GenerateError> {
         let built = cilium_policies(plan, options)?;
+        // Cilium matches names itself (toFQDNs): nothing is resolved here.
         let warnings = Warnings {
             target: TARGET,
             items: built.warnings,
+            resolved: Vec::new(),
         };
         let mut files = Vec::new();
         for (component, policy) in &built.policies {

@@ -3,6 +3,10 @@
 //! they write policy for, the checks no cloud target can pass (fixed source
 //! ports, multicast), and their warnings.
 
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use portolan_spec::diag::{did_you_mean, Code, Diagnostic};
 use portolan_spec::plan::{Endpoint, EndpointKind, Plan, PlannedFlow};
 use portolan_spec::PortRange;
@@ -40,11 +44,36 @@ pub(crate) fn sends(flow: &PlannedFlow, component: &Endpoint) -> bool {
     flow.from.id == component.id
 }
 
-/// Collects one target's warnings.
+/// A host name resolved at generation time (`--resolve`), whose addresses
+/// stand for it in a component's policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resolution {
+    /// The component whose policy uses the addresses.
+    pub component: String,
+    /// The name.
+    pub host: String,
+    /// What it resolved to.
+    pub addresses: Vec<IpAddr>,
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addresses: Vec<String> = self.addresses.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "{} resolved at generation time to {} (regenerate when it moves)",
+            self.host,
+            addresses.join(", ")
+        )
+    }
+}
+
+/// Collects one target's warnings, and the names it resolved.
 #[derive(Debug)]
 pub(crate) struct Warnings {
     pub(crate) target: &'static str,
     pub(crate) items: Vec<GenerateWarning>,
+    pub(crate) resolved: Vec<Resolution>,
 }
 
 impl Warnings {
@@ -52,7 +81,42 @@ impl Warnings {
         Self {
             target,
             items: Vec::new(),
+            resolved: Vec::new(),
         }
+    }
+
+    /// Resolves a peer's host names with the `--resolve` resolver: the
+    /// addresses found, and each name left unresolved with the reason
+    /// (`None`: no resolver was given).
+    pub(crate) fn resolve<'p>(
+        &mut self,
+        options: &Options,
+        component: &Endpoint,
+        peer: &'p Endpoint,
+    ) -> (Vec<IpNet>, Vec<(&'p str, Option<String>)>) {
+        let mut nets = Vec::new();
+        let mut unresolved = Vec::new();
+        for host in &peer.hosts {
+            let Some(resolve) = &options.resolver else {
+                unresolved.push((host.as_str(), None));
+                continue;
+            };
+            match resolve(host) {
+                Ok(addresses) => {
+                    nets.extend(addresses.iter().copied().map(IpNet::from));
+                    let resolution = Resolution {
+                        component: component.id.clone(),
+                        host: host.clone(),
+                        addresses,
+                    };
+                    if !self.resolved.contains(&resolution) {
+                        self.resolved.push(resolution);
+                    }
+                }
+                Err(why) => unresolved.push((host.as_str(), Some(why))),
+            }
+        }
+        (nets, unresolved)
     }
 
     pub(crate) fn push(
@@ -75,13 +139,20 @@ impl Warnings {
         }
     }
 
-    /// The warnings about one component's policy, one per line, each after `prefix`.
+    /// The names resolved for one component's policy, then the warnings
+    /// about it, one per line, each after `prefix`.
     pub(crate) fn lines(&self, component: &str, prefix: &str) -> String {
-        self.items
+        let resolved = self
+            .resolved
+            .iter()
+            .filter(|r| r.component == component)
+            .map(|r| format!("{prefix}{r}\n"));
+        let warnings = self
+            .items
             .iter()
             .filter(|w| w.component == component)
-            .map(|w| format!("{prefix}{w}\n"))
-            .collect()
+            .map(|w| format!("{prefix}{w}\n"));
+        resolved.chain(warnings).collect()
     }
 }
 

@@ -25,7 +25,9 @@ use portolan_spec::deployment::KubernetesSelector;
 use portolan_spec::plan::{Endpoint, Plan, PlannedFlow};
 use portolan_spec::Protocol;
 
-use crate::cloud::{expressible, placed_components, receives, sends, slug, Placement, Warnings};
+use crate::cloud::{
+    expressible, placed_components, receives, sends, slug, Placement, Resolution, Warnings,
+};
 use crate::generate::{GenerateError, GenerateWarning, Generated, Options, Target, WarningKind};
 
 /// The label every namespace carries with its name (Kubernetes 1.21+).
@@ -50,13 +52,9 @@ impl Target for Kubernetes {
     /// placement. Each file starts with `---`, so that files concatenated
     /// are one multi-document YAML stream.
     fn generate(&self, plan: &Plan, options: &Options) -> Result<Generated, GenerateError> {
-        let built = network_policies(plan, options)?;
-        let warnings = Warnings {
-            target: TARGET,
-            items: built.warnings,
-        };
+        let (policies, warnings) = build(plan, options)?;
         let mut files = Vec::new();
-        for (component, policy) in &built.policies {
+        for (component, policy) in &policies {
             let yaml = serde_saphyr::to_string(policy).map_err(|e| GenerateError::Internal {
                 target: TARGET,
                 message: e.to_string(),
@@ -88,10 +86,23 @@ pub struct NetworkPolicies {
     pub policies: Vec<(String, NetworkPolicy)>,
     /// What could not be expressed, in component then flow order.
     pub warnings: Vec<GenerateWarning>,
+    /// Host names resolved with `--resolve`, whose addresses are `ipBlock`s.
+    pub resolved: Vec<Resolution>,
 }
 
 /// Builds the NetworkPolicy objects of a plan.
 pub fn network_policies(plan: &Plan, options: &Options) -> Result<NetworkPolicies, GenerateError> {
+    let (policies, warnings) = build(plan, options)?;
+    Ok(NetworkPolicies {
+        policies,
+        warnings: warnings.items,
+        resolved: warnings.resolved,
+    })
+}
+
+type Built = (Vec<(String, NetworkPolicy)>, Warnings);
+
+fn build(plan: &Plan, options: &Options) -> Result<Built, GenerateError> {
     let components = placed_components(
         plan,
         options,
@@ -112,7 +123,7 @@ pub fn network_policies(plan: &Plan, options: &Options) -> Result<NetworkPolicie
         let mut egress = Vec::new();
         for flow in &plan.flows {
             if receives(flow, component) {
-                if let Some(rule) = rule(flow, &flow.from, component, &mut warnings) {
+                if let Some(rule) = rule(flow, &flow.from, component, options, &mut warnings) {
                     ingress.push(NetworkPolicyIngressRule {
                         from: rule.peers,
                         ports: rule.ports,
@@ -120,7 +131,7 @@ pub fn network_policies(plan: &Plan, options: &Options) -> Result<NetworkPolicie
                 }
             }
             if sends(flow, component) {
-                if let Some(rule) = rule(flow, &flow.to, component, &mut warnings) {
+                if let Some(rule) = rule(flow, &flow.to, component, options, &mut warnings) {
                     egress.push(NetworkPolicyEgressRule {
                         to: rule.peers,
                         ports: rule.ports,
@@ -158,10 +169,7 @@ pub fn network_policies(plan: &Plan, options: &Options) -> Result<NetworkPolicie
             },
         ));
     }
-    Ok(NetworkPolicies {
-        policies,
-        warnings: warnings.items,
-    })
+    Ok((policies, warnings))
 }
 
 fn match_labels(labels: &BTreeMap<String, String>) -> LabelSelector {
@@ -205,6 +213,7 @@ fn rule(
     flow: &PlannedFlow,
     peer: &Endpoint,
     component: &Endpoint,
+    options: &Options,
     warnings: &mut Warnings,
 ) -> Option<RuleParts> {
     if !expressible(warnings, flow, component, "a NetworkPolicy") {
@@ -231,16 +240,19 @@ fn rule(
     } else {
         ""
     };
-    for host in &peer.hosts {
-        warnings.push(
-            WarningKind::HostName,
-            flow,
-            component,
-            format!(
-                "a NetworkPolicy matches pods and IP blocks only, not the host name {host} of `{}`{every}; not allowed (give `{}` addresses in the deployment, or use the cilium target)",
+    let (resolved, unresolved) = warnings.resolve(options, component, peer);
+    for (host, why) in unresolved {
+        let message = match why {
+            None => format!(
+                "a NetworkPolicy matches pods and IP blocks only, not the host name {host} of `{}`{every}; not allowed (use --resolve to write its current addresses, give `{}` addresses in the deployment, or use the cilium target)",
                 peer.id, peer.id
             ),
-        );
+            Some(why) => format!(
+                "the host name {host} of `{}`{every} could not be resolved at generation time ({why}), and a NetworkPolicy cannot match names; not allowed",
+                peer.id
+            ),
+        };
+        warnings.push(WarningKind::HostName, flow, component, message);
     }
     for pattern in &peer.patterns {
         warnings.push(
@@ -253,7 +265,8 @@ fn rule(
             ),
         );
     }
-    if peer.nets.is_empty() {
+    let nets: Vec<IpNet> = peer.nets.iter().copied().chain(resolved).collect();
+    if nets.is_empty() {
         if peer.hosts.is_empty() && peer.patterns.is_empty() {
             warnings.push(
                 WarningKind::UnplacedPeer,
@@ -268,7 +281,7 @@ fn rule(
         return None;
     }
     Some(RuleParts {
-        peers: Some(peer.nets.iter().map(ip_peer).collect()),
+        peers: Some(nets.iter().map(ip_peer).collect()),
         ports,
     })
 }
@@ -391,6 +404,35 @@ components:
         assert!(out.files[0]
             .1
             .contains("# warning[kubernetes::host-name]: flow web->slack/tcp/443"));
+    }
+
+    #[test]
+    fn resolve_turns_host_names_into_ip_blocks_and_says_so() {
+        let plan = test_plan(DEPLOYMENT);
+        let options = Options {
+            resolver: Some(std::sync::Arc::new(|host: &str| match host {
+                "slack.com" => Ok(vec!["192.0.2.99".parse().unwrap()]),
+                _ => Err("no such name".to_owned()),
+            })),
+            ..Options::default()
+        };
+        let built = network_policies(&plan, &options).unwrap();
+        assert!(built
+            .warnings
+            .iter()
+            .all(|w| w.flow != "web->slack/tcp/443"));
+        assert_eq!(built.resolved.len(), 1);
+        let egress = built.policies[0].1.spec.clone().unwrap().egress.unwrap();
+        let slack = egress
+            .iter()
+            .flat_map(|r| r.to.iter().flatten())
+            .filter_map(|p| p.ip_block.as_ref())
+            .any(|b| b.cidr == "192.0.2.99/32");
+        assert!(slack, "the resolved address is an ipBlock");
+        let out = Kubernetes.generate(&plan, &options).unwrap();
+        assert!(out.files[0]
+            .1
+            .contains("# slack.com resolved at generation time to 192.0.2.99"));
     }
 
     #[test]
