@@ -11,6 +11,27 @@
 //! namespace with `setns(2)`: sockets belong to the namespace of the thread
 //! that creates them.
 //!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use portolan_probe::{run_probes, ProbeOptions, ProbeSpec, Protocol, UdpMode};
+//!
+//! # async fn example() {
+//! let db: SocketAddr = ([10, 0, 0, 5], 5432).into();
+//! let syslog: SocketAddr = ([10, 0, 0, 9], 514).into();
+//! let probes = vec![
+//!     ProbeSpec::new("api-to-db", db, Protocol::Tcp),
+//!     ProbeSpec::new("api-to-syslog", syslog, Protocol::Udp {
+//!         mode: UdpMode::PortolanListener { token: "run-1".into() },
+//!     })
+//!     .with_source_port(8112),
+//! ];
+//! for result in run_probes(probes, &ProbeOptions::default()).await {
+//!     let verdict = if result.is_pass() { "ok" } else { result.outcome.class.name() };
+//!     let _ = (result.spec.id, verdict);
+//! }
+//! # }
+//! ```
+//!
 //! Host names are resolved with the system resolver ([`tokio::net::lookup_host`],
 //! timed), which runs on tokio's blocking pool: inside a namespace, use
 //! literal addresses.
@@ -25,7 +46,7 @@ mod types;
 pub use engine::{run_probes, ProbeOptions, Progress, ProgressFn};
 pub use listener::{
     BindFailure, BindFailureReason, BoundEndpoint, Endpoint, ListenProtocol, Listener,
-    ListenerConfig, ListenerStats,
+    ListenerConfig, ListenerStats, StatsHandle,
 };
 pub use proxy::Proxy;
 pub use quick_junit;

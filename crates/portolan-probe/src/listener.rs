@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -106,7 +107,23 @@ pub struct ListenerStats {
     pub udp_ignored: u64,
 }
 
-#[derive(Default)]
+/// A live view of a listener's counters, usable while it serves.
+#[derive(Debug, Clone)]
+pub struct StatsHandle(Arc<Counters>);
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn get(&self) -> ListenerStats {
+        let counters = &self.0;
+        ListenerStats {
+            tcp_accepted: counters.tcp_accepted.load(Ordering::Relaxed),
+            udp_answered: counters.udp_answered.load(Ordering::Relaxed),
+            udp_ignored: counters.udp_ignored.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 struct Counters {
     tcp_accepted: AtomicU64,
     udp_answered: AtomicU64,
@@ -125,6 +142,7 @@ pub struct Listener {
     sockets: Vec<Serving>,
     bound: Vec<BoundEndpoint>,
     failures: Vec<BindFailure>,
+    counters: Arc<Counters>,
 }
 
 impl Listener {
@@ -142,6 +160,7 @@ impl Listener {
             sockets: Vec::new(),
             bound: Vec::new(),
             failures: Vec::new(),
+            counters: Arc::default(),
         };
         for &endpoint in &config.endpoints {
             match endpoint.protocol {
@@ -188,25 +207,25 @@ impl Listener {
         &self.failures
     }
 
+    /// A live view of what the listener has done, for use while it serves.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(self.counters.clone())
+    }
+
     /// Answers probes until `shutdown` resolves, then closes every socket.
     ///
     /// Everything runs on the caller's task; this works on a current-thread runtime.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> ListenerStats {
-        let counters = Counters::default();
         let loops = futures::future::join_all(
             self.sockets
                 .iter()
-                .map(|socket| serve_one(socket, &self.token, &counters)),
+                .map(|socket| serve_one(socket, &self.token, &self.counters)),
         );
         tokio::select! {
             _ = loops => {}
             () = shutdown => {}
         }
-        ListenerStats {
-            tcp_accepted: counters.tcp_accepted.load(Ordering::Relaxed),
-            udp_answered: counters.udp_answered.load(Ordering::Relaxed),
-            udp_ignored: counters.udp_ignored.load(Ordering::Relaxed),
-        }
+        self.stats().get()
     }
 }
 

@@ -237,7 +237,7 @@ pub struct ProbeOutcome {
     /// Time from the start of the probe to its outcome, DNS and retries included.
     #[serde(rename = "elapsed_ms", with = "millis")]
     pub elapsed: Duration,
-    /// Attempts used (retries happen on timeouts only).
+    /// Attempts used (retries happen on timeouts only); 0 if the host name did not resolve.
     pub attempts: u32,
 }
 
