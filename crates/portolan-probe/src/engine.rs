@@ -167,7 +167,8 @@ impl Attempt {
 pub(crate) fn classify(err: &io::Error) -> OutcomeClass {
     use io::ErrorKind::*;
     match err.kind() {
-        ConnectionRefused => OutcomeClass::Refused,
+        // A reset while connecting comes from the host or a device in front of it.
+        ConnectionRefused | ConnectionReset => OutcomeClass::Refused,
         HostUnreachable | NetworkUnreachable | NetworkDown => OutcomeClass::Unreachable,
         // EPERM: dropped by a local firewall rule; ETIMEDOUT: the kernel gave up.
         TimedOut | PermissionDenied => OutcomeClass::Filtered,

@@ -82,11 +82,15 @@ impl Target {
         }
     }
 
-    /// The host part as text: the name, or the address.
+    /// The host part as text: the name, or the address (without brackets).
     pub fn host_str(&self) -> String {
         match self {
             Self::Addr(addr) => addr.ip().to_string(),
-            Self::Host { name, .. } => name.clone(),
+            Self::Host { name, .. } => name
+                .strip_prefix('[')
+                .and_then(|n| n.strip_suffix(']'))
+                .unwrap_or(name)
+                .to_owned(),
         }
     }
 }
@@ -101,7 +105,9 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Addr(addr) => addr.fmt(f),
-            Self::Host { name, port } if name.contains(':') => write!(f, "[{name}]:{port}"),
+            Self::Host { name, port } if name.contains(':') && !name.starts_with('[') => {
+                write!(f, "[{name}]:{port}")
+            }
             Self::Host { name, port } => write!(f, "{name}:{port}"),
         }
     }
@@ -359,5 +365,24 @@ mod opt_millis {
         Option::<f64>::deserialize(d)?
             .map(|ms| super::millis::from_ms(ms).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_print_as_host_and_port() {
+        let v6: SocketAddr = "[::1]:443".parse().expect("addr");
+        assert_eq!(Target::Addr(v6).to_string(), "[::1]:443");
+        assert_eq!(Target::host("::1", 443).to_string(), "[::1]:443");
+        assert_eq!(Target::host("[::1]", 443).to_string(), "[::1]:443");
+        assert_eq!(Target::host("[::1]", 443).host_str(), "::1");
+        assert_eq!(
+            Target::host("db.example", 5432).to_string(),
+            "db.example:5432"
+        );
+        assert_eq!(Target::Addr(v6).port(), 443);
     }
 }

@@ -118,11 +118,19 @@ async fn tcp_open_and_refused() {
                 Target::host("127.0.0.1", open.port()),
                 Protocol::Tcp,
             ),
+            // Resolved from /etc/hosts: no DNS traffic.
+            ProbeSpec::new(
+                "localhost",
+                Target::host("localhost", open.port()),
+                Protocol::Tcp,
+            ),
+            // Rejected by the resolver before any query.
+            ProbeSpec::new("bad-name", Target::host("bad\0name", 80), Protocol::Tcp),
         ];
         let results = run_probes(probes, &options(2000, 0)).await;
         // Let the listener's task accept what is in its backlog.
         for _ in 0..300 {
-            if stats.get().tcp_accepted >= 2 {
+            if stats.get().tcp_accepted >= 3 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -137,8 +145,22 @@ async fn tcp_open_and_refused() {
     assert!(!results[1].is_pass());
     assert!(results[1].outcome.os_error.is_some());
     assert_eq!(class(&results[2]), &OutcomeClass::Open, "{results:#?}");
-    assert_eq!(results.iter().map(|r| r.outcome.attempts).sum::<u32>(), 3);
-    assert_eq!(stats.tcp_accepted, 2, "{stats:?}");
+    assert_eq!(
+        results[2].details.dns_time, None,
+        "an address literal is not resolved"
+    );
+    assert_eq!(class(&results[3]), &OutcomeClass::Open, "{results:#?}");
+    let details = &results[3].details;
+    assert!(details.dns_time.is_some());
+    assert!(
+        details.resolved.contains(&"127.0.0.1".parse().expect("ip")),
+        "{details:?}"
+    );
+    assert_eq!(class(&results[4]), &OutcomeClass::DnsFailed, "{results:#?}");
+    assert_eq!(results[4].outcome.attempts, 0, "nothing was sent");
+    let attempts: Vec<u32> = results.iter().map(|r| r.outcome.attempts).collect();
+    assert_eq!(attempts, [1, 1, 1, 1, 0]);
+    assert_eq!(stats.tcp_accepted, 3, "{stats:?}");
 }
 
 trait TargetAddr {
