@@ -1,1 +1,20 @@
-//! Portolan firewall stage (under construction).
+//! Portolan firewall stage: firewall policy generated from a
+//! [`Plan`](portolan_spec::plan::Plan).
+//!
+//! Every target implements [`Target`]: a plan and [`Options`] in, files and
+//! [`GenerateWarning`]s out ([`Generated`]). Host firewalls: [`nftables`]
+//! and [`iptables`], one ruleset per component host.
+
+pub mod aws;
+pub mod cilium;
+pub mod cloud;
+pub mod generate;
+mod host;
+pub mod iptables;
+pub mod kubernetes;
+pub mod nftables;
+
+pub use generate::{
+    system_resolver, GenerateError, GenerateWarning, Generated, Options, Policy, Resolver, Target,
+    TargetKind, WarningKind,
+};

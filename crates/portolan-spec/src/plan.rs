@@ -214,6 +214,8 @@ pub struct LeftOut {
     pub required: bool,
     /// Why it is left out.
     pub reason: LeftOutReason,
+    /// The reason as a sentence.
+    pub message: String,
     /// Where the flow is written in the spec.
     #[serde(skip)]
     pub span: Span,
@@ -221,7 +223,7 @@ pub struct LeftOut {
 
 /// Why a flow is left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LeftOutReason {
     /// Its `when` does not hold for the features enabled.
     FeatureOff {
@@ -317,12 +319,13 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
     let mut flows = Vec::new();
     let mut left_out = Vec::new();
     for (index, flow) in spec.flows.iter().enumerate() {
-        let left = |reason| LeftOut {
+        let left = |reason: LeftOutReason| LeftOut {
             id: flow.id.clone(),
             flow: index,
             from: spec.component(flow.from).id.clone(),
             to: spec.destination_id(flow.to).to_owned(),
             required: flow.required,
+            message: reason.to_string(),
             reason,
             span: flow.span,
         };

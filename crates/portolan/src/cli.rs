@@ -27,6 +27,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Render a spec as a connection matrix, tables, a diagram or JSON.
     Render(RenderArgs),
+    /// Resolve a spec against a deployment: the concrete flows, and every flow left out and why.
+    Plan(PlanArgs),
+    /// Generate firewall policy for a deployment (nftables, iptables, Kubernetes, Cilium, AWS).
+    Generate(GenerateArgs),
     /// Print the JSON Schema of the spec format (for editor completion).
     Schema(SchemaArgs),
     /// Print a shell completion script.
@@ -86,9 +90,98 @@ pub struct RenderArgs {
 /// Arguments of `portolan schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
+    /// Print the schema of the deployment file instead of the spec's.
+    #[arg(long)]
+    pub deployment: bool,
     /// Write here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+/// Output formats of `portolan plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Tables of concrete flows and of flows left out.
+    Table,
+    /// The plan as JSON.
+    Json,
+}
+
+/// Arguments of `portolan plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The spec file (YAML).
+    pub spec: PathBuf,
+    /// The deployment file (YAML): addresses, features, parameter values.
+    #[arg(long, short)]
+    pub deployment: PathBuf,
+    /// What to print.
+    #[arg(long, short, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+    /// Write here instead of standard output (written whole or not at all).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Targets of `portolan generate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateTarget {
+    /// One nftables ruleset per component host (`<component>.nft`), loaded atomically with `nft -f`.
+    Nftables,
+    /// iptables-restore and ip6tables-restore files per component host (`<component>.rules.v4`, `.rules.v6`).
+    Iptables,
+    /// Kubernetes NetworkPolicy per component with a Kubernetes placement (`<component>.networkpolicy.yaml`).
+    Kubernetes,
+    /// CiliumNetworkPolicy per component with a Kubernetes placement, with toFQDNs for host names (`<component>.ciliumnetworkpolicy.yaml`).
+    Cilium,
+    /// AWS security groups and rules as Terraform JSON (`security-groups.tf.json`).
+    Aws,
+}
+
+/// Default policy of generated chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Drop what the spec does not allow.
+    Drop,
+    /// Audit mode: accept everything, log what the spec does not allow.
+    Accept,
+}
+
+/// Arguments of `portolan generate`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without -o, the output is printed when it is a single file \
+(e.g. `--target nftables --component api`). Files are written all or nothing. \
+What a target cannot express (a host name or wildcard pattern in nftables) is \
+a warning naming the flow, also written as a comment in the file; never a wider rule."
+)]
+pub struct GenerateArgs {
+    /// The spec file (YAML).
+    pub spec: PathBuf,
+    /// The deployment file (YAML).
+    #[arg(long, short)]
+    pub deployment: PathBuf,
+    /// What to generate.
+    #[arg(long, short, value_enum)]
+    pub target: GenerateTarget,
+    /// Only the files of this component (by id).
+    #[arg(long, short)]
+    pub component: Option<String>,
+    /// Directory to write the files into (created if needed).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Fail (exit 1, nothing written) if the target cannot express every flow.
+    #[arg(long)]
+    pub strict: bool,
+    /// Default policy of the input and output chains.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Drop)]
+    pub policy: PolicyArg,
+    /// Resolve host names with the system resolver now, and write their
+    /// current addresses into the rules (regenerate when they move). Without
+    /// it, rules to host names are written commented out, with a warning.
+    /// Wildcard patterns are never resolved.
+    #[arg(long)]
+    pub resolve: bool,
 }
 
 /// Arguments of `portolan completions`.

@@ -205,3 +205,206 @@ fn render_every_format_to_stdout_and_file() {
         }
     }
 }
+
+fn deployment_of(name: &str) -> String {
+    root()
+        .join("examples")
+        .join(name)
+        .join("deployment.yaml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn help_texts_of_plan_and_generate() {
+    for command in ["plan", "generate"] {
+        let output = portolan(&[command, "--help"]);
+        assert!(output.status.success(), "{command}: {}", stderr(&output));
+        insta::assert_snapshot!(format!("help_{command}"), stdout(&output));
+    }
+}
+
+#[test]
+fn plan_lists_concrete_flows_and_flows_left_out() {
+    for name in ["circonus-inside", "spacelift-self-hosted"] {
+        let table = portolan(&["plan", &example(name), "-d", &deployment_of(name)]);
+        assert_eq!(table.status.code(), Some(0), "{name}: {}", stderr(&table));
+        let text = stdout(&table);
+        assert!(text.contains("concrete flow(s)"), "{text}");
+        assert!(text.contains("left out"), "{text}");
+
+        let json = portolan(&[
+            "plan",
+            &example(name),
+            "-d",
+            &deployment_of(name),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(json.status.code(), Some(0), "{name}: {}", stderr(&json));
+        let plan: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan JSON");
+        let flows = plan["flows"].as_array().expect("flows");
+        assert!(!flows.is_empty());
+        assert!(flows[0]["from"]["nets"].is_array());
+        for left in plan["left_out"].as_array().expect("left_out") {
+            assert!(left["reason"]["kind"].is_string(), "{left}");
+            assert!(left["message"].is_string(), "{left}");
+        }
+    }
+    // The outside world is explicit "any address" in the plan.
+    let json = portolan(&[
+        "plan",
+        &example("circonus-inside"),
+        "-d",
+        &deployment_of("circonus-inside"),
+        "-f",
+        "json",
+    ]);
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan JSON");
+    let outside = plan["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["id"] == "outside")
+        .expect("outside");
+    assert_eq!(outside["any"], true);
+    assert_eq!(outside["nets"], serde_json::json!(["0.0.0.0/0", "::/0"]));
+}
+
+#[test]
+fn invalid_deployment_is_located_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deployment = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &deployment,
+        "deployment: 1\ncomponents:\n  server: {addresses: [192.0.2.300]}\n  drian: {addresses: [192.0.2.11]}\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    for args in [
+        vec!["plan"],
+        vec![
+            "generate",
+            "--target",
+            "nftables",
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+    ] {
+        let mut all = args.clone();
+        let spec = example("spacelift-self-hosted");
+        all.extend([spec.as_str(), "-d", deployment.to_str().expect("utf-8")]);
+        let output = portolan(&all);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let err = stderr(&output);
+        assert!(err.contains("deployment.yaml:3:24"), "{err}");
+        assert!(err.contains("deployment::invalid-address"), "{err}");
+        assert!(err.contains("deployment::unknown-component"), "{err}");
+        assert!(err.contains("did you mean `drain`?"), "{err}");
+    }
+    assert!(!out.exists(), "nothing is written on invalid input");
+}
+
+#[test]
+fn generate_writes_all_files_or_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("rules");
+    let spec = example("circonus-inside");
+    let deployment = deployment_of("circonus-inside");
+    let args = |extra: &[&str]| {
+        let mut all = vec![
+            "generate",
+            spec.as_str(),
+            "-d",
+            deployment.as_str(),
+            "--target",
+            "nftables",
+            "-o",
+            out.to_str().expect("utf-8"),
+        ];
+        all.extend_from_slice(extra);
+        portolan(&all)
+    };
+    // Circonus names hosts nftables cannot match: --strict fails and writes nothing.
+    let strict = args(&["--strict"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    assert!(stderr(&strict)
+        .contains("warning[nftables::wildcard-host]: flow web-frontend->cloudwatch/tcp/443"));
+    assert!(stderr(&strict).contains("nothing was written"));
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("readable").collect();
+    assert!(
+        leftovers.is_empty(),
+        "no temporary directory is left behind"
+    );
+
+    let ok = args(&[]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let mut written: Vec<String> = std::fs::read_dir(&out)
+        .expect("out exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 14, "{written:?}");
+    assert!(written.contains(&"fault-detection.nft".to_owned()));
+    // Writing again into the existing directory replaces the files.
+    let again = args(&["--policy", "accept"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let api = std::fs::read_to_string(out.join("api.nft")).expect("api.nft");
+    assert!(api.contains("policy accept;"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("readable").collect();
+    assert_eq!(leftovers.len(), 1, "only the output directory remains");
+
+    // One file goes to stdout; several without -o is a usage error.
+    let one = portolan(&[
+        "generate",
+        &spec,
+        "-d",
+        &deployment,
+        "-t",
+        "nftables",
+        "-c",
+        "api",
+    ]);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert!(stdout(&one).starts_with("#!/usr/sbin/nft -f\n"));
+    let many = portolan(&[
+        "generate",
+        &spec,
+        "-d",
+        &deployment,
+        "-t",
+        "iptables",
+        "-c",
+        "api",
+    ]);
+    assert_eq!(many.status.code(), Some(2), "{}", stderr(&many));
+    assert!(stderr(&many).contains("-o DIR"), "{}", stderr(&many));
+    // A component the target cannot serve is a located input error.
+    let outside = portolan(&[
+        "generate",
+        &spec,
+        "-d",
+        &deployment,
+        "-t",
+        "nftables",
+        "-c",
+        "outside",
+    ]);
+    assert_eq!(outside.status.code(), Some(1), "{}", stderr(&outside));
+    assert!(stderr(&outside).contains("deployment::unsupported-by-target"));
+}
+
+#[test]
+fn schema_of_the_deployment_format() {
+    let output = portolan(&["schema", "--deployment"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(schema["title"], "Portolan deployment");
+    assert!(schema["properties"]["components"].is_object());
+}

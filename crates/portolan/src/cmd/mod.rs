@@ -2,6 +2,8 @@
 //! configuration, calls the libraries, and prints.
 
 mod completions;
+mod generate;
+mod plan;
 mod render;
 mod schema;
 mod validate;
@@ -19,6 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Render(args) => render::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Generate(args) => generate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Completions(args) => completions::run(&args),
     }

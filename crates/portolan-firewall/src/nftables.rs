@@ -1,0 +1,283 @@
+//! The `nftables` target: one complete ruleset per component host
+//! (`<component>.nft`), loadable atomically with `nft -f`.
+//!
+//! Each file replaces `table inet portolan` in one transaction (the
+//! `table …{}` / `delete table …` idiom makes the delete safe when the table
+//! does not exist yet) and leaves every other table alone. The table has an
+//! input and an output chain with the chosen default policy, accepts
+//! established/related traffic, loopback and the ICMP/ICMPv6 that IP needs
+//! (errors, path MTU discovery, neighbour and multicast listener discovery;
+//! not echo), holds one named set per peer and family, and one rule per flow
+//! and direction with the flow id as its comment. Rules towards host names
+//! and wildcard patterns cannot be written: they appear commented out with
+//! their warning (or, with a resolver, host names are resolved at generation
+//! time; patterns never are).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use portolan_spec::plan::Plan;
+use portolan_spec::{PortRange, Protocol};
+
+use crate::generate::{GenerateError, Generated, Options, Policy, Target};
+use crate::host::{self, Direction, DisabledRule, HostRuleset, Peer, Rule};
+
+/// The nftables target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nftables;
+
+/// The table every ruleset replaces.
+pub const TABLE: &str = "portolan";
+
+/// nft limits comments to 128 bytes.
+const COMMENT_MAX: usize = 128;
+
+impl Target for Nftables {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn generate(&self, plan: &Plan, options: &Options) -> Result<Generated, GenerateError> {
+        let mut generated = Generated::default();
+        for component in host::hosts(plan, options, self.name())? {
+            let ruleset = host::build(plan, component, options, self.name());
+            let text = render(plan, &ruleset, options);
+            generated
+                .files
+                .push((PathBuf::from(format!("{}.nft", component.id)), text));
+            generated.warnings.extend(ruleset.warnings);
+        }
+        Ok(generated)
+    }
+}
+
+/// Renders one component's ruleset.
+fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> String {
+    let mut out = String::from("#!/usr/sbin/nft -f\n");
+    let load = format!("nft -f {}.nft", ruleset.component.id);
+    for line in host::header(plan, ruleset, options, "nftables", &load) {
+        out.push_str(&format!("# {line}\n"));
+    }
+    out.push('\n');
+    // Creating the table first makes the delete succeed on a host where it
+    // does not exist yet; the three statements are one transaction.
+    out.push_str(&format!(
+        "table inet {TABLE} {{}}\ndelete table inet {TABLE}\n\ntable inet {TABLE} {{\n"
+    ));
+    for index in host::used_sets(ruleset) {
+        let set = &ruleset.sets[index];
+        for (family, nets, kind) in [("v4", &set.v4, "ipv4_addr"), ("v6", &set.v6, "ipv6_addr")] {
+            if nets.is_empty() {
+                continue;
+            }
+            let elements: Vec<String> = nets.iter().map(host::net).collect();
+            let _ = write!(
+                out,
+                "\t# {}\n\tset {}_{family} {{\n\t\ttype {kind}\n\t\tflags interval\n\t\telements = {{ {} }}\n\t}}\n\n",
+                set.comment,
+                set.name,
+                elements.join(", ")
+            );
+        }
+    }
+    for direction in [Direction::Input, Direction::Output] {
+        chain(&mut out, ruleset, direction, options.policy);
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, policy: Policy) {
+    let (name, hook) = match direction {
+        Direction::Input => ("input", "input"),
+        Direction::Output => ("output", "output"),
+    };
+    let lo = match direction {
+        Direction::Input => "iif",
+        Direction::Output => "oif",
+    };
+    let _ = writeln!(out, "\tchain {name} {{");
+    let _ = writeln!(
+        out,
+        "\t\ttype filter hook {hook} priority filter; policy {};",
+        policy.as_str()
+    );
+    out.push_str("\t\tct state established,related accept\n");
+    out.push_str("\t\tct state invalid drop\n");
+    let _ = writeln!(out, "\t\t{lo} \"lo\" accept");
+    out.push_str("\t\t# ICMP that IPv4 needs: errors, and fragmentation-needed (a destination-unreachable code) for path MTU discovery. No echo.\n");
+    out.push_str(
+        "\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n",
+    );
+    out.push_str("\t\t# ICMPv6 that IPv6 needs (RFC 4890): errors, packet-too-big for path MTU discovery, neighbour discovery, multicast listener discovery. No echo.\n");
+    out.push_str("\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept\n");
+    let nd = match direction {
+        Direction::Input => "nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert",
+        Direction::Output => "nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit",
+    };
+    let _ = writeln!(out, "\t\ticmpv6 type {{ {nd} }} ip6 hoplimit 255 accept");
+    out.push_str("\t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 accept\n");
+    if ruleset.igmp {
+        out.push_str("\t\t# IGMP, so that the host can join its multicast groups.\n");
+        out.push_str("\t\tip protocol igmp accept\n");
+    }
+    let rules: Vec<&Rule> = ruleset.rules(direction).collect();
+    let disabled: Vec<&DisabledRule> = ruleset.disabled(direction).collect();
+    if !rules.is_empty() || !disabled.is_empty() {
+        out.push_str("\t\t# Flows of the spec.\n");
+    }
+    for rule in rules {
+        for line in rule_lines(rule, ruleset) {
+            let _ = writeln!(out, "\t\t{line}");
+        }
+    }
+    for rule in disabled {
+        let _ = writeln!(out, "\t\t# WARNING: flow {}: {}", rule.flow, rule.reason);
+        let _ = writeln!(out, "\t\t# {}", disabled_line(rule));
+    }
+    if policy == Policy::Accept {
+        let _ = writeln!(
+            out,
+            "\t\tlimit rate 10/second burst 20 packets log prefix \"portolan-audit {name}: \""
+        );
+    }
+    out.push_str("\t}\n");
+    if direction == Direction::Input {
+        out.push('\n');
+    }
+}
+
+/// The nft statements of one rule: one per address family it applies to.
+fn rule_lines(rule: &Rule, ruleset: &HostRuleset) -> Vec<String> {
+    let (v4, v6) = host::families(rule, &ruleset.sets);
+    let addr_dir = match rule.direction {
+        Direction::Input => "saddr",
+        Direction::Output => "daddr",
+    };
+    let mut lines = Vec::new();
+    for (enabled, family, ip) in [(v4, "v4", "ip"), (v6, "v6", "ip6")] {
+        if !enabled {
+            continue;
+        }
+        let mut parts = Vec::new();
+        match &rule.peer {
+            Peer::Set(i) => {
+                parts.push(format!(
+                    "{ip} {addr_dir} @{}_{family}",
+                    ruleset.sets[*i].name
+                ));
+                if let Some(group) = rule.group {
+                    parts.push(format!("{ip} daddr {group}"));
+                }
+            }
+            Peer::Group(group) => parts.push(format!("{ip} daddr {group}")),
+        }
+        parts.extend(protocol_match(
+            rule.protocol,
+            &rule.source_ports,
+            &rule.ports,
+            ip,
+        ));
+        parts.push("accept".to_owned());
+        parts.push(format!("comment \"{}\"", comment(&rule.flow)));
+        lines.push(parts.join(" "));
+    }
+    lines
+}
+
+fn protocol_match(
+    protocol: Protocol,
+    source_ports: &[PortRange],
+    ports: &[PortRange],
+    ip: &str,
+) -> Vec<String> {
+    let mut parts = Vec::new();
+    match protocol {
+        Protocol::Tcp | Protocol::Udp => {
+            let p = protocol.as_str();
+            if source_ports.is_empty() && ports.is_empty() {
+                parts.push(format!("meta l4proto {p}"));
+            }
+            if !source_ports.is_empty() {
+                parts.push(format!("{p} sport {}", port_set(source_ports)));
+            }
+            if !ports.is_empty() {
+                parts.push(format!("{p} dport {}", port_set(ports)));
+            }
+        }
+        Protocol::Icmp => parts.push(
+            if ip == "ip" {
+                "meta l4proto icmp"
+            } else {
+                "meta l4proto ipv6-icmp"
+            }
+            .to_owned(),
+        ),
+        Protocol::Any => {}
+    }
+    parts
+}
+
+fn port_set(ports: &[PortRange]) -> String {
+    match ports {
+        [single] => single.to_string(),
+        many => format!(
+            "{{ {} }}",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A pseudo-rule for a person: what would be written if names could be matched.
+fn disabled_line(rule: &DisabledRule) -> String {
+    let dir = match rule.direction {
+        Direction::Input => "saddr",
+        Direction::Output => "daddr",
+    };
+    let mut parts = vec![format!("{dir} {}", rule.peer)];
+    parts.extend(protocol_match(
+        rule.protocol,
+        &rule.source_ports,
+        &rule.ports,
+        "ip",
+    ));
+    parts.push("accept".to_owned());
+    parts.push(format!("comment \"{}\"", comment(&rule.flow)));
+    parts.join(" ")
+}
+
+/// A flow id as an nft comment: no double quotes, at most 128 bytes.
+fn comment(flow: &str) -> String {
+    let mut text: String = flow.chars().filter(|c| *c != '"').collect();
+    if text.len() > COMMENT_MAX {
+        let mut end = COMMENT_MAX - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_bounded_and_unquoted() {
+        assert_eq!(comment("a\"b"), "ab");
+        let long = "x".repeat(300);
+        assert_eq!(comment(&long).len(), COMMENT_MAX);
+    }
+
+    #[test]
+    fn port_sets() {
+        let r = |a, b| PortRange { start: a, end: b };
+        assert_eq!(port_set(&[r(443, 443)]), "443");
+        assert_eq!(port_set(&[r(80, 80), r(8000, 8010)]), "{ 80, 8000-8010 }");
+    }
+}
