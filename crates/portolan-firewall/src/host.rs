@@ -488,3 +488,112 @@ pub(crate) fn header(
 pub(crate) fn net(net: &IpNet) -> String {
     net_text(net)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_spec::deployment::load_deployment;
+    use portolan_spec::{load_spec, SourceFile};
+
+    fn plan_of(spec: &str, deployment: &str) -> Plan {
+        let spec = load_spec(SourceFile::new("portolan.yaml", spec))
+            .expect("valid spec")
+            .value;
+        let deployment = load_deployment(SourceFile::new("deployment.yaml", deployment), &spec)
+            .expect("valid deployment")
+            .value;
+        portolan_spec::plan::plan(&spec, &deployment)
+    }
+
+    const SPEC: &str = "portolan: 1
+system: {name: Demo}
+components:
+  - {id: web}
+  - {id: db, kind: dependency}
+  - {id: cache, kind: dependency}
+flows:
+  - {from: web, to: db, protocol: tcp, port: 5432}
+  - {from: web, to: cache, protocol: tcp, port: 6379}
+  - {from: db, to: db, protocol: udp, port: 7000, source_port: 7000}
+";
+
+    #[test]
+    fn a_peer_without_addresses_is_a_warning_and_a_disabled_rule() {
+        let plan = plan_of(
+            SPEC,
+            "deployment: 1
+components:
+  web: {addresses: [192.0.2.10]}
+  db: {addresses: [192.0.2.20/31, 192.0.2.21]}
+  cache: {kubernetes: {namespace: demo, pod_selector: {app: cache}}}
+",
+        );
+        let web = plan.component("web").expect("web");
+        let ruleset = build(&plan, web, &Options::default(), "nftables");
+        assert_eq!(ruleset.warnings.len(), 1);
+        assert_eq!(ruleset.warnings[0].kind, WarningKind::UnplacedPeer);
+        assert_eq!(ruleset.warnings[0].flow, "web->cache/tcp/6379");
+        assert_eq!(ruleset.disabled.len(), 1);
+        assert!(ruleset.disabled[0].peer.contains("k8s demo/{app=cache}"));
+        // Only the db rule is active; its set holds the block, not the address inside it.
+        assert_eq!(ruleset.rules.len(), 1);
+        let Peer::Set(i) = ruleset.rules[0].peer else {
+            panic!("set peer expected");
+        };
+        assert_eq!(
+            ruleset.sets[i].v4,
+            ["192.0.2.20/31".parse::<IpNet>().expect("net")]
+        );
+        // A component placed on Kubernetes only has no host to load rules on.
+        let options = Options {
+            component: Some("cache".into()),
+            ..Options::default()
+        };
+        assert!(matches!(
+            hosts(&plan, &options, "nftables"),
+            Err(GenerateError::CannotServe { .. })
+        ));
+    }
+
+    #[test]
+    fn a_self_flow_with_a_source_port_is_an_input_and_an_output_rule() {
+        let plan = plan_of(
+            SPEC,
+            "deployment: 1
+components:
+  web: {addresses: [192.0.2.10]}
+  db: {addresses: [192.0.2.20, \"2001:db8::20\"]}
+  cache: {addresses: [192.0.2.30]}
+",
+        );
+        let db = plan.component("db").expect("db");
+        let ruleset = build(&plan, db, &Options::default(), "nftables");
+        let directions: Vec<Direction> = ruleset
+            .rules
+            .iter()
+            .filter(|r| r.flow == "db->db/udp/7000:7000")
+            .map(|r| r.direction)
+            .collect();
+        assert_eq!(directions, [Direction::Input, Direction::Output]);
+        let rule = &ruleset.rules[1];
+        assert_eq!(rule.source_ports, [PortRange::single(7000)]);
+        assert_eq!(families(rule, &ruleset.sets), (true, true));
+        assert!(ruleset.warnings.is_empty());
+        assert!(!ruleset.igmp);
+    }
+
+    #[test]
+    fn minimal_drops_contained_nets_only() {
+        let n = |s: &str| s.parse::<IpNet>().expect("net");
+        assert_eq!(
+            minimal(vec![
+                n("192.0.2.5/32"),
+                n("192.0.2.0/24"),
+                n("198.51.100.1/32"),
+                n("192.0.2.0/24")
+            ]),
+            [n("192.0.2.0/24"), n("198.51.100.1/32")]
+        );
+        assert_eq!(set_name("data-storage"), "data_storage");
+    }
+}
