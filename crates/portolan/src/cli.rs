@@ -27,6 +27,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Render a spec as a connection matrix, tables, a diagram or JSON.
     Render(RenderArgs),
+    /// Import a vendor's networking page (markdown) into a spec.
+    Import(ImportArgs),
     /// Resolve a spec against a deployment: the concrete flows, and every flow left out and why.
     Plan(PlanArgs),
     /// Generate firewall policy for a deployment (nftables, iptables, Kubernetes, Cilium, AWS).
@@ -190,4 +192,39 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Report formats of `portolan import`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportReportFormat {
+    /// Rows read, flows imported, rows merged and skipped (with line and reason), warnings, guesses.
+    Json,
+}
+
+/// Arguments of `portolan import`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Output: the spec goes to standard output, or to --output (written whole \
+or not at all). Warnings go to standard error as FILE:LINE: warning: MESSAGE, with a summary line.\n\
+Report: --report json prints the JSON report to standard output when the spec goes to --output; \
+when the spec goes to standard output, name a file with --report-file (which alone also writes \
+the JSON report).\n\
+Exit codes: 0 imported (check the warnings); 1 the page cannot be imported (binary, empty, \
+larger than 8 MiB, not markdown, no table or list, or nothing readable); 2 usage or internal error."
+)]
+pub struct ImportArgs {
+    /// The page (markdown).
+    pub page: PathBuf,
+    /// Write the spec here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Also print the import report in this format (see below for where it goes).
+    #[arg(long, value_enum)]
+    pub report: Option<ImportReportFormat>,
+    /// Write the JSON import report to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+    /// The system's name (default: the page's title, else its most frequent proper noun, else the file name).
+    #[arg(long, value_name = "NAME")]
+    pub system_name: Option<String>,
 }

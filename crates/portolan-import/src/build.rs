@@ -1,0 +1,900 @@
+//! What the importer collects while it reads a page (components, endpoints,
+//! features, parameters, flows, and the report), and the YAML it writes.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::conditions::{CondText, Expr};
+use crate::ports::{PortItem, Proto};
+use crate::report::{Guess, ImportReport, Merged, Skipped, Warning};
+use crate::text::{slug, squash};
+
+/// What a component is to the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Part of the product.
+    System,
+    /// Provided by the operator.
+    Dependency,
+    /// The outside world.
+    External,
+}
+
+/// A component being built.
+#[derive(Debug, Clone)]
+pub struct Comp {
+    pub id: String,
+    pub name: String,
+    pub kind: Kind,
+    pub aliases: Vec<String>,
+    /// Link targets that named it (`/Components.md#API`).
+    pub anchors: Vec<String>,
+}
+
+/// Where an external endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    Host(String),
+    Cidr(String),
+    Placeholder(String),
+}
+
+/// An external endpoint being built.
+#[derive(Debug, Clone)]
+pub struct Ext {
+    pub id: String,
+    pub name: Option<String>,
+    pub addr: Addr,
+}
+
+/// A feature being built.
+#[derive(Debug, Clone)]
+pub struct Feat {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// A parameter being built.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub id: String,
+    pub default: Option<u16>,
+    pub shown_as: String,
+    pub description: Option<String>,
+}
+
+/// A condition over features (by index).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Cond {
+    Feature(usize),
+    Any(Vec<Cond>),
+    All(Vec<Cond>),
+    Not(Box<Cond>),
+}
+
+/// A destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dest {
+    Comp(usize),
+    Ext(usize),
+}
+
+/// A port of a flow being built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PItem {
+    Range(u16, u16),
+    Param(usize),
+}
+
+/// A flow being built: one source, one destination.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub from: usize,
+    pub to: Dest,
+    pub proto: Proto,
+    pub ports: Vec<PItem>,
+    pub source_ports: Vec<PItem>,
+    pub multicast: Option<IpAddr>,
+    pub required: bool,
+    pub when: Option<Cond>,
+    pub name: Option<String>,
+    pub purpose: Option<String>,
+    /// The page line it came from.
+    pub line: usize,
+    /// Other lines that say the same.
+    pub also: Vec<usize>,
+    pub guesses: Vec<String>,
+}
+
+impl Draft {
+    /// A required flow with no ports yet.
+    pub fn new(from: usize, to: Dest, proto: Proto, line: usize) -> Self {
+        Self {
+            from,
+            to,
+            proto,
+            ports: Vec::new(),
+            source_ports: Vec::new(),
+            multicast: None,
+            required: true,
+            when: None,
+            name: None,
+            purpose: None,
+            line,
+            also: Vec::new(),
+            guesses: Vec::new(),
+        }
+    }
+
+    /// What makes two flows the same requirement (the spec's duplicate key).
+    pub fn key(&self) -> FlowKey {
+        (
+            self.from,
+            self.to,
+            self.multicast,
+            self.proto,
+            self.ports.clone(),
+            self.source_ports.clone(),
+            self.when.clone(),
+        )
+    }
+}
+
+/// The spec's duplicate key of a flow.
+pub type FlowKey = (
+    usize,
+    Dest,
+    Option<IpAddr>,
+    Proto,
+    Vec<PItem>,
+    Vec<PItem>,
+    Option<Cond>,
+);
+
+/// Everything read so far.
+#[derive(Debug, Default)]
+pub struct Builder {
+    pub file: String,
+    pub components: Vec<Comp>,
+    pub externals: Vec<Ext>,
+    pub features: Vec<Feat>,
+    pub params: Vec<Param>,
+    /// Parameters a rendered page defines in its Parameters list.
+    pub param_defs: Vec<Param>,
+    pub flows: Vec<Draft>,
+    pub report: ImportReport,
+    ids: HashSet<String>,
+}
+
+fn unique(ids: &mut HashSet<String>, base: &str, fallback: &str) -> String {
+    let base = if base.is_empty() { fallback } else { base };
+    let mut id = base.to_owned();
+    let mut n = 2;
+    while ids.contains(&id) {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    ids.insert(id.clone());
+    id
+}
+
+/// Words that make a name the outside world.
+const EXTERNAL_NAMES: &[&str] = &[
+    "outside",
+    "internet",
+    "the internet",
+    "world",
+    "anywhere",
+    "public",
+    "external",
+    "clients",
+    "client",
+    "users",
+    "end users",
+    "end-users",
+    "browsers",
+    "customers",
+    "everyone",
+];
+
+/// Words that make a name something the operator provides.
+const DEPENDENCY_WORDS: &[&str] = &[
+    "database",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "redis",
+    "memcached",
+    "storage",
+    "bucket",
+    "buckets",
+    "s3",
+    "queue",
+    "sqs",
+    "kafka",
+    "rabbitmq",
+    "broker",
+    "registry",
+    "registries",
+    "load balancer",
+    "load balancers",
+    "dns",
+    "ntp",
+    "ldap",
+    "active directory",
+    "smtp",
+    "mail",
+    "vcs",
+    "kms",
+    "vault",
+    "proxy",
+    "identity provider",
+    "idp",
+    "nfs",
+];
+
+/// The kind a name suggests, or `default`.
+pub fn kind_of(name: &str, default: Kind) -> Kind {
+    let lower = name.to_lowercase();
+    if EXTERNAL_NAMES.contains(&lower.trim()) {
+        return Kind::External;
+    }
+    if default == Kind::Dependency
+        || DEPENDENCY_WORDS
+            .iter()
+            .any(|w| crate::text::contains_words(&lower, w))
+    {
+        return Kind::Dependency;
+    }
+    default
+}
+
+impl Builder {
+    /// A builder for a page.
+    pub fn new(file: &str) -> Self {
+        Self {
+            file: file.to_owned(),
+            report: ImportReport {
+                file: file.to_owned(),
+                ..ImportReport::default()
+            },
+            ..Self::default()
+        }
+    }
+
+    /// Records a warning.
+    pub fn warn(&mut self, line: usize, message: impl Into<String>) {
+        let message = message.into();
+        if !self
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.line == line && w.message == message)
+        {
+            self.report.warnings.push(Warning { line, message });
+        }
+    }
+
+    /// Records a skipped row or item.
+    pub fn skip(&mut self, line: usize, text: &str, reason: impl Into<String>) {
+        self.report.rows_skipped.push(Skipped {
+            line,
+            text: text.trim().to_owned(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Records a line consumed as a definition (feature, parameter, condition, subject).
+    pub fn definition(&mut self, line: usize) {
+        self.report.definitions.push(line);
+    }
+
+    /// The component with this name, alias or anchor.
+    pub fn find_component(&self, name: &str) -> Option<usize> {
+        let key = squash(name);
+        if key.is_empty() {
+            return None;
+        }
+        self.components.iter().position(|c| {
+            squash(&c.name) == key || c.aliases.iter().any(|a| squash(a) == key) || c.id == name
+        })
+    }
+
+    /// The component with a link target.
+    pub fn find_anchor(&self, anchor: &str) -> Option<usize> {
+        if anchor.is_empty() {
+            return None;
+        }
+        self.components
+            .iter()
+            .position(|c| c.anchors.iter().any(|a| a == anchor))
+    }
+
+    /// The component with this name, created if new.
+    pub fn component(&mut self, name: &str, kind: Kind) -> usize {
+        if let Some(i) = self.find_component(name) {
+            return i;
+        }
+        let id = unique(&mut self.ids, &slug(name), "component");
+        self.components.push(Comp {
+            id,
+            name: name.trim().to_owned(),
+            kind,
+            aliases: Vec::new(),
+            anchors: Vec::new(),
+        });
+        self.components.len() - 1
+    }
+
+    /// Adds another spelling to a component.
+    pub fn alias(&mut self, component: usize, alias: &str) {
+        let c = &mut self.components[component];
+        if squash(&c.name) != squash(alias)
+            && !c.aliases.iter().any(|a| a.eq_ignore_ascii_case(alias))
+        {
+            c.aliases.push(alias.trim().to_owned());
+        }
+    }
+
+    /// An external endpoint, created if new.
+    pub fn external(&mut self, addr: Addr, name: Option<&str>) -> usize {
+        if let Some(i) = self.externals.iter().position(|e| e.addr == addr) {
+            if self.externals[i].name.is_none() {
+                self.externals[i].name = name.map(str::to_owned);
+            }
+            return i;
+        }
+        let base = match &addr {
+            Addr::Host(h) => slug(&h.replace('*', "any")),
+            Addr::Cidr(c) => format!("net-{}", slug(c)),
+            Addr::Placeholder(p) => slug(p),
+        };
+        let id = unique(&mut self.ids, &base, "external");
+        self.externals.push(Ext {
+            id,
+            name: name.map(str::to_owned),
+            addr,
+        });
+        self.externals.len() - 1
+    }
+
+    /// The feature a phrase names, created if new.
+    pub fn feature(&mut self, phrase: &str) -> usize {
+        let key = squash(phrase);
+        if let Some(i) = self
+            .features
+            .iter()
+            .position(|f| squash(&f.id) == key || squash(&f.name) == key)
+        {
+            return i;
+        }
+        let mut feature_ids: HashSet<String> = self.features.iter().map(|f| f.id.clone()).collect();
+        let id = unique(&mut feature_ids, &slug(phrase), "feature");
+        let mut name = phrase.trim().to_owned();
+        if let Some(first) = name.chars().next() {
+            name.replace_range(..first.len_utf8(), &first.to_uppercase().to_string());
+        }
+        self.features.push(Feat {
+            id,
+            name,
+            description: None,
+        });
+        self.features.len() - 1
+    }
+
+    /// A feature defined by the page itself (a rendered Features list).
+    pub fn define_feature(&mut self, id: &str, name: Option<&str>, description: Option<&str>) {
+        if self.features.iter().any(|f| f.id == id) {
+            return;
+        }
+        self.features.push(Feat {
+            id: id.to_owned(),
+            name: name.unwrap_or(id).to_owned(),
+            description: description.map(str::to_owned),
+        });
+    }
+
+    /// The condition a text states.
+    pub fn condition(&mut self, text: &CondText) -> Option<Cond> {
+        match text {
+            CondText::Phrases(phrases) => {
+                let mut items: Vec<Cond> = phrases
+                    .iter()
+                    .map(|p| Cond::Feature(self.feature(p)))
+                    .collect();
+                items.dedup();
+                match items.len() {
+                    0 => None,
+                    1 => items.pop(),
+                    _ => Some(Cond::Any(items)),
+                }
+            }
+            CondText::Expr(expr) => Some(self.expr(expr)),
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Cond {
+        match expr {
+            Expr::Id(id) => Cond::Feature(self.feature(id)),
+            Expr::Any(items) => Cond::Any(items.iter().map(|e| self.expr(e)).collect()),
+            Expr::All(items) => Cond::All(items.iter().map(|e| self.expr(e)).collect()),
+            Expr::Not(inner) => Cond::Not(Box::new(self.expr(inner))),
+        }
+    }
+
+    /// The parameter for a port the operator chooses.
+    ///
+    /// A page that defines its parameters (a rendered page) is followed;
+    /// otherwise the parameter is named after `hint` (`postgres` →
+    /// `postgres-port`) and shared by every row that gives the same default.
+    pub fn parameter(
+        &mut self,
+        hint: &str,
+        shown_as: &str,
+        default: Option<u16>,
+        description: &str,
+    ) -> usize {
+        let hint = slug(hint);
+        let candidates: Vec<&Param> = self
+            .param_defs
+            .iter()
+            .filter(|p| p.shown_as.eq_ignore_ascii_case(shown_as.trim()))
+            .collect();
+        let chosen = candidates
+            .iter()
+            .find(|p| !hint.is_empty() && p.id.starts_with(&hint))
+            .or_else(|| (candidates.len() == 1).then(|| &candidates[0]))
+            .map(|p| (*p).clone());
+        if let Some(def) = chosen {
+            if let Some(i) = self.params.iter().position(|p| p.id == def.id) {
+                return i;
+            }
+            self.params.push(def);
+            return self.params.len() - 1;
+        }
+        let base = if hint.is_empty() {
+            "port".to_owned()
+        } else {
+            format!("{hint}-port")
+        };
+        // One port of one thing is one parameter: a row that states no
+        // default shares the parameter of a row that does.
+        if let Some(i) = self.params.iter().position(|p| {
+            (p.id == base || p.id.starts_with(&format!("{base}-")))
+                && (p.default == default || default.is_none())
+        }) {
+            return i;
+        }
+        let mut ids: HashSet<String> = self.params.iter().map(|p| p.id.clone()).collect();
+        let id = unique(&mut ids, &base, "port");
+        self.params.push(Param {
+            id,
+            default,
+            shown_as: shown_as.trim().to_owned(),
+            description: (!description.is_empty()).then(|| description.to_owned()),
+        });
+        self.params.len() - 1
+    }
+
+    /// The parameter a rendered port names (`$postgres-port`).
+    pub fn parameter_ref(&mut self, id: &str, line: usize) -> usize {
+        if let Some(i) = self.params.iter().position(|p| p.id == id) {
+            return i;
+        }
+        let def = self.param_defs.iter().find(|p| p.id == id).cloned();
+        let param = match def {
+            Some(def) => def,
+            None => {
+                self.warn(
+                    line,
+                    format!("parameter `${id}` is not defined on the page; it has no default"),
+                );
+                Param {
+                    id: slug(id),
+                    default: None,
+                    shown_as: "User-defined".to_owned(),
+                    description: None,
+                }
+            }
+        };
+        self.params.push(param);
+        self.params.len() - 1
+    }
+
+    /// Port items of the spec for the page's port items.
+    pub fn port_items(
+        &mut self,
+        items: &[PortItem],
+        hint: &str,
+        description: &str,
+        line: usize,
+        guesses: &mut Vec<String>,
+    ) -> Vec<PItem> {
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                PortItem::Range(a, b) => out.push(PItem::Range(*a, *b)),
+                PortItem::ParamRef(id) => out.push(PItem::Param(self.parameter_ref(id, line))),
+                PortItem::UserDefined { shown_as, default } => {
+                    let default = default.or_else(|| crate::ports::default_in(description));
+                    let p = self.parameter(hint, shown_as, default, description);
+                    if self.params[p].default.is_none() {
+                        let id = self.params[p].id.clone();
+                        self.warn(
+                            line,
+                            format!("port \"{shown_as}\" has no default on the page; parameter `{id}` must be set by the deployment"),
+                        );
+                    } else if default.is_none() {
+                        let (id, d) = (
+                            self.params[p].id.clone(),
+                            self.params[p].default.unwrap_or(0),
+                        );
+                        guesses.push(format!("port \"{shown_as}\" without a default here; parameter `{id}` (default {d}) of another row assumed"));
+                    }
+                    out.push(PItem::Param(p));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Adds a flow, merging it into an earlier one that says the same.
+    pub fn add(&mut self, mut draft: Draft) {
+        draft.ports.sort();
+        draft.ports.dedup();
+        draft.source_ports.sort();
+        draft.source_ports.dedup();
+        if !matches!(draft.proto, Proto::Tcp | Proto::Udp) {
+            draft.ports.clear();
+            draft.source_ports.clear();
+        }
+        let key = draft.key();
+        if let Some(existing) = self.flows.iter_mut().find(|f| f.key() == key) {
+            if existing.line != draft.line && !existing.also.contains(&draft.line) {
+                existing.also.push(draft.line);
+            }
+            let with = existing.line;
+            let differs = existing.required != draft.required;
+            existing.required |= draft.required;
+            if existing.line != draft.line {
+                self.report.rows_merged.push(Merged {
+                    line: draft.line,
+                    with_line: with,
+                });
+            }
+            if differs {
+                self.warn(
+                    draft.line,
+                    format!("the same flow is required on line {with} or here and optional on the other; kept as required"),
+                );
+            }
+            return;
+        }
+        for g in &draft.guesses {
+            self.report.guesses.push(Guess {
+                line: draft.line,
+                guess: g.clone(),
+            });
+        }
+        self.flows.push(draft);
+    }
+
+    /// The display text of a destination.
+    pub fn dest_name(&self, dest: Dest) -> String {
+        match dest {
+            Dest::Comp(c) => self.components[c].name.clone(),
+            Dest::Ext(e) => match &self.externals[e].addr {
+                Addr::Host(h) | Addr::Cidr(h) => h.clone(),
+                Addr::Placeholder(p) => format!("\"{p}\""),
+            },
+        }
+    }
+
+    /// The spec as YAML.
+    pub fn yaml(&self, system: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Imported by `portolan import` from {}.\n# Review every `guess:`; `origin:` gives the page line of each flow.",
+            self.file.replace('\n', " ")
+        );
+        out.push_str("portolan: 1\nsystem:\n");
+        let _ = writeln!(out, "  name: {}", q(system));
+        let _ = writeln!(out, "  source: {}", q(&self.file));
+        out.push_str("\ncomponents:\n");
+        for c in &self.components {
+            let _ = writeln!(out, "  - id: {}", q(&c.id));
+            let _ = writeln!(out, "    name: {}", q(&c.name));
+            match c.kind {
+                Kind::System => {}
+                Kind::Dependency => out.push_str("    kind: dependency\n"),
+                Kind::External => out.push_str("    kind: external\n"),
+            }
+            if !c.aliases.is_empty() {
+                let list: Vec<String> = c.aliases.iter().map(|a| q(a)).collect();
+                let _ = writeln!(out, "    aliases: [{}]", list.join(", "));
+            }
+        }
+        let used_externals: HashSet<usize> = self
+            .flows
+            .iter()
+            .filter_map(|f| match f.to {
+                Dest::Ext(e) => Some(e),
+                Dest::Comp(_) => None,
+            })
+            .collect();
+        if !used_externals.is_empty() {
+            out.push_str("\nexternals:\n");
+            for (i, e) in self.externals.iter().enumerate() {
+                if !used_externals.contains(&i) {
+                    continue;
+                }
+                let _ = writeln!(out, "  - id: {}", q(&e.id));
+                match &e.addr {
+                    Addr::Host(h) => {
+                        let _ = writeln!(out, "    host: {}", q(h));
+                    }
+                    Addr::Cidr(c) => {
+                        let _ = writeln!(out, "    cidr: {}", q(c));
+                    }
+                    Addr::Placeholder(p) => {
+                        let _ = writeln!(out, "    placeholder: {}", q(p));
+                    }
+                }
+                if let Some(name) = &e.name {
+                    let _ = writeln!(out, "    name: {}", q(name));
+                }
+            }
+        }
+        let mut used_features = HashSet::new();
+        for f in &self.flows {
+            if let Some(c) = &f.when {
+                collect_features(c, &mut used_features);
+            }
+        }
+        if !used_features.is_empty() {
+            out.push_str("\nfeatures:\n");
+            for (i, f) in self.features.iter().enumerate() {
+                if !used_features.contains(&i) {
+                    continue;
+                }
+                let _ = writeln!(out, "  - id: {}", q(&f.id));
+                let _ = writeln!(out, "    name: {}", q(&f.name));
+                if let Some(d) = &f.description {
+                    let _ = writeln!(out, "    description: {}", q(d));
+                }
+            }
+        }
+        let used_params: HashSet<usize> = self
+            .flows
+            .iter()
+            .flat_map(|f| f.ports.iter().chain(&f.source_ports))
+            .filter_map(|p| match p {
+                PItem::Param(i) => Some(*i),
+                PItem::Range(..) => None,
+            })
+            .collect();
+        if !used_params.is_empty() {
+            out.push_str("\nparameters:\n");
+            for (i, p) in self.params.iter().enumerate() {
+                if !used_params.contains(&i) {
+                    continue;
+                }
+                let _ = writeln!(out, "  - id: {}", q(&p.id));
+                if let Some(d) = &p.description {
+                    let _ = writeln!(out, "    description: {}", q(d));
+                }
+                if let Some(d) = p.default {
+                    let _ = writeln!(out, "    default: {d}");
+                }
+                let _ = writeln!(out, "    shown_as: {}", q(&p.shown_as));
+            }
+        }
+        out.push_str("\nflows:\n");
+        for group in self.grouped() {
+            let first = &self.flows[group[0]];
+            let from: Vec<String> = group
+                .iter()
+                .map(|&i| q(&self.components[self.flows[i].from].id))
+                .collect();
+            if from.len() == 1 {
+                let _ = writeln!(out, "  - from: {}", from[0]);
+            } else {
+                let _ = writeln!(out, "  - from: [{}]", from.join(", "));
+            }
+            let to = match first.to {
+                Dest::Comp(c) => &self.components[c].id,
+                Dest::Ext(e) => &self.externals[e].id,
+            };
+            let _ = writeln!(out, "    to: {}", q(to));
+            let _ = writeln!(out, "    protocol: {}", first.proto.as_str());
+            if !first.ports.is_empty() {
+                let _ = writeln!(out, "    port: {}", self.ports_yaml(&first.ports));
+            }
+            if !first.source_ports.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    source_port: {}",
+                    self.ports_yaml(&first.source_ports)
+                );
+            }
+            if let Some(m) = first.multicast {
+                let _ = writeln!(out, "    multicast: {}", q(&m.to_string()));
+            }
+            if !first.required {
+                out.push_str("    required: false\n");
+            }
+            if let Some(c) = &first.when {
+                let _ = writeln!(out, "    when: {}", self.cond_yaml(c));
+            }
+            if let Some(n) = &first.name {
+                let _ = writeln!(out, "    name: {}", q(n));
+            }
+            if let Some(p) = &first.purpose {
+                let _ = writeln!(out, "    purpose: {}", q(p));
+            }
+            let _ = writeln!(out, "    origin: {}", q(&self.origin(first)));
+            if !first.guesses.is_empty() {
+                let _ = writeln!(out, "    guess: {}", q(&first.guesses.join("; ")));
+            }
+        }
+        out
+    }
+
+    /// `file:line`, with the other lines that state the same flow.
+    pub fn origin(&self, flow: &Draft) -> String {
+        let mut origin = format!("{}:{}", self.file, flow.line);
+        if !flow.also.is_empty() {
+            let also: Vec<String> = flow.also.iter().map(usize::to_string).collect();
+            let _ = write!(origin, " (also line {})", also.join(", "));
+        }
+        origin
+    }
+
+    /// Flows that differ only in their source and come from one line, as
+    /// groups of indices, in page order.
+    fn grouped(&self) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.flows.len()).collect();
+        order.sort_by_key(|&i| (self.flows[i].line, i));
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for i in order {
+            let f = &self.flows[i];
+            let same = groups.last().is_some_and(|g| {
+                let h = &self.flows[g[0]];
+                h.line == f.line
+                    && h.to == f.to
+                    && h.proto == f.proto
+                    && h.ports == f.ports
+                    && h.source_ports == f.source_ports
+                    && h.multicast == f.multicast
+                    && h.required == f.required
+                    && h.when == f.when
+                    && h.name == f.name
+                    && h.purpose == f.purpose
+                    && h.guesses == f.guesses
+                    && h.also == f.also
+                    && !g.iter().any(|&j| self.flows[j].from == f.from)
+            });
+            match groups.last_mut() {
+                Some(g) if same => g.push(i),
+                _ => groups.push(vec![i]),
+            }
+        }
+        groups
+    }
+
+    fn ports_yaml(&self, ports: &[PItem]) -> String {
+        let items: Vec<String> = ports
+            .iter()
+            .map(|p| match p {
+                PItem::Range(a, b) if a == b => a.to_string(),
+                PItem::Range(a, b) => format!("\"{a}-{b}\""),
+                PItem::Param(i) => format!("${}", self.params[*i].id),
+            })
+            .collect();
+        if items.len() == 1 {
+            items[0].clone()
+        } else {
+            format!("[{}]", items.join(", "))
+        }
+    }
+
+    fn cond_yaml(&self, c: &Cond) -> String {
+        match c {
+            Cond::Feature(f) => q(&self.features[*f].id),
+            Cond::Any(items) => format!(
+                "{{any: [{}]}}",
+                items
+                    .iter()
+                    .map(|c| self.cond_yaml(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Cond::All(items) => format!(
+                "{{all: [{}]}}",
+                items
+                    .iter()
+                    .map(|c| self.cond_yaml(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Cond::Not(inner) => format!("{{not: {}}}", self.cond_yaml(inner)),
+        }
+    }
+}
+
+fn collect_features(c: &Cond, out: &mut HashSet<usize>) {
+    match c {
+        Cond::Feature(f) => {
+            out.insert(*f);
+        }
+        Cond::Any(items) | Cond::All(items) => items.iter().for_each(|c| collect_features(c, out)),
+        Cond::Not(inner) => collect_features(inner, out),
+    }
+}
+
+/// A YAML scalar: plain when that is unambiguous, else double-quoted.
+pub fn q(s: &str) -> String {
+    let plain_ok = !s.is_empty()
+        && s.chars().next().is_some_and(|c| c.is_alphabetic())
+        && s.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/' | '(' | ')' | ',')
+        })
+        && !s.ends_with(' ')
+        && !matches!(
+            s.to_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "null" | "on" | "off" | "y" | "n" | "~"
+        );
+    if plain_ok {
+        return s.to_owned();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if matches!(c as u32, 0x80..=0x9f | 0xfeff | 0x2028 | 0x2029) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(q("API"), "API");
+        assert_eq!(q("Long-tail Store"), "Long-tail Store");
+        assert_eq!(q("yes"), "\"yes\"");
+        assert_eq!(q("a: b"), "\"a: b\"");
+        assert_eq!(q("443 or user-defined"), "\"443 or user-defined\"");
+        assert_eq!(q("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(q("*.x"), "\"*.x\"");
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(kind_of("Outside", Kind::System), Kind::External);
+        assert_eq!(kind_of("Postgres", Kind::System), Kind::Dependency);
+        assert_eq!(kind_of("Web DB", Kind::System), Kind::System);
+        assert_eq!(kind_of("Load balancers", Kind::System), Kind::Dependency);
+    }
+}

@@ -1,0 +1,74 @@
+//! The import report: what was read, imported, merged, skipped and guessed.
+
+use serde::Serialize;
+
+/// What an import did, line by line. Serialises to the JSON of `--report json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// The page, as named in the source.
+    pub file: String,
+    /// The system name used.
+    pub system: String,
+    /// Table body rows and list items read.
+    pub rows_read: usize,
+    /// Flows in the spec, one per (source, destination) pair.
+    pub flows_imported: usize,
+    /// Components, external endpoints, features and parameters in the spec.
+    pub components: usize,
+    /// External endpoints in the spec.
+    pub externals: usize,
+    /// Features in the spec.
+    pub features: usize,
+    /// Parameters in the spec.
+    pub parameters: usize,
+    /// Rows or items that restate a flow already imported (e.g. the ingress
+    /// side of an egress row): no new flow, the line joins the flow's origin.
+    pub rows_merged: Vec<Merged>,
+    /// Rows or items (or parts of them) not imported, each with the reason.
+    pub rows_skipped: Vec<Skipped>,
+    /// Lines read as definitions rather than flows: feature and parameter
+    /// lists, numbered conditions, list items naming the subject of nested items.
+    pub definitions: Vec<usize>,
+    /// Ambiguities, with the line; the flow's `guess:` says what was chosen.
+    pub warnings: Vec<Warning>,
+    /// Every value inferred rather than stated.
+    pub guesses: Vec<Guess>,
+}
+
+/// A row that says the same as an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Merged {
+    /// Its line.
+    pub line: usize,
+    /// The line of the flow it was merged into.
+    pub with_line: usize,
+}
+
+/// A row, item or cell that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Its line.
+    pub line: usize,
+    /// What it says (the row, item or cell token).
+    pub text: String,
+    /// Why it was not imported.
+    pub reason: String,
+}
+
+/// An ambiguity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// The line it is about.
+    pub line: usize,
+    /// What was ambiguous and what was done.
+    pub message: String,
+}
+
+/// A value that was inferred.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Guess {
+    /// The line of the flow.
+    pub line: usize,
+    /// What was guessed.
+    pub guess: String,
+}
