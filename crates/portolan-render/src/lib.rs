@@ -32,6 +32,7 @@ mod graph;
 mod markdown;
 mod matrix;
 mod mermaid;
+pub mod results;
 mod tables;
 mod token;
 
