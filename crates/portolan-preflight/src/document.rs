@@ -301,7 +301,7 @@ pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error>
 }
 
 /// A short description of what a probe does, for tables: `tcp 198.18.0.3:5432`.
-pub(crate) fn probe_text(check: &CheckRecord) -> String {
+pub fn probe_text(check: &CheckRecord) -> String {
     let spec = &check.result.spec;
     let mut text = format!("{} {}", spec.protocol.name(), spec.target);
     if let Protocol::Tls { sni: Some(sni) } = &spec.protocol {
@@ -320,7 +320,7 @@ pub(crate) fn probe_text(check: &CheckRecord) -> String {
 
 /// Facts gathered by a probe, for tables and tooltips: the OS error, time
 /// and attempts, DNS, TLS and multicast responders.
-pub(crate) fn detail_text(check: &CheckRecord) -> String {
+pub fn detail_text(check: &CheckRecord) -> String {
     let result = &check.result;
     let outcome = &result.outcome;
     let details = &result.details;

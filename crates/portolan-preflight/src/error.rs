@@ -45,6 +45,14 @@ pub enum PreflightError {
         /// What does not match.
         reason: String,
     },
+    /// The extra CA file cannot be used.
+    #[error("{file}: {reason}")]
+    CaFile {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
     /// A proxy address of the deployment could not be used.
     #[error("proxy: {0}")]
     Proxy(#[from] portolan_probe::Error),

@@ -1,6 +1,13 @@
 //! Who is checking what: file hashes, the default token, the host name.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
+
+use crate::PreflightError;
 
 /// The SHA-256 of some bytes, in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -31,6 +38,30 @@ pub fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The system's trusted roots plus the certificates of a PEM file (a
+/// site's TLS-inspecting proxy CA, a test CA). The file must hold at least
+/// one certificate; the system's roots may be missing.
+pub fn roots_with_pem(file: &str, pem: &[u8]) -> Result<Arc<RootCertStore>, PreflightError> {
+    let bad = |reason: String| PreflightError::CaFile {
+        file: file.to_owned(),
+        reason,
+    };
+    let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if extra.is_empty() {
+        return Err(bad("no certificate in it".to_owned()));
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in extra {
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+    }
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    Ok(Arc::new(roots))
 }
 
 #[cfg(test)]

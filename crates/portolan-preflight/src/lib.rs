@@ -33,11 +33,11 @@ pub use checks::{
     Untested, DEFAULT_TLS_PORTS,
 };
 pub use document::{
-    junit_xml, read_results, AxisRecord, CheckRecord, DeploymentIdentity, FlowRecord, HostResults,
-    Settings, SpecIdentity, Summary, RESULTS_FORMAT,
+    detail_text, junit_xml, probe_text, read_results, AxisRecord, CheckRecord, DeploymentIdentity,
+    FlowRecord, HostResults, Settings, SpecIdentity, Summary, RESULTS_FORMAT,
 };
 pub use error::{PreflightError, ResultsError};
-pub use identity::{default_token, hostname, sha256_hex};
+pub use identity::{default_token, hostname, roots_with_pem, sha256_hex};
 pub use listen::{derive_listeners, local_addresses, ListenEntry, ListenSet};
 pub use merge::{merge, ResultsInput};
 pub use time::rfc3339;

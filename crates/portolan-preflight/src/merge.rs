@@ -205,7 +205,10 @@ pub fn merge(
         .iter()
         .map(|i| HostSummary {
             component: i.results.component.clone(),
-            host: host_label(&i.results),
+            host: match i.results.from {
+                Some(from) => format!("{} ({from})", i.results.host),
+                None => i.results.host.clone(),
+            },
             file: i.file.clone(),
             finished_at: i.results.finished_at.clone(),
             passed: i.results.summary.passed,

@@ -33,6 +33,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// Generate firewall policy for a deployment (nftables, iptables, Kubernetes, Cilium, AWS).
     Generate(GenerateArgs),
+    /// On a host, listen on every port a component must accept, until stopped.
+    Listen(ListenArgs),
+    /// From a host, probe every flow a component must originate.
+    Check(CheckArgs),
+    /// Merge the JSON results of many hosts into the connection matrix (markdown, HTML).
+    Report(ReportArgs),
     /// Print the JSON Schema of the spec format (for editor completion).
     Schema(SchemaArgs),
     /// Print a shell completion script.
@@ -227,4 +233,173 @@ pub struct ImportArgs {
     /// The system's name (default: the page's title, else its most frequent proper noun, else the file name).
     #[arg(long, value_name = "NAME")]
     pub system_name: Option<String>,
+}
+
+/// Arguments of `portolan listen`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Binds a TCP listener per TCP port and a UDP socket per UDP port of every \
+flow the component receives, and joins its multicast groups. UDP sockets answer only datagrams \
+carrying the token (by default derived from the spec file, so that `check` with the same spec \
+matches), with the datagram itself: never larger than the question. Ports that cannot be bound \
+(in use, privileged) are printed with the OS error; the others are served until Ctrl-C, SIGTERM \
+or --duration. Exit 1 if a port could not be bound."
+)]
+pub struct ListenArgs {
+    /// The spec file (YAML).
+    pub spec: PathBuf,
+    /// The deployment file (YAML).
+    #[arg(long, short)]
+    pub deployment: PathBuf,
+    /// The component this host runs (by id).
+    #[arg(long = "as", value_name = "COMPONENT")]
+    pub component: String,
+    /// Bind on this address only (one of the component's addresses in the
+    /// deployment); by default, on every address of the component that is on this host.
+    #[arg(long, value_name = "ADDR")]
+    pub address: Option<std::net::IpAddr>,
+    /// Stop after this long (`30s`, `5m`, `500ms`; a bare number is seconds).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// The token probes must carry (default: derived from the spec file).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Flows with more ports than this are not listened on.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_ports: u32,
+}
+
+/// Output formats of `portolan check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// A table for the terminal.
+    Table,
+    /// The results document that `portolan report` merges.
+    Json,
+    /// JUnit XML, one test case per probe.
+    Junit,
+}
+
+/// Who answers UDP probes to components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UdpAgainstArg {
+    /// `portolan listen` runs on the destinations: a token echo is definitive.
+    Listener,
+    /// The real services run: a reply is open, ICMP port unreachable is
+    /// refused, silence is open|filtered (never a pass).
+    Service,
+}
+
+/// Arguments of `portolan check`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Probes only the deployment's addresses and the spec's external \
+endpoints, on the flows' ports: TCP connect (open, refused, filtered, unreachable, with the \
+OS error); UDP with a token against `portolan listen`, or against the real service \
+(--udp service); multicast; external endpoints with DNS timed on its own, TCP and, on TLS \
+ports, a TLS handshake with SNI verified against the system roots (issuer reported), \
+through HTTPS_PROXY unless NO_PROXY matches. Flows that cannot be probed (ICMP, every port, \
+address blocks, wildcard patterns) are listed as untested.\n\
+Exit codes: 0 every probe of a required flow passed; 1 one did not (or, with --strict, a \
+required flow was not probed), or invalid input; 2 usage or internal error."
+)]
+pub struct CheckArgs {
+    /// The spec file (YAML).
+    pub spec: PathBuf,
+    /// The deployment file (YAML).
+    #[arg(long, short)]
+    pub deployment: PathBuf,
+    /// The component this host runs (by id).
+    #[arg(long = "as", value_name = "COMPONENT")]
+    pub component: String,
+    /// Send from this address (one of the component's addresses in the deployment).
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<std::net::IpAddr>,
+    /// Time allowed for one attempt, in milliseconds.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub timeout: u64,
+    /// Further attempts after an attempt timed out.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Probes in flight at once.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub concurrency: usize,
+    /// What to print.
+    #[arg(long, short, value_enum, default_value_t = CheckFormat::Table)]
+    pub format: CheckFormat,
+    /// Write the output here (written whole or not at all); with json or
+    /// junit, the table is still printed.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// The token of the listeners (default: derived from the spec file).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Who answers UDP probes to components.
+    #[arg(long, value_enum, default_value_t = UdpAgainstArg::Listener)]
+    pub udp: UdpAgainstArg,
+    /// Extra trusted root certificates (PEM) for TLS checks, besides the system's.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// TCP ports of external endpoints checked with a TLS handshake
+    /// (default: 443, 465, 636, 853, 993, 995, 5061, 5671, 6697, 8443, 8883).
+    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
+    pub tls_ports: Option<Vec<u16>>,
+    /// Flows with more ports than this are not probed (ranges are probed port by port).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_ports: u32,
+    /// Fail (exit 1) when a required flow could not be probed.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Output formats of `portolan report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A markdown page: the matrix, the hosts, every cell's details.
+    Markdown,
+    /// One self-contained HTML page (no network fetches); click a cell for details.
+    Html,
+}
+
+/// Arguments of `portolan report`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Every results file must come from the same spec (by SHA-256; the \
+spec given with --spec, else the first file's) and the same deployment. A broken file, or one \
+from another spec, is an error naming the file and the reason (exit 1); nothing is written."
+)]
+pub struct ReportArgs {
+    /// Results files written by `portolan check --format json`.
+    #[arg(required = true, value_name = "RESULTS.json")]
+    pub results: Vec<PathBuf>,
+    /// The spec the results must come from.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// What to produce.
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Markdown)]
+    pub format: ReportFormat,
+    /// Write here instead of standard output (written whole or not at all).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `30s`, `5m`, `500ms`, `1h`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 5m, 500ms)"))?;
+    let ms = match unit {
+        "" | "s" => n.checked_mul(1000),
+        "ms" => Some(n),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 5m, 500ms)"))?;
+    Ok(std::time::Duration::from_millis(ms))
 }

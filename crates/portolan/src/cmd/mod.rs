@@ -1,11 +1,14 @@
 //! One module per subcommand; each turns its arguments into a checked
 //! configuration, calls the libraries, and prints.
 
+mod check;
 mod completions;
 mod generate;
 mod import;
+mod listen;
 mod plan;
 mod render;
+mod report;
 mod schema;
 mod validate;
 
@@ -25,6 +28,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => import::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Listen(args) => listen::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Completions(args) => completions::run(&args),
     }
