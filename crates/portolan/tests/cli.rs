@@ -408,3 +408,24 @@ fn schema_of_the_deployment_format() {
     assert_eq!(schema["title"], "Portolan deployment");
     assert!(schema["properties"]["components"].is_object());
 }
+
+/// Regression: commands that read a deployment used to repeat the spec's
+/// "parameter has no default" warning although the deployment sets it.
+#[test]
+fn plan_does_not_warn_about_parameters_the_deployment_sets() {
+    let spec = example("spacelift-self-hosted");
+    let deployment = root()
+        .join("examples/spacelift-self-hosted/deployment.yaml")
+        .display()
+        .to_string();
+    let output = portolan(&["plan", &spec, "-d", &deployment]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("spec::parameter-needs-value"),
+        "{}",
+        stderr(&output)
+    );
+    // validate still reminds the spec's author.
+    let output = portolan(&["validate", &spec]);
+    assert!(stderr(&output).contains("spec::parameter-needs-value"));
+}

@@ -13,7 +13,7 @@ use crate::{InputError, EXIT_OK};
 
 #[allow(clippy::print_stderr)]
 pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
-    let spec = super::load_spec_or_report(&args.spec)?;
+    let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
     let kind = match args.target {

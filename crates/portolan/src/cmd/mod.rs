@@ -55,9 +55,25 @@ pub fn print_diagnostics(diagnostics: &Diagnostics) {
 
 /// Reads and checks a spec; prints its warnings; invalid specs are an [`InputError`].
 pub fn load_spec_or_report(path: &Path) -> anyhow::Result<Spec> {
+    load_spec_filtered(path, &[])
+}
+
+/// Like [`load_spec_or_report`], for commands that also read a deployment:
+/// a parameter without a default is the deployment's to set (and the
+/// deployment reader makes a missing value an error), so the spec's
+/// reminder about it is left out.
+pub fn load_spec_for_deployment(path: &Path) -> anyhow::Result<Spec> {
+    load_spec_filtered(path, &[portolan_spec::Code::ParameterNeedsValue])
+}
+
+fn load_spec_filtered(path: &Path, quiet: &[portolan_spec::Code]) -> anyhow::Result<Spec> {
     let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
     match portolan_spec::load_spec(source) {
-        Ok(Loaded { value, warnings }) => {
+        Ok(Loaded {
+            value,
+            mut warnings,
+        }) => {
+            warnings.items.retain(|d| !quiet.contains(&d.code));
             print_diagnostics(&warnings);
             Ok(value)
         }

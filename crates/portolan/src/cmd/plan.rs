@@ -12,7 +12,7 @@ use crate::output::write_output;
 use crate::{InputError, EXIT_OK};
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
-    let spec = super::load_spec_or_report(&args.spec)?;
+    let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
     let text = match args.format {
