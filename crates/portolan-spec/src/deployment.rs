@@ -93,6 +93,12 @@ pub struct RawComponentPlacement {
     /// The AWS security group of the component.
     #[serde(default)]
     pub aws: Option<RawAws>,
+    /// A name for the host (or hosts) at `addresses`. Components with equal
+    /// address sets run on one host and share its firewall ruleset; by
+    /// default the host is named after them (`api+web-frontend`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
 }
 
 /// Where an external endpoint is, as the operator knows it.
@@ -293,6 +299,9 @@ pub struct Placement {
     /// The proxy carrying TCP flows to an external endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<Proxy>,
+    /// The host name the deployment gives a component's addresses (`host:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Where the placement is written (its id key).
     #[serde(skip)]
     pub span: Span,
@@ -305,6 +314,97 @@ impl Placement {
             && self.kubernetes.is_none()
             && self.aws.is_none()
             && self.proxy.is_none()
+    }
+}
+
+/// Components that run on the same host (or the same group of hosts): those
+/// whose address sets are equal. A host firewall ruleset is per host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// The deployment's `host:` name, else the components' ids joined with
+    /// `+` (`api+web-frontend`); one component alone gives its own id.
+    pub name: String,
+    /// Whether the name is the deployment's `host:`.
+    pub named: bool,
+    /// The components it runs, in spec order.
+    pub components: Vec<ComponentId>,
+    /// Its addresses, as the first component lists them.
+    pub addresses: Vec<Address>,
+    /// Where its first component is placed.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl Host {
+    /// Whether the addresses are one machine's: at most one IPv4 address,
+    /// one IPv6 address and one DNS name, and no block. Traffic between
+    /// two components of one machine stays on it (loopback); between
+    /// components of a group of machines it may cross the network.
+    pub fn is_one_machine(&self) -> bool {
+        let count = |f: fn(&Address) -> bool| self.addresses.iter().filter(|a| f(a)).count();
+        let blocks =
+            count(|a| matches!(a, Address::Net(n) if n.prefix_len() != n.max_prefix_len()));
+        blocks == 0
+            && count(|a| matches!(a, Address::Net(IpNet::V4(_)))) <= 1
+            && count(|a| matches!(a, Address::Net(IpNet::V6(_)))) <= 1
+            && count(|a| matches!(a, Address::Host(_))) <= 1
+    }
+}
+
+impl Deployment {
+    /// The hosts of the deployment, in spec order of their first component:
+    /// every component with addresses that is not of kind `external`,
+    /// grouped by equal address sets (in any order). Names contradicting
+    /// each other are a diagnostic of [`load_deployment`]; here the first
+    /// `host:` of a group wins.
+    pub fn hosts(&self, spec: &Spec) -> Vec<Host> {
+        let mut hosts: Vec<Host> = Vec::new();
+        let mut keys: Vec<BTreeSet<&Address>> = Vec::new();
+        for (&id, placement) in &self.components {
+            if placement.addresses.is_empty() || spec.component(id).kind == ComponentKind::External
+            {
+                continue;
+            }
+            let key: BTreeSet<&Address> = placement.addresses.iter().collect();
+            match keys.iter().position(|k| *k == key) {
+                Some(i) => {
+                    let host = &mut hosts[i];
+                    host.components.push(id);
+                    if let (false, Some(name)) = (host.named, &placement.host) {
+                        host.name.clone_from(name);
+                        host.named = true;
+                    }
+                }
+                None => {
+                    keys.push(key);
+                    hosts.push(Host {
+                        name: placement.host.clone().unwrap_or_default(),
+                        named: placement.host.is_some(),
+                        components: vec![id],
+                        addresses: placement.addresses.clone(),
+                        span: placement.span,
+                    });
+                }
+            }
+        }
+        for host in &mut hosts {
+            if !host.named {
+                host.name = host
+                    .components
+                    .iter()
+                    .map(|c| spec.component(*c).id.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+");
+            }
+        }
+        hosts
+    }
+
+    /// The host a component runs on, if it has addresses.
+    pub fn host_of(&self, spec: &Spec, component: ComponentId) -> Option<Host> {
+        self.hosts(spec)
+            .into_iter()
+            .find(|h| h.components.contains(&component))
     }
 }
 
@@ -581,9 +681,141 @@ impl DeploymentChecker<'_> {
             externals_span,
             source: Arc::new(self.source.clone()),
         };
-        self.check_overlaps(&deployment, &addressed);
+        let host_spans: BTreeMap<ComponentId, Span> = raw
+            .components
+            .value
+            .0
+            .iter()
+            .filter_map(|(key, p)| {
+                let id = self.spec.component_by_id(&key.value)?;
+                let host = p.as_ref()?.host.as_ref()?;
+                Some((id, self.span(host)))
+            })
+            .collect();
+        let hosts = self.check_hosts(&deployment, &host_spans);
+        self.check_overlaps(&deployment, &addressed, &hosts);
         self.check_flows(&deployment);
         deployment
+    }
+
+    /// `host:` names: only on components with addresses, one name per
+    /// host, one host per name. Returns the hosts.
+    fn check_hosts(
+        &mut self,
+        deployment: &Deployment,
+        host_spans: &BTreeMap<ComponentId, Span>,
+    ) -> Vec<Host> {
+        for (&id, &span) in host_spans {
+            let Some(placement) = deployment.components.get(&id) else {
+                continue;
+            };
+            if placement.host.is_none() {
+                continue; // an invalid name, already reported
+            }
+            let component = self.spec.component(id);
+            let why = if component.kind == ComponentKind::External {
+                format!(
+                    "`{}` is the outside world (kind `external`), not a host",
+                    component.id
+                )
+            } else if placement.addresses.is_empty() {
+                format!(
+                    "`{}` has no `addresses:`, and a host name names the host at its addresses",
+                    component.id
+                )
+            } else {
+                continue;
+            };
+            self.push(
+                Diagnostic::new(Code::DeploymentInvalidPlacement, why)
+                    .with_label(span, "this host name names nothing")
+                    .with_help("remove `host:`, or give the component `addresses:`"),
+            );
+        }
+        let hosts = deployment.hosts(self.spec);
+        let id = |c: ComponentId| self.spec.component(c).id.clone();
+        let mut diagnostics = Vec::new();
+        for host in &hosts {
+            // Two different names for one host.
+            let named: Vec<(ComponentId, &String)> = host
+                .components
+                .iter()
+                .filter_map(|c| Some((*c, deployment.components.get(c)?.host.as_ref()?)))
+                .collect();
+            if let Some((other, other_name)) = named.iter().find(|(_, n)| **n != host.name) {
+                let (first, _) = named[0];
+                let mut d = Diagnostic::new(
+                    Code::DeploymentHostConflict,
+                    format!(
+                        "components `{}` and `{}` have the same addresses, so they run on one host, but name it `{}` and `{other_name}`",
+                        id(first),
+                        id(*other),
+                        host.name
+                    ),
+                )
+                .with_help("give the components of one host the same `host:` name, or give it on one of them only");
+                if let Some(span) = host_spans.get(other) {
+                    d = d.with_label(*span, "this name");
+                }
+                if let Some(span) = host_spans.get(&first) {
+                    d = d.with_label(*span, "contradicts this one");
+                }
+                diagnostics.push(d);
+            }
+            if !host.named {
+                continue;
+            }
+            let Some((named_by, _)) = named.first() else {
+                continue;
+            };
+            let span = host_spans.get(named_by).copied().unwrap_or(host.span);
+            // One name for two hosts (file names would collide).
+            if let Some(other) = hosts
+                .iter()
+                .find(|o| o.name == host.name && o.components != host.components)
+            {
+                if other.components[0] < host.components[0] || !other.named {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::DeploymentHostConflict,
+                            format!(
+                                "host name `{}` is also the name of the host of {}, whose addresses differ",
+                                host.name,
+                                other
+                                    .components
+                                    .iter()
+                                    .map(|c| format!("`{}`", id(*c)))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                        .with_label(span, "names a second host")
+                        .with_help("components run on one host when their `addresses:` are equal; give each host its own name"),
+                    );
+                    continue;
+                }
+            }
+            // The name of a component that is not on this host.
+            if let Some(c) = self.spec.component_by_id(&host.name) {
+                if !host.components.contains(&c) {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::DeploymentHostConflict,
+                            format!(
+                                "host name `{}` is the id of a component that does not run on this host",
+                                host.name
+                            ),
+                        )
+                        .with_label(span, "names a component elsewhere")
+                        .with_help("choose a name that is not the id of another component (`--component` takes both)"),
+                    );
+                }
+            }
+        }
+        for d in diagnostics {
+            self.push(d);
+        }
+        hosts
     }
 
     fn nets_with_spans<'r>(
@@ -772,11 +1004,30 @@ impl DeploymentChecker<'_> {
             .aws
             .as_ref()
             .and_then(|a| self.check_aws(a, false, span));
+        let host = raw.host.as_ref().and_then(|h| {
+            if is_host_name(&h.value) {
+                return Some(h.value.clone());
+            }
+            let span = self.span(h);
+            self.push(
+                Diagnostic::new(
+                    Code::DeploymentInvalidPlacement,
+                    format!("`{}` is not a host name", h.value),
+                )
+                .with_label(span, "not usable as a host name")
+                .with_help(
+                    "a host name is 1 to 63 lowercase letters, digits, '-', '_', '.' and '+', \
+                     starting with a letter or digit (it names the host's ruleset file)",
+                ),
+            );
+            None
+        });
         Placement {
             addresses,
             kubernetes,
             aws,
             proxy: None,
+            host,
             span,
         }
     }
@@ -808,6 +1059,7 @@ impl DeploymentChecker<'_> {
             kubernetes: None,
             aws,
             proxy,
+            host: None,
             span,
         }
     }
@@ -939,7 +1191,19 @@ impl DeploymentChecker<'_> {
 
     /// Addresses of different components, or of a component and an external
     /// endpoint, that overlap make a rule about one also match the other.
-    fn check_overlaps(&mut self, deployment: &Deployment, addressed: &[(Owner, IpNet, Span)]) {
+    /// Components of one host (equal address sets) share their addresses by
+    /// design; among the rest, one diagnostic per pair of hosts and nets.
+    fn check_overlaps(
+        &mut self,
+        deployment: &Deployment,
+        addressed: &[(Owner, IpNet, Span)],
+        hosts: &[Host],
+    ) {
+        let host_of = |owner: &Owner| match owner {
+            Owner::Component(c) => hosts.iter().position(|h| h.components.contains(c)),
+            Owner::External(_) => None,
+        };
+        let mut reported_hosts = BTreeSet::new();
         let mut all: Vec<(Owner, IpNet, Option<Span>)> = addressed
             .iter()
             .map(|(o, n, s)| (*o, *n, Some(*s)))
@@ -964,8 +1228,22 @@ impl DeploymentChecker<'_> {
                 {
                     continue;
                 }
+                let (host_a, host_b) = (host_of(owner_a), host_of(owner_b));
+                if host_a.is_some() && host_a == host_b {
+                    continue;
+                }
                 if !(net_a.contains(&net_b.network()) || net_b.contains(&net_a.network())) {
                     continue;
+                }
+                if let (Some(a), Some(b)) = (host_a, host_b) {
+                    if !reported_hosts.insert((
+                        a.min(b),
+                        a.max(b),
+                        *net_a.min(net_b),
+                        *net_a.max(net_b),
+                    )) {
+                        continue;
+                    }
                 }
                 let (first, second) = match (span_a, span_b) {
                     (Some(a), Some(b)) => (*b, Some(*a)),
@@ -998,10 +1276,14 @@ impl DeploymentChecker<'_> {
                             "overlaps a CIDR the spec gives an external endpoint"
                         },
                     )
-                    .with_help(
+                    .with_help(if host_a.is_some() && host_b.is_some() {
                         "a rule about one would also match the other; give each component \
-                         its own addresses (split the block, or list the hosts)",
-                    );
+                         its own addresses (split the block, or list the hosts), or, when \
+                         components share a host, give them exactly the same addresses"
+                    } else {
+                        "a rule about one would also match the other; give each component \
+                         its own addresses (split the block, or list the hosts)"
+                    });
                 if let Some(second) = second {
                     d = d.with_label(second, "this address");
                 }
@@ -1160,6 +1442,17 @@ fn net_text(net: &IpNet) -> String {
     out
 }
 
+/// Whether `text` can name a host: it becomes a file name (`<host>.nft`)
+/// and a set name, so no '/' and no leading dot.
+fn is_host_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && text.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '+')
+        })
+}
+
 fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
@@ -1243,6 +1536,19 @@ flows:
             Ok(l) => l.warnings.items.iter().map(|d| d.code).collect(),
             Err(d) => d.items.iter().map(|d| d.code).collect(),
         }
+    }
+
+    /// Each diagnostic's message and help, unwrapped.
+    fn messages(text: &str) -> String {
+        let diagnostics = match load(text) {
+            Ok(l) => l.warnings,
+            Err(d) => d,
+        };
+        diagnostics
+            .items
+            .iter()
+            .map(|d| format!("{} / {}\n", d.message, d.help.as_deref().unwrap_or("")))
+            .collect()
     }
 
     fn rendered(text: &str) -> String {
@@ -1373,6 +1679,165 @@ components:
     }
 
     #[test]
+    fn components_with_equal_address_sets_share_one_host() {
+        let text = "deployment: 1
+parameters: {cache-port: 6379}
+components:
+  db: {addresses: [\"2001:db8::10\", 192.0.2.10/32]}
+  web: {addresses: [192.0.2.10, \"2001:db8::10\"]}
+  cache: {addresses: [192.0.2.20]}
+";
+        let loaded = load(text).expect("equal sets are one host, not an overlap");
+        assert!(loaded.warnings.items.is_empty(), "{}", rendered(text));
+        let spec = spec();
+        let hosts = loaded.value.hosts(&spec);
+        let id = |name| spec.component_by_id(name).expect("component");
+        assert_eq!(hosts.len(), 2);
+        // Spec order names the host, whatever order the deployment uses.
+        assert_eq!(hosts[0].name, "web+db");
+        assert!(!hosts[0].named);
+        assert_eq!(hosts[0].components, [id("web"), id("db")]);
+        assert!(hosts[0].is_one_machine());
+        assert_eq!(hosts[1].name, "cache");
+        assert_eq!(hosts[1].components, [id("cache")]);
+        assert_eq!(
+            loaded.value.host_of(&spec, id("db")).map(|h| h.name),
+            Some("web+db".to_owned())
+        );
+        // The outside world and components without addresses are on no host.
+        assert!(loaded.value.host_of(&spec, id("users")).is_none());
+
+        // Several machines running the same roles are one host group, not one machine.
+        let group = load(&text.replace("\"2001:db8::10\"", "192.0.2.11"))
+            .expect("valid")
+            .value;
+        let hosts = group.hosts(&spec);
+        assert_eq!(hosts[0].components.len(), 2);
+        assert!(!hosts[0].is_one_machine());
+    }
+
+    #[test]
+    fn a_partial_overlap_with_a_shared_host_is_still_an_error_once() {
+        let text = "deployment: 1
+parameters: {cache-port: 6379}
+components:
+  web: {addresses: [192.0.2.10, 192.0.2.11]}
+  db: {addresses: [192.0.2.11, 192.0.2.10]}
+  cache: {addresses: [192.0.2.10]}
+";
+        // web and db share a host; cache is on one of its addresses only:
+        // a rule about cache would match web and db. Reported once, not
+        // once per component of the host.
+        assert_eq!(
+            codes(text),
+            [Code::DeploymentOverlappingAddresses],
+            "{}",
+            rendered(text)
+        );
+        let out = messages(text);
+        assert!(
+            out.contains("component `web` and component `cache` share the address 192.0.2.10"),
+            "{out}"
+        );
+        assert!(
+            out.contains("give them exactly the same addresses"),
+            "{out}"
+        );
+        assert!(rendered(text).contains("deployment.yaml:6:23"));
+        // A block and an address inside it are a partial overlap too.
+        let block = "deployment: 1
+parameters: {cache-port: 6379}
+components:
+  web: {addresses: [192.0.2.0/24]}
+  db: {addresses: [192.0.2.0/24]}
+  cache: {addresses: [192.0.2.0/25]}
+";
+        assert_eq!(codes(block), [Code::DeploymentOverlappingAddresses]);
+    }
+
+    #[test]
+    fn host_names_are_checked() {
+        let named = "deployment: 1
+parameters: {cache-port: 6379}
+components:
+  web: {addresses: [192.0.2.10], host: app1}
+  db: {addresses: [192.0.2.10]}
+  cache: {addresses: [192.0.2.20]}
+";
+        let loaded = load(named).expect("valid");
+        let spec = spec();
+        let hosts = loaded.value.hosts(&spec);
+        assert_eq!(hosts[0].name, "app1");
+        assert!(hosts[0].named);
+        assert_eq!(hosts[0].components.len(), 2);
+        // The same name on both components of a host is fine.
+        assert!(load(&named.replace(
+            "[192.0.2.10]}\n  cache",
+            "[192.0.2.10], host: app1}\n  cache"
+        ))
+        .is_ok());
+
+        let cases = [
+            // Two names for one host.
+            (
+                named.replace(
+                    "[192.0.2.10]}\n  cache",
+                    "[192.0.2.10], host: app2}\n  cache",
+                ),
+                Code::DeploymentHostConflict,
+                "name it `app1` and `app2`",
+            ),
+            // One name for two hosts.
+            (
+                named.replace("[192.0.2.20]}", "[192.0.2.20], host: app1}"),
+                Code::DeploymentHostConflict,
+                "host name `app1` is also the name of the host of `web`, `db`",
+            ),
+            // The default name of another host.
+            (
+                named.replace("host: app1", "host: cache"),
+                Code::DeploymentHostConflict,
+                "`cache` is also the name of the host of `cache`",
+            ),
+            // The id of a component elsewhere, without addresses of its own.
+            (
+                named.replace("host: app1", "host: users"),
+                Code::DeploymentHostConflict,
+                "is the id of a component that does not run on this host",
+            ),
+            // Not a usable file name.
+            (
+                named.replace("host: app1", "host: ../etc"),
+                Code::DeploymentInvalidPlacement,
+                "`../etc` is not a host name",
+            ),
+            // A name without addresses names nothing.
+            (
+                named.replace(
+                    "cache: {addresses: [192.0.2.20]}",
+                    "cache: {addresses: [192.0.2.20]}\n  users: {host: world}",
+                ),
+                Code::DeploymentInvalidPlacement,
+                "`users` is the outside world",
+            ),
+        ];
+        for (text, code, fragment) in cases {
+            let out = rendered(&text);
+            assert_eq!(codes(&text), [code], "{out}");
+            assert!(messages(&text).contains(fragment), "{fragment}: {out}");
+            // Located at the `host:` value.
+            assert!(out.contains("host: ") && out.contains("──┬"), "{out}");
+        }
+        insta::assert_snapshot!(
+            "host_conflict",
+            rendered(&named.replace(
+                "[192.0.2.10]}\n  cache",
+                "[192.0.2.10], host: app2}\n  cache"
+            ))
+        );
+    }
+
+    #[test]
     fn required_flows_need_placed_ends_and_parameter_values() {
         let text = "deployment: 1
 features: [irc-alerts]
@@ -1490,6 +1955,10 @@ components:
         let schema: serde_json::Value =
             serde_json::from_str(&deployment_schema()).expect("schema is JSON");
         assert_eq!(schema["title"], "Portolan deployment");
+        assert!(
+            schema.to_string().contains("\"host\""),
+            "schema lacks components' host"
+        );
         for key in [
             "deployment",
             "features",

@@ -211,6 +211,8 @@ pub enum Code {
     DeploymentMissingParameter,
     /// The chosen target cannot serve the deployment (e.g. nftables without addresses).
     DeploymentUnsupportedByTarget,
+    /// Host names that contradict each other (two names for one host, one name for two hosts).
+    DeploymentHostConflict,
 }
 
 impl Code {
@@ -254,6 +256,7 @@ impl Code {
         Code::DeploymentUnplacedOptionalFlow,
         Code::DeploymentMissingParameter,
         Code::DeploymentUnsupportedByTarget,
+        Code::DeploymentHostConflict,
     ];
 
     /// The stable string form, e.g. `spec::unknown-reference`.
@@ -297,6 +300,7 @@ impl Code {
             Code::DeploymentUnplacedOptionalFlow => "deployment::unplaced-optional-flow",
             Code::DeploymentMissingParameter => "deployment::missing-parameter",
             Code::DeploymentUnsupportedByTarget => "deployment::unsupported-by-target",
+            Code::DeploymentHostConflict => "deployment::host-conflict",
         }
     }
 

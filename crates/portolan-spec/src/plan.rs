@@ -5,6 +5,11 @@
 //! flow is listed in [`Plan::left_out`] with the reason. Generators of
 //! firewall policy work from a [`Plan`] only.
 //!
+//! Components whose address sets are equal run on one host
+//! ([`Plan::hosts`]). A flow between two different components of one
+//! machine is [`PlannedFlow::local`]: it stays on the machine (loopback) and
+//! needs no network rule, yet it stays in the plan so that reports show it.
+//!
 //! Two rules keep a plan from opening more than the spec says:
 //! - a component of kind `external` without addresses in the deployment is
 //!   "any address", written out explicitly as `0.0.0.0/0` and `::/0` with
@@ -32,6 +37,9 @@ pub struct Plan {
     pub deployment: Option<String>,
     /// Every component of the spec, in spec order, with its placement.
     pub components: Vec<Endpoint>,
+    /// The hosts: components with addresses grouped by equal address sets,
+    /// in spec order of their first component.
+    pub hosts: Vec<PlannedHost>,
     /// Flows that exist in this deployment, in spec order.
     pub flows: Vec<PlannedFlow>,
     /// Flows that do not, each with the reason.
@@ -143,6 +151,43 @@ impl Endpoint {
     }
 }
 
+/// Components that run on the same host (or group of hosts): their
+/// address sets are equal in the deployment. Host firewalls write one
+/// ruleset per host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedHost {
+    /// The deployment's `host:` name, else the components' ids joined with
+    /// `+`; one component alone gives its own id.
+    pub name: String,
+    /// Ids of the components it runs, in spec order.
+    pub components: Vec<String>,
+    /// Its addresses and blocks (a single address is a /32 or /128).
+    pub nets: Vec<IpNet>,
+    /// Its DNS names.
+    pub names: Vec<String>,
+    /// Whether the addresses are one machine's (at most one IPv4 and one
+    /// IPv6 address and one name, no block): then flows between its
+    /// components are [`PlannedFlow::local`].
+    pub one_machine: bool,
+    /// Where its first component is placed.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+impl PlannedHost {
+    /// Whether it runs the component `id`.
+    pub fn runs(&self, id: &str) -> bool {
+        self.components.iter().any(|c| c == id)
+    }
+
+    /// Its addresses for a person.
+    pub fn addresses_text(&self) -> String {
+        let mut parts: Vec<String> = self.nets.iter().map(net_text).collect();
+        parts.extend(self.names.iter().cloned());
+        parts.join(", ")
+    }
+}
+
 /// A net as an address when it holds one address, else as a CIDR.
 pub fn net_text(net: &IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() {
@@ -174,6 +219,11 @@ pub struct PlannedFlow {
     pub multicast: Option<IpAddr>,
     /// Required (true) or optional.
     pub required: bool,
+    /// True when source and destination are two different components of
+    /// one machine ([`PlannedHost::one_machine`]): the traffic stays on it
+    /// (loopback) and host firewalls need no rule for it. Multicast flows
+    /// and flows of a component to itself are never local.
+    pub local: bool,
     /// Set when the deployment sends this flow through a proxy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via_proxy: Option<ProxiedFlow>,
@@ -295,6 +345,21 @@ impl Plan {
         self.components.iter().find(|c| c.id == id)
     }
 
+    /// A host by name.
+    pub fn host(&self, name: &str) -> Option<&PlannedHost> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The host a component runs on (none without addresses, or for the outside world).
+    pub fn host_of(&self, component: &str) -> Option<&PlannedHost> {
+        self.hosts.iter().find(|h| h.runs(component))
+    }
+
+    /// Flows that need a network rule (every flow but the local ones).
+    pub fn network_flows(&self) -> impl Iterator<Item = &PlannedFlow> + '_ {
+        self.flows.iter().filter(|f| !f.local)
+    }
+
     /// Flows a component sends.
     pub fn flows_from<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a PlannedFlow> + 'a {
         self.flows.iter().filter(move |f| f.from.id == id)
@@ -316,6 +381,42 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
     let components: Vec<Endpoint> = (0..spec.components.len())
         .map(|i| component_endpoint(spec, deployment, ComponentId(i)))
         .collect();
+    let hosts: Vec<PlannedHost> = deployment
+        .hosts(spec)
+        .into_iter()
+        .map(|h| PlannedHost {
+            one_machine: h.is_one_machine(),
+            components: h
+                .components
+                .iter()
+                .map(|c| spec.component(*c).id.clone())
+                .collect(),
+            nets: h
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    Address::Net(n) => Some(*n),
+                    Address::Host(_) => None,
+                })
+                .collect(),
+            names: h
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    Address::Host(n) => Some(n.clone()),
+                    Address::Net(_) => None,
+                })
+                .collect(),
+            name: h.name,
+            span: h.span,
+        })
+        .collect();
+    // Components of one machine: a flow between two of them stays on it.
+    let machine_of = |c: ComponentId| {
+        hosts
+            .iter()
+            .position(|h| h.one_machine && h.runs(&spec.component(c).id))
+    };
     let mut flows = Vec::new();
     let mut left_out = Vec::new();
     for (index, flow) in spec.flows.iter().enumerate() {
@@ -401,6 +502,15 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
             left_out.push(left(LeftOutReason::Unplaced { peers }));
             continue;
         }
+        let local = match flow.to {
+            Destination::Component(to) => {
+                to != flow.from
+                    && flow.multicast.is_none()
+                    && machine_of(to).is_some()
+                    && machine_of(to) == machine_of(flow.from)
+            }
+            Destination::External(_) => false,
+        };
         flows.push(PlannedFlow {
             id: flow.id.clone(),
             flow: index,
@@ -411,6 +521,7 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
             ports,
             multicast: flow.multicast,
             required: flow.required,
+            local,
             via_proxy,
             name: flow.name.clone(),
             purpose: flow.purpose.clone(),
@@ -421,6 +532,7 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
         system: spec.system.name.clone(),
         deployment: deployment.name.clone(),
         components,
+        hosts,
         flows,
         left_out,
         components_span: deployment.components_span,
@@ -772,6 +884,98 @@ flows:
         let via = slack.via_proxy.as_ref().expect("proxied");
         assert_eq!(via.destination.hosts, ["slack.com"]);
         assert_eq!(via.ports, [PortRange::single(443)]);
+    }
+
+    const HOSTS_SPEC: &str = "portolan: 1
+system: {name: Demo}
+components:
+  - {id: web}
+  - {id: api}
+  - {id: db, kind: dependency}
+  - {id: users, kind: external}
+flows:
+  - {from: users, to: web, protocol: tcp, port: 443}
+  - {from: web, to: api, protocol: tcp, port: 8080}
+  - {from: api, to: db, protocol: tcp, port: 5432}
+  - {from: api, to: api, protocol: udp, port: 7000}
+  - {from: web, to: api, protocol: udp, port: 9000, multicast: 239.1.1.1}
+";
+
+    #[test]
+    fn components_of_one_machine_are_one_host_and_their_flows_are_local() {
+        let spec = load_spec(SourceFile::new("portolan.yaml", HOSTS_SPEC))
+            .expect("valid spec")
+            .value;
+        let d = deploy(
+            &spec,
+            "deployment: 1\ncomponents:\n  api: {addresses: [\"2001:db8::10\", 192.0.2.10]}\n  web: {addresses: [192.0.2.10, \"2001:db8::10\"]}\n  db: {addresses: [192.0.2.20]}\n",
+        )
+        .expect("equal address sets are one host");
+        let p = plan(&spec, &d);
+        let names: Vec<(&str, &[String])> = p
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.components.as_slice()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("web+api", &["web".to_owned(), "api".to_owned()][..]),
+                ("db", &["db".to_owned()][..])
+            ]
+        );
+        let host = p.host_of("api").expect("api's host");
+        assert!(host.one_machine);
+        assert_eq!(host.nets.len(), 2);
+        assert_eq!(p.host("web+api"), Some(host));
+        assert!(p.host_of("users").is_none());
+        let local: Vec<&str> = p
+            .flows
+            .iter()
+            .filter(|f| f.local)
+            .map(|f| f.id.as_str())
+            .collect();
+        // Only web->api between two components of one machine: not the
+        // self flow, not multicast (it also leaves the machine), not api->db.
+        assert_eq!(local, ["web->api/tcp/8080"]);
+        assert_eq!(p.network_flows().count(), p.flows.len() - 1);
+        // Kept in the plan, with addresses, so that reports show it.
+        let flow = p.flows.iter().find(|f| f.local).expect("local flow");
+        let sorted = |nets: &[IpNet]| {
+            let mut nets = nets.to_vec();
+            nets.sort();
+            nets
+        };
+        assert_eq!(sorted(&flow.from.nets), sorted(&flow.to.nets));
+        let json = serde_json::to_value(&p).expect("plan JSON");
+        assert_eq!(json["hosts"][0]["name"], "web+api");
+        assert_eq!(json["flows"][1]["local"], true);
+
+        // Two machines each running web and api: traffic between the roles
+        // may cross the network, so the flow is not local.
+        let d = deploy(
+            &spec,
+            "deployment: 1\ncomponents:\n  api: {addresses: [192.0.2.10, 192.0.2.11], host: app}\n  web: {addresses: [192.0.2.11, 192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n",
+        )
+        .expect("valid");
+        let p = plan(&spec, &d);
+        assert_eq!(p.hosts[0].name, "app");
+        assert!(!p.hosts[0].one_machine);
+        assert!(p.flows.iter().all(|f| !f.local));
+    }
+
+    #[test]
+    fn a_partial_overlap_is_not_a_host() {
+        let spec = load_spec(SourceFile::new("portolan.yaml", HOSTS_SPEC))
+            .expect("valid spec")
+            .value;
+        let err = deploy(
+            &spec,
+            "deployment: 1\ncomponents:\n  api: {addresses: [192.0.2.10, 192.0.2.11]}\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n",
+        )
+        .expect_err("partial overlap");
+        let codes: Vec<Code> = err.items.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::DeploymentOverlappingAddresses]);
     }
 
     #[test]
