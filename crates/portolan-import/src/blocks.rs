@@ -400,7 +400,7 @@ fn read_table(lines: &[&str], start: usize, has_delimiter: bool) -> (Table, usiz
         if line.trim().is_empty() {
             // A blank line ends the table, unless more rows of the same
             // width follow that do not start a new table.
-            let next = (i..lines.len()).find(|&k| !lines[k].trim().is_empty());
+            let next = (i..lines.len().min(i + 2)).find(|&k| !lines[k].trim().is_empty());
             let continues = next.is_some_and(|k| {
                 let l = lines[k];
                 has_pipe(l)
@@ -459,7 +459,7 @@ fn read_list(lines: &[&str], start: usize) -> (Vec<Item>, usize) {
         if t.is_empty() {
             // The list goes on after blank lines if an item or an indented
             // continuation follows.
-            let next = (i..lines.len()).find(|&k| !lines[k].trim().is_empty());
+            let next = (i..lines.len().min(i + 3)).find(|&k| !lines[k].trim().is_empty());
             match next {
                 Some(k) if list_item(lines[k]).is_some() && k - i <= 2 => {
                     i = k;

@@ -33,7 +33,7 @@ pub struct Comp {
 }
 
 /// Where an external endpoint is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Addr {
     Host(String),
     Cidr(String),
@@ -166,6 +166,16 @@ pub struct Builder {
     pub flows: Vec<Draft>,
     pub report: ImportReport,
     ids: HashSet<String>,
+    /// Squashed names and aliases of components, to their index.
+    names: std::collections::HashMap<String, usize>,
+    /// Duplicate keys of flows, to their index.
+    keys: std::collections::HashMap<FlowKey, usize>,
+    /// Addresses of external endpoints, to their index.
+    addrs: std::collections::HashMap<Addr, usize>,
+    /// Squashed ids and names of features, to their index.
+    feature_names: std::collections::HashMap<String, usize>,
+    /// Warnings already given, so that each is given once.
+    warned: HashSet<(usize, String)>,
 }
 
 fn unique(ids: &mut HashSet<String>, base: &str, fallback: &str) -> String {
@@ -268,12 +278,7 @@ impl Builder {
     /// Records a warning.
     pub fn warn(&mut self, line: usize, message: impl Into<String>) {
         let message = message.into();
-        if !self
-            .report
-            .warnings
-            .iter()
-            .any(|w| w.line == line && w.message == message)
-        {
+        if self.warned.insert((line, message.clone())) {
             self.report.warnings.push(Warning { line, message });
         }
     }
@@ -298,9 +303,7 @@ impl Builder {
         if key.is_empty() {
             return None;
         }
-        self.components.iter().position(|c| {
-            squash(&c.name) == key || c.aliases.iter().any(|a| squash(a) == key) || c.id == name
-        })
+        self.names.get(&key).copied()
     }
 
     /// The component with a link target.
@@ -319,6 +322,9 @@ impl Builder {
             return i;
         }
         let id = unique(&mut self.ids, &slug(name), "component");
+        self.names
+            .entry(squash(name))
+            .or_insert(self.components.len());
         self.components.push(Comp {
             id,
             name: name.trim().to_owned(),
@@ -336,12 +342,13 @@ impl Builder {
             && !c.aliases.iter().any(|a| a.eq_ignore_ascii_case(alias))
         {
             c.aliases.push(alias.trim().to_owned());
+            self.names.entry(squash(alias)).or_insert(component);
         }
     }
 
     /// An external endpoint, created if new.
     pub fn external(&mut self, addr: Addr, name: Option<&str>) -> usize {
-        if let Some(i) = self.externals.iter().position(|e| e.addr == addr) {
+        if let Some(&i) = self.addrs.get(&addr) {
             if self.externals[i].name.is_none() {
                 self.externals[i].name = name.map(str::to_owned);
             }
@@ -353,6 +360,7 @@ impl Builder {
             Addr::Placeholder(p) => slug(p),
         };
         let id = unique(&mut self.ids, &base, "external");
+        self.addrs.insert(addr.clone(), self.externals.len());
         self.externals.push(Ext {
             id,
             name: name.map(str::to_owned),
@@ -364,15 +372,23 @@ impl Builder {
     /// The feature a phrase names, created if new.
     pub fn feature(&mut self, phrase: &str) -> usize {
         let key = squash(phrase);
-        if let Some(i) = self
-            .features
-            .iter()
-            .position(|f| squash(&f.id) == key || squash(&f.name) == key)
-        {
+        if let Some(&i) = self.feature_names.get(&key) {
             return i;
         }
-        let mut feature_ids: HashSet<String> = self.features.iter().map(|f| f.id.clone()).collect();
-        let id = unique(&mut feature_ids, &slug(phrase), "feature");
+        let mut id = slug(phrase);
+        if id.is_empty() {
+            id = "feature".to_owned();
+        }
+        let base = id.clone();
+        let mut n = 2;
+        while self.feature_names.contains_key(&squash(&id)) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        self.feature_names.insert(key, self.features.len());
+        self.feature_names
+            .entry(squash(&id))
+            .or_insert(self.features.len());
         let mut name = phrase.trim().to_owned();
         if let Some(first) = name.chars().next() {
             name.replace_range(..first.len_utf8(), &first.to_uppercase().to_string());
@@ -389,6 +405,14 @@ impl Builder {
     pub fn define_feature(&mut self, id: &str, name: Option<&str>, description: Option<&str>) {
         if self.features.iter().any(|f| f.id == id) {
             return;
+        }
+        self.feature_names
+            .entry(squash(id))
+            .or_insert(self.features.len());
+        if let Some(name) = name {
+            self.feature_names
+                .entry(squash(name))
+                .or_insert(self.features.len());
         }
         self.features.push(Feat {
             id: id.to_owned(),
@@ -554,7 +578,7 @@ impl Builder {
             draft.source_ports.clear();
         }
         let key = draft.key();
-        if let Some(existing) = self.flows.iter_mut().find(|f| f.key() == key) {
+        if let Some(existing) = self.keys.get(&key).map(|&i| &mut self.flows[i]) {
             if existing.line != draft.line && !existing.also.contains(&draft.line) {
                 existing.also.push(draft.line);
             }
@@ -581,6 +605,7 @@ impl Builder {
                 guess: g.clone(),
             });
         }
+        self.keys.insert(key, self.flows.len());
         self.flows.push(draft);
     }
 

@@ -3,7 +3,7 @@
 //! then its matrices, port tables and host lists, in that order, so that
 //! later shapes can name the components earlier ones introduced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use portolan_spec::SourceFile;
 
@@ -42,6 +42,8 @@ struct Doc<'a> {
     prose: Vec<Vec<(usize, String)>>,
     /// Heading text of each section.
     section_heading: Vec<Option<Heading>>,
+    /// Whether a section's prose says its requirements are conditional.
+    conditional: Vec<bool>,
 }
 
 impl<'a> Doc<'a> {
@@ -82,20 +84,17 @@ impl<'a> Doc<'a> {
                 section,
             });
         }
+        let conditional = prose
+            .iter()
+            .map(|paragraphs| paragraphs.iter().any(|(_, t)| is_conditional(&plain(t))))
+            .collect();
         Self {
             blocks,
             ctx,
             prose,
             section_heading,
+            conditional,
         }
-    }
-
-    fn section_text(&self, section: usize) -> String {
-        self.prose[section]
-            .iter()
-            .map(|(_, t)| plain(t))
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 }
 
@@ -335,6 +334,7 @@ pub fn import(source: &SourceFile, options: &ImportOptions) -> Result<Imported, 
         used_sections: HashSet::new(),
         external_names: Vec::new(),
         dependency_sections: HashSet::new(),
+        external_names_of_hosts: Vec::new(),
     };
     reader.definitions();
     reader.matrices();
@@ -412,7 +412,7 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
         }
     }
     // The proper noun the page repeats most ("Spacelift", "Circonus").
-    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
     for b in doc.blocks {
         let text = match b {
             Block::Paragraph { text, .. } => text.clone(),
@@ -431,16 +431,14 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
                         && w.chars().next().is_some_and(char::is_uppercase)
                         && w.chars().skip(1).any(char::is_lowercase)
                     {
-                        match counts.iter_mut().find(|(k, _)| k == w) {
-                            Some((_, n)) => *n += 1,
-                            None => counts.push((w.to_owned(), 1)),
-                        }
+                        *counts.entry(w.to_owned()).or_insert(0) += 1;
                     }
                 }
             }
         }
     }
-    if let Some((w, n)) = counts.iter().max_by_key(|(_, n)| *n) {
+    // Ties go to the alphabetically first word, so the result is stable.
+    if let Some((w, n)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
         if *n >= 3 {
             return w.clone();
         }
@@ -666,6 +664,7 @@ struct PortRow {
     ports: Vec<PortItem>,
     all_ports: bool,
     source_ports: Vec<PortItem>,
+    multicast: Option<std::net::IpAddr>,
     protos: Vec<Proto>,
     proto_guess: Option<String>,
     required: Option<bool>,
@@ -694,6 +693,8 @@ struct Reader<'d, 'b> {
     external_names: Vec<String>,
     /// Sections that say their subject is a dependency.
     dependency_sections: HashSet<usize>,
+    /// External endpoints the page's host lists name: (name, address).
+    external_names_of_hosts: Vec<(String, Addr)>,
 }
 
 impl<'d> Doc<'d> {
@@ -792,6 +793,27 @@ impl Reader<'_, '_> {
                         let name = name.trim().trim_start_matches("and ").trim();
                         if !name.is_empty() {
                             self.external_names.push(name.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        // Names that host lists give their endpoints ("`host:443` (Amazon
+        // CloudWatch) TCP …"), so that a table row naming the endpoint by
+        // that name reaches the endpoint, not a new component.
+        for (_, block, _) in doc.iter() {
+            let Block::List(items) = block else { continue };
+            for item in items {
+                if let Some(entry) = host_entry(&item.text) {
+                    let meta = meta_of(&entry.meta);
+                    for host in &entry.hosts {
+                        if let Some(name) = &meta.name {
+                            self.external_names_of_hosts
+                                .push((name.clone(), host.addr.clone()));
+                        }
+                        if let Addr::Placeholder(p) = &host.addr {
+                            self.external_names_of_hosts
+                                .push((p.clone(), host.addr.clone()));
                         }
                     }
                 }
@@ -1331,9 +1353,17 @@ impl Reader<'_, '_> {
                     None => pc.unknown.push(format!("{start} to {end}")),
                 }
             }
-            let source_ports = col(Role::SourcePort)
+            let mut source_ports = col(Role::SourcePort)
                 .map(|i| port_cell(&plain(&cell(Some(i)))).items)
                 .unwrap_or_default();
+            // "8112 (source `8112`)": a fixed source port written in the port cell.
+            if let Some(pos) = find_ci(&port_text, "(source ") {
+                let inner = port_text[pos + 8..].split(')').next().unwrap_or("");
+                source_ports.extend(port_cell(inner).items);
+                let cleaned = port_cell(port_text[..pos].trim());
+                pc.items = cleaned.items;
+                pc.unknown = cleaned.unknown;
+            }
             // Protocols.
             let proto_text = col(Role::Protocol)
                 .map(|i| plain(&cell(Some(i))))
@@ -1347,6 +1377,14 @@ impl Reader<'_, '_> {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
+            // "UDP (multicast 225.0.1.9)": the group the flow is sent to.
+            let multicast = find_ci(&proto_text, "multicast ").and_then(|p| {
+                proto_text[p + 10..]
+                    .split(|c: char| c == ')' || c.is_whitespace())
+                    .next()
+                    .and_then(|g| g.parse::<std::net::IpAddr>().ok())
+                    .filter(std::net::IpAddr::is_multicast)
+            });
             let mut protos = protocols_in(&proto_text);
             for p in &pc.protocols {
                 if !protos.contains(p) {
@@ -1489,6 +1527,7 @@ impl Reader<'_, '_> {
                 ports: pc.items,
                 all_ports: pc.all,
                 source_ports,
+                multicast,
                 protos,
                 proto_guess,
                 required,
@@ -1504,8 +1543,24 @@ impl Reader<'_, '_> {
         // Egress rows that name their target: resolve, pairing with ingress
         // rows of other sections that state the same row (the two sides of
         // one flow, as per-component pages list them).
+        let mut by_signature: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_rest: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (j, r) in rows.iter().enumerate() {
+            if r.dir == Some(Dir::In) && r.subject.is_some() {
+                if r.name_is_peer {
+                    by_signature
+                        .entry(r.signature.as_str())
+                        .or_default()
+                        .push(j);
+                }
+                if !r.sources.is_empty() {
+                    by_rest.entry(r.rest_of_row.as_str()).or_default().push(j);
+                }
+            }
+        }
         let mut targets: Vec<Vec<Peer>> = vec![Vec::new(); rows.len()];
         let mut merged_into: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
+        let mut merges: Vec<(usize, usize)> = Vec::new();
         let mut deferred = Vec::new();
         for (k, row) in rows.iter().enumerate() {
             if !(row.name_is_peer && row.dir == Some(Dir::Out)) {
@@ -1513,54 +1568,53 @@ impl Reader<'_, '_> {
             }
             let name = row.name.clone().unwrap_or_default();
             let resolved = self.b.find_component(&name);
-            let pairs: Vec<usize> = rows
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    r.name_is_peer
-                        && r.dir == Some(Dir::In)
-                        && r.signature == row.signature
-                        && r.subject != row.subject
-                        && r.subject.is_some()
-                        && (resolved.is_none() || resolved == r.subject)
-                })
-                .map(|(j, _)| j)
-                .collect();
+            let elsewhere = |j: &&usize| {
+                let r = &rows[**j];
+                r.subject != row.subject && (resolved.is_none() || resolved == r.subject)
+            };
+            let pairs: Vec<usize> = by_signature
+                .get(row.signature.as_str())
+                .map(|js| js.iter().filter(elsewhere).copied().collect())
+                .unwrap_or_default();
             // Ingress rows elsewhere that name this row's subject as their source.
             let subject_name = row.subject.map(|s| squash(&self.b.components[s].name));
-            let from_pairs: Vec<usize> = rows
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    r.dir == Some(Dir::In)
-                        && r.rest_of_row == row.rest_of_row
-                        && r.subject != row.subject
-                        && r.subject.is_some()
-                        && (resolved.is_none() || resolved == r.subject)
-                        && subject_name
-                            .as_ref()
-                            .is_some_and(|n| r.sources.iter().any(|s| squash(s) == *n))
+            let from_pairs: Vec<usize> = by_rest
+                .get(row.rest_of_row.as_str())
+                .map(|js| {
+                    js.iter()
+                        .filter(elsewhere)
+                        .filter(|&&j| {
+                            subject_name
+                                .as_ref()
+                                .is_some_and(|n| rows[j].sources.iter().any(|s| squash(s) == *n))
+                        })
+                        .copied()
+                        .collect()
                 })
-                .map(|(j, _)| j)
-                .collect();
+                .unwrap_or_default();
+            let paired = if from_pairs.is_empty() {
+                &pairs
+            } else {
+                &from_pairs
+            };
             if let Some(c) = resolved {
                 targets[k].push(Peer::Comp(c));
-            } else if !from_pairs.is_empty() {
-                for &j in &from_pairs {
+            } else if !paired.is_empty() {
+                for &j in paired {
                     if let Some(s) = rows[j].subject {
                         if !targets[k].contains(&Peer::Comp(s)) {
                             targets[k].push(Peer::Comp(s));
                         }
                     }
                 }
-            } else if !pairs.is_empty() {
-                for &j in &pairs {
-                    if let Some(s) = rows[j].subject {
-                        if !targets[k].contains(&Peer::Comp(s)) {
-                            targets[k].push(Peer::Comp(s));
-                        }
-                    }
-                }
+            } else if let Some(addr) = self
+                .external_names_of_hosts
+                .iter()
+                .find(|(n, _)| squash(n) == squash(&name))
+                .map(|(_, a)| a.clone())
+            {
+                let e = self.b.external(addr, Some(&name));
+                targets[k].push(Peer::Ext(e));
             } else {
                 let peer = self.peer(&name, false, row.subject, row.line, Kind::Dependency);
                 if let Some(p) = peer {
@@ -1574,17 +1628,7 @@ impl Reader<'_, '_> {
         }
         for (k, row) in rows.iter().enumerate() {
             if !merged_into[k].is_empty() {
-                for &with in &merged_into[k] {
-                    self.b.report.rows_merged.push(crate::report::Merged {
-                        line: row.line,
-                        with_line: with,
-                    });
-                    for f in self.b.flows.iter_mut().filter(|f| f.line == with) {
-                        if !f.also.contains(&row.line) {
-                            f.also.push(row.line);
-                        }
-                    }
-                }
+                merges.extend(merged_into[k].iter().map(|&with| (row.line, with)));
                 continue;
             }
             if self.implicit_ingress(row) {
@@ -1595,25 +1639,42 @@ impl Reader<'_, '_> {
         }
         // Ingress rows that name no source: when flows from named components
         // already reach the same ports, the row is their other side.
+        let mut reaching: HashMap<(Dest, Proto, Vec<PItem>), usize> = HashMap::new();
+        for f in &self.b.flows {
+            if self.b.components[f.from].kind != Kind::External {
+                reaching
+                    .entry((f.to, f.proto, f.ports.clone()))
+                    .or_insert(f.line);
+            }
+        }
         for k in deferred {
             let row = &rows[k];
-            if let Some(with) = self.covering_flow(row) {
+            if let Some(with) = covering_flow(row, &reaching) {
                 self.b.warn(
                     row.line,
                     format!("this ingress row names no source; the flow of line {with} reaches the same port, so no Clients flow was added (add one by hand if outside clients connect too)"),
                 );
-                self.b.report.rows_merged.push(crate::report::Merged {
-                    line: row.line,
-                    with_line: with,
-                });
-                for f in self.b.flows.iter_mut().filter(|f| f.line == with) {
-                    if !f.also.contains(&row.line) {
-                        f.also.push(row.line);
-                    }
-                }
+                merges.push((row.line, with));
                 continue;
             }
             self.emit_port_row(row, &[]);
+        }
+        let mut also: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(line, with) in &merges {
+            self.b.report.rows_merged.push(crate::report::Merged {
+                line,
+                with_line: with,
+            });
+            also.entry(with).or_default().push(line);
+        }
+        for f in &mut self.b.flows {
+            if let Some(lines) = also.get(&f.line) {
+                for &l in lines {
+                    if !f.also.contains(&l) {
+                        f.also.push(l);
+                    }
+                }
+            }
         }
     }
 
@@ -1637,40 +1698,16 @@ impl Reader<'_, '_> {
         true
     }
 
-    /// The line of a flow from a named component to the row's subject on
-    /// the same protocols and ports.
-    fn covering_flow(&self, row: &PortRow) -> Option<usize> {
-        let subject = row.subject?;
-        let ranges: Vec<PItem> = row
-            .ports
-            .iter()
-            .filter_map(|p| match p {
-                PortItem::Range(a, b) => Some(PItem::Range(*a, *b)),
-                _ => None,
-            })
-            .collect();
-        if ranges.is_empty() || ranges.len() != row.ports.len() {
-            return None;
-        }
-        let mut line = None;
-        for proto in &row.protos {
-            let f = self.b.flows.iter().find(|f| {
-                f.to == Dest::Comp(subject)
-                    && f.proto == *proto
-                    && f.ports == ranges
-                    && self.b.components[f.from].kind != Kind::External
-            })?;
-            line = Some(f.line);
-        }
-        line
-    }
-
     /// Warns when a new component's name contains an existing one's
     /// ("Spacelift Server" and "Server"): they were kept apart.
     fn near_miss(&mut self, name: &str, line: usize) {
         let Some(me) = self.b.find_component(name) else {
             return;
         };
+        // A check for people reading a page, not for generated giants.
+        if self.b.components.len() > 2000 {
+            return;
+        }
         let lower = name.to_lowercase();
         let similar: Vec<String> = self
             .b
@@ -1840,6 +1877,9 @@ impl Reader<'_, '_> {
                 let _ = row.all_ports;
                 draft.required = required;
                 draft.when = when.clone();
+                if *proto == Proto::Udp && matches!(dest, Dest::Comp(_)) {
+                    draft.multicast = row.multicast;
+                }
                 draft.name = row.name.clone();
                 draft.purpose = (!row.purpose.is_empty()).then(|| row.purpose.clone());
                 draft.guesses = g;
@@ -1977,21 +2017,27 @@ impl Reader<'_, '_> {
             return;
         }
         self.used_sections.insert(ctx.section);
-        let section_text = self.doc.section_text(ctx.section);
         let pseudo_text = ctx
             .pseudo
             .as_ref()
             .map(|(p, _)| p.clone())
             .unwrap_or_default();
-        let conditional = is_conditional(&section_text) || is_conditional(&pseudo_text);
+        let conditional = self.doc.conditional[ctx.section] || is_conditional(&pseudo_text);
         let pseudo_condition = condition_in(&pseudo_text);
         // Subjects of the list as a whole.
         let list_subjects = self.list_subjects(ctx, items.first().map_or(0, |i| i.line));
         // Parents by indent.
         let mut subjects_of: Vec<Option<Vec<usize>>> = vec![None; items.len()];
+        // Open items by indent: the parent of an item is the last open one
+        // indented less.
+        let mut open: Vec<usize> = Vec::new();
         for (k, item) in items.iter().enumerate() {
             self.b.report.rows_read += 1;
-            let parent = (0..k).rev().find(|&j| items[j].indent < item.indent);
+            while open.last().is_some_and(|&j| items[j].indent >= item.indent) {
+                open.pop();
+            }
+            let parent = open.last().copied();
+            open.push(k);
             let inherited = parent.and_then(|j| subjects_of[j].clone());
             match &entries[k] {
                 Some(entry) => {
@@ -2200,6 +2246,31 @@ impl Reader<'_, '_> {
             }
         }
     }
+}
+
+/// The line of a flow from a named component to the row's subject on the
+/// same protocols and ports.
+fn covering_flow(
+    row: &PortRow,
+    reaching: &HashMap<(Dest, Proto, Vec<PItem>), usize>,
+) -> Option<usize> {
+    let subject = row.subject?;
+    let ranges: Vec<PItem> = row
+        .ports
+        .iter()
+        .filter_map(|p| match p {
+            PortItem::Range(a, b) => Some(PItem::Range(*a, *b)),
+            _ => None,
+        })
+        .collect();
+    if ranges.is_empty() || ranges.len() != row.ports.len() {
+        return None;
+    }
+    let mut line = None;
+    for proto in &row.protos {
+        line = Some(*reaching.get(&(Dest::Comp(subject), *proto, ranges.clone()))?);
+    }
+    line
 }
 
 fn rows_are_from(corner: &str) -> bool {

@@ -77,6 +77,19 @@ fn push_str(pieces: &mut Vec<Piece>, s: &str, literal: bool) {
 
 fn scan(raw: &str, out: &mut Inline) -> Vec<Piece> {
     let chars: Vec<char> = raw.chars().collect();
+    // Where the next `]` and `>` are: a bracket or angle bracket with none
+    // near is text, found without scanning (keeps hostile input linear).
+    let mut next_close = vec![usize::MAX; chars.len() + 1];
+    let mut next_gt = vec![usize::MAX; chars.len() + 1];
+    for k in (0..chars.len()).rev() {
+        next_close[k] = if chars[k] == ']' {
+            k
+        } else {
+            next_close[k + 1]
+        };
+        next_gt[k] = if chars[k] == '>' { k } else { next_gt[k + 1] };
+    }
+    let near = |next: &[usize], i: usize, limit: usize| next[i].saturating_sub(i) <= limit;
     let mut pieces = Vec::with_capacity(chars.len());
     let mut i = 0;
     while i < chars.len() {
@@ -120,7 +133,12 @@ fn scan(raw: &str, out: &mut Inline) -> Vec<Piece> {
                 }
             }
             '!' if chars.get(i + 1) == Some(&'[') => {
-                if let Some((text, target, next)) = link_at(&chars, i + 1) {
+                let link = if near(&next_close, i, 1000) {
+                    link_at(&chars, i + 1)
+                } else {
+                    None
+                };
+                if let Some((text, target, next)) = link {
                     let inner = inline(&text);
                     push_str(&mut pieces, &inner.flat(), true);
                     out.links.push((inner.flat(), target));
@@ -141,7 +159,12 @@ fn scan(raw: &str, out: &mut Inline) -> Vec<Piece> {
                         }
                     }
                 }
-                if let Some((text, target, next)) = link_at(&chars, i) {
+                let link = if near(&next_close, i, 1000) {
+                    link_at(&chars, i)
+                } else {
+                    None
+                };
+                if let Some((text, target, next)) = link {
                     let inner = inline(&text);
                     push_str(&mut pieces, &inner.flat(), true);
                     out.links.push((inner.flat(), target));
@@ -152,7 +175,10 @@ fn scan(raw: &str, out: &mut Inline) -> Vec<Piece> {
                     i += 1;
                 }
             }
-            '<' => match html_at(&chars, i) {
+            '<' => match near(&next_gt, i, 2000)
+                .then(|| html_at(&chars, i))
+                .flatten()
+            {
                 Some(Html::Autolink(url, next)) => {
                     push_str(&mut pieces, &url, true);
                     out.links.push((url.clone(), url));
@@ -216,7 +242,10 @@ fn scan(raw: &str, out: &mut Inline) -> Vec<Piece> {
 
 fn find_closing_backticks(chars: &[char], from: usize, run: usize) -> Option<usize> {
     let mut j = from;
-    while j < chars.len() {
+    // Code spans in cells and items are short; the bound keeps many
+    // unmatched backtick runs linear.
+    let end = chars.len().min(from + 4000);
+    while j < end {
         if chars[j] == '`' {
             let n = chars[j..].iter().take_while(|&&c| c == '`').count();
             if n == run {
@@ -236,6 +265,11 @@ fn link_at(chars: &[char], i: usize) -> Option<(String, String, usize)> {
     let mut depth = 0usize;
     let mut j = i;
     let close = loop {
+        // Links are short; bounding the search keeps a page of unmatched
+        // brackets linear.
+        if j - i > 1000 {
+            return None;
+        }
         match chars.get(j)? {
             '\\' => j += 1,
             '[' => depth += 1,
@@ -261,6 +295,9 @@ fn link_at(chars: &[char], i: usize) -> Option<(String, String, usize)> {
             let mut depth = 0usize;
             let mut k = close + 1;
             loop {
+                if k - close > 2000 {
+                    return None;
+                }
                 match chars.get(k)? {
                     '\\' => k += 1,
                     '(' => depth += 1,
@@ -284,7 +321,10 @@ fn link_at(chars: &[char], i: usize) -> Option<(String, String, usize)> {
             Some((text, target, k + 1))
         }
         Some('[') => {
-            let end = chars[close + 1..].iter().position(|&c| c == ']')?;
+            let end = chars[close + 1..]
+                .iter()
+                .take(1000)
+                .position(|&c| c == ']')?;
             let reference: String = chars[close + 2..close + 1 + end].iter().collect();
             Some((text, reference, close + 2 + end))
         }
@@ -338,7 +378,8 @@ fn html_at(chars: &[char], i: usize) -> Option<Html> {
 
 fn find_str(chars: &[char], from: usize, needle: &str) -> Option<usize> {
     let needle: Vec<char> = needle.chars().collect();
-    (from..chars.len().saturating_sub(needle.len() - 1)).find(|&k| {
+    let end = chars.len().saturating_sub(needle.len() - 1).min(from + 200);
+    (from..end).find(|&k| {
         chars[k..k + needle.len()]
             .iter()
             .zip(&needle)
@@ -433,7 +474,9 @@ fn emphasis(pieces: Vec<Piece>, footnotes: &mut Vec<String>) -> Vec<Piece> {
             let after = pieces.get(k + 1);
             let opens = !(is_space(after) || (c == '_' && is_word(before)));
             if opens {
-                let closer = (k + 1..pieces.len()).find(|&j| {
+                // Emphasis spans a few words; the bound keeps a line of
+                // unpaired stars linear.
+                let closer = (k + 1..pieces.len().min(k + 400)).find(|&j| {
                     let before_closer = j.checked_sub(1).and_then(|i| pieces.get(i));
                     single(&keep, j, c) && !(is_space(before_closer) || is_word(pieces.get(j + 1)))
                 });

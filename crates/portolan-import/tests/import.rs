@@ -362,6 +362,67 @@ fn render_then_import_is_the_identity() {
     assert_eq!(mine.len() + 1, theirs.len());
 }
 
+/// A spec that uses every notation the renderer has: conditions (numbered
+/// in the matrix), a parameter, a range, multicast, a fixed source port,
+/// ICMP, `any`, a CIDR, a placeholder and a wildcard endpoint, a flow from
+/// two components. (A matrix page does not say which components are
+/// dependencies, so every component here is a system component or external,
+/// or "every system component" could not be read back.)
+const EVERY_NOTATION: &str = "portolan: 1
+system: {name: Demo}
+components:
+  - {id: web, name: Web}
+  - {id: db, name: DB}
+  - {id: cache, name: Cache}
+  - {id: users, name: Users, kind: external}
+externals:
+  - {id: partner, cidr: 203.0.113.0/24}
+  - {id: irc, placeholder: X IRC network, name: IRC network}
+  - {id: cdn, host: '*.cdn.example.com'}
+features:
+  - {id: tls, name: TLS}
+  - {id: replicas, name: Read replicas}
+parameters:
+  - {id: pg, default: 5432}
+flows:
+  - {from: users, to: web, protocol: tcp, port: [80, 443]}
+  - {from: web, to: db, protocol: tcp, port: $pg}
+  - {from: web, to: db, protocol: tcp, port: 6432, required: false, when: replicas}
+  - {from: web, to: cache, protocol: udp, port: 8082, multicast: 239.1.2.3}
+  - {from: cache, to: cache, protocol: tcp, port: '7000-7005', when: {not: tls}}
+  - {from: web, to: users, protocol: any}
+  - {from: cache, to: web, protocol: icmp}
+  - {from: web, to: partner, protocol: tcp, port: 8443, required: false, when: {any: [tls, replicas]}}
+  - {from: web, to: irc, protocol: tcp, port: 6697}
+  - {from: [web, cache], to: cdn, protocol: tcp, port: 443}
+  - {from: db, to: db, protocol: udp, port: 5000, source_port: 5000}
+";
+
+#[test]
+fn render_then_import_keeps_every_notation() {
+    let spec = load("every-notation.yaml", EVERY_NOTATION);
+    for format in [
+        portolan_render::Format::Matrix,
+        portolan_render::Format::Tables,
+    ] {
+        let page = portolan_render::render(&spec, format).unwrap();
+        let imported = import_markdown(
+            &SourceFile::new(format!("every-notation.{format}.md"), page.clone()),
+            &ImportOptions::default(),
+        )
+        .unwrap();
+        let again = load("again", &imported.yaml);
+        let (mine, theirs) = (items(&again), items(&spec));
+        assert!(
+            mine == theirs,
+            "{format}:\n{}\n{page}\n{}",
+            diff(&mine, &theirs),
+            imported.yaml
+        );
+        assert_accounted(&format!("every notation as {format}"), &page, &imported);
+    }
+}
+
 /// The expected flows of a fixture page, one per line, as `Item` displays
 /// them, then the skipped lines. `UPDATE_EXPECTED=1` rewrites the files
 /// (read every change before committing it).
