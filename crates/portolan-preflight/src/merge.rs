@@ -225,3 +225,157 @@ pub fn merge(
         hosts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use portolan_probe::{OutcomeClass, ProbeDetails, ProbeOutcome, ProbeResult};
+
+    use super::*;
+    use crate::checks::tests::{loaded, DEPLOYMENT};
+    use crate::document::{DeploymentIdentity, Settings, SpecIdentity, Summary};
+    use crate::{derive_checks, CheckOptions, CheckRecord, UdpAgainst, RESULTS_FORMAT};
+
+    /// `web`'s results with every probe open except the first (refused).
+    fn web_results() -> HostResults {
+        let (spec, plan) = loaded(DEPLOYMENT);
+        let set = derive_checks(&spec, &plan, "web", &CheckOptions::default()).expect("derives");
+        let checks: Vec<CheckRecord> = set
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| CheckRecord {
+                flow: p.flow.clone(),
+                to: p.to.clone(),
+                required: p.required,
+                proxy: None,
+                result: ProbeResult {
+                    spec: p.probe.clone(),
+                    outcome: ProbeOutcome {
+                        class: if i == 0 {
+                            OutcomeClass::Refused
+                        } else {
+                            OutcomeClass::Open
+                        },
+                        os_error: (i == 0).then(|| "Connection refused (os error 111)".into()),
+                        elapsed: Duration::from_millis(2),
+                        attempts: 1,
+                    },
+                    details: ProbeDetails::default(),
+                },
+            })
+            .collect();
+        let (components, externals, flows) = HostResults::matrix_records(&spec, &plan);
+        HostResults {
+            format: RESULTS_FORMAT.into(),
+            spec: SpecIdentity {
+                system: "Demo".into(),
+                file: "portolan.yaml".into(),
+                sha256: "aa".repeat(32),
+            },
+            deployment: DeploymentIdentity {
+                name: None,
+                file: "deployment.yaml".into(),
+                sha256: "bb".repeat(32),
+            },
+            component: "web".into(),
+            host: "web-1".into(),
+            from: None,
+            started_at: "2025-01-01T00:00:00.000Z".into(),
+            finished_at: "2025-01-01T00:00:01.000Z".into(),
+            settings: Settings {
+                timeout_ms: 1000,
+                retries: 0,
+                concurrency: 16,
+                udp: UdpAgainst::Listener,
+                https_proxy: None,
+            },
+            components,
+            externals,
+            summary: Summary::of(&checks, &set.untested),
+            flows,
+            checks,
+            untested: set.untested,
+        }
+    }
+
+    fn input(file: &str, results: HostResults) -> ResultsInput {
+        ResultsInput {
+            file: file.into(),
+            results,
+        }
+    }
+
+    #[test]
+    fn cells_follow_the_entries_and_silent_sources_are_untested() {
+        let matrix = merge(&[input("web.json", web_results())], None).expect("merges");
+        let rows: Vec<&str> = matrix.rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(rows, ["web", "users"]);
+        let status = |from: &str, to: &str| {
+            let r = matrix.rows.iter().position(|a| a.id == from).expect("row");
+            let c = matrix
+                .columns
+                .iter()
+                .position(|a| a.id == to)
+                .expect("column");
+            matrix.cell(r, c).expect("cell").status()
+        };
+        assert_eq!(status("web", "db"), CellStatus::Fail, "refused 5432");
+        assert_eq!(status("web", "cache"), CellStatus::Pass);
+        assert_eq!(status("web", "slack"), CellStatus::Pass);
+        assert_eq!(
+            status("web", "aws"),
+            CellStatus::Untested,
+            "a wildcard pattern"
+        );
+        assert_eq!(status("web", "kube"), CellStatus::Untested);
+        // Nobody checked as `users`: said so, not left blank.
+        assert_eq!(status("users", "web"), CellStatus::Untested);
+        let users = matrix
+            .cells
+            .iter()
+            .find(|c| matrix.rows[c.row].id == "users")
+            .expect("users cell");
+        assert_eq!(
+            users.entries[0].outcome,
+            "no results from a host of `users`"
+        );
+        let db = matrix.cell(0, 1).expect("web->db");
+        assert_eq!(db.tokens, ["T::5432", "I::", "U::*", "T::1-2000"]);
+    }
+
+    #[test]
+    fn files_of_another_spec_or_deployment_are_refused_by_name() {
+        let good = web_results();
+        let mut other = good.clone();
+        other.spec.sha256 = "cc".repeat(32);
+        let err = merge(
+            &[input("a.json", good.clone()), input("b.json", other)],
+            None,
+        )
+        .expect_err("another spec");
+        assert!(
+            err.to_string().starts_with(
+                "b.json: results of another spec: it was checked against `Demo` with spec sha256 cccc"
+            ),
+            "{err}"
+        );
+        let err = merge(&[input("a.json", good.clone())], Some(("spec.yaml", "dd")))
+            .expect_err("not the spec given");
+        assert!(
+            err.to_string().ends_with("but spec.yaml has sha256 dd"),
+            "{err}"
+        );
+        let mut moved = good.clone();
+        moved.deployment.sha256 = "ee".repeat(32);
+        let err = merge(&[input("a.json", good), input("c.json", moved)], None)
+            .expect_err("another deployment");
+        assert!(
+            err.to_string()
+                .starts_with("c.json: results of another deployment"),
+            "{err}"
+        );
+        assert!(matches!(merge(&[], None), Err(ResultsError::NoInput)));
+    }
+}
