@@ -133,6 +133,15 @@ pub enum LabError {
     #[error("lab {0} has already been torn down")]
     Destroyed(String),
 
+    /// The agent of a host (its listeners and probes) failed.
+    #[error("lab host {host:?}: {message}")]
+    Agent {
+        /// The host.
+        host: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// Several errors happened during a teardown; all are listed.
     #[error("teardown of lab resources failed: {}", join_errors(.0))]
     Teardown(Vec<LabError>),

@@ -61,6 +61,10 @@ pub struct Lab {
 struct LabInner {
     topology: Topology,
     state: Mutex<LabState>,
+    /// Held while one namespace is being created and recorded, and by a
+    /// teardown: a teardown (Ctrl-C) never runs in the middle of a creation,
+    /// so no namespace appears after it that nobody will delete.
+    creating: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -89,8 +93,24 @@ impl LabInner {
         Ok(())
     }
 
+    /// Creates and records one namespace, unless the lab was torn down.
+    fn create_namespace<R, F>(&self, name: &str, setup: F) -> Result<R, LabError>
+    where
+        F: FnOnce() -> Result<R, LabError> + Send,
+        R: Send,
+    {
+        let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.state().destroyed {
+            return Err(LabError::Destroyed(self.topology.run_id().to_string()));
+        }
+        let made = netns::create_named(name, setup)?;
+        self.record(name.to_string())?;
+        Ok(made)
+    }
+
     /// Deletes every namespace of the lab and its run lock. Idempotent.
     fn teardown(&self) -> Result<(), LabError> {
+        let _no_creation = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
         let mut state = self.state();
         if state.destroyed {
             return Ok(());
@@ -144,6 +164,7 @@ impl Lab {
                 lock: Some(lock),
                 destroyed: false,
             }),
+            creating: Mutex::new(()),
         });
         register(&inner);
         // A thread of its own, so that the tokio runtime that drives the
@@ -405,6 +426,9 @@ pub fn cleanup_registered() -> Result<usize, LabError> {
     }
 }
 
+/// How long [`Lab::create`] waits at most for the links to be operationally up.
+const LINKS_UP_WITHIN: Duration = Duration::from_secs(3);
+
 /// Builds the namespaces and links; returns the durations of the two phases.
 fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
     let topology = &inner.topology;
@@ -416,20 +440,18 @@ fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
 
     let started = Instant::now();
     let bridge_ns = topology.bridge_netns_name();
-    let bridge = netns::create_named(&bridge_ns, || {
+    let bridge = inner.create_namespace(&bridge_ns, || {
         namespace_sysctls(&bridge_ns, false)?;
         NsNetlink::connect_here(&bridge_ns, &handle)
     })?;
-    inner.record(bridge_ns)?;
 
     let mut hosts: Vec<(&Host, NsNetlink, File)> = Vec::with_capacity(topology.hosts().len());
     for host in topology.hosts() {
         let ns = topology.netns_name(host.name());
-        let netlink = netns::create_named(&ns, || {
+        let netlink = inner.create_namespace(&ns, || {
             namespace_sysctls(&ns, true)?;
             NsNetlink::connect_here(&ns, &handle)
         })?;
-        inner.record(ns.clone())?;
         let file = netns::open_named(&ns)?;
         hosts.push((host, netlink, file));
     }
@@ -467,7 +489,25 @@ fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
                 .add_ipv4_multicast_route(index, HOST_INTERFACE)
                 .await
         }))
-        .await
+        .await?;
+        // Wait (bounded) until every veth end is operationally up: before
+        // that, frames sent on it are dropped, and the first probes of a run
+        // would see timeouts that have nothing to do with any firewall.
+        let deadline = Instant::now() + LINKS_UP_WITHIN;
+        loop {
+            let mut all = bridge.all_oper_up("ptl-p").await?;
+            for (_, netlink, _) in &hosts {
+                if !all {
+                    break;
+                }
+                all = netlink.all_oper_up(HOST_INTERFACE).await?;
+            }
+            if all || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok::<(), LabError>(())
     })?;
     let links = started.elapsed();
     // Dropping the runtime closes the netlink sockets, which would otherwise
@@ -499,7 +539,7 @@ fn namespace_sysctls(namespace: &str, host: bool) -> Result<(), LabError> {
 
 /// Finds a program in PATH, then in the sbin directories (which a non-login
 /// root PATH may lack).
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))

@@ -48,19 +48,30 @@
 //! Root, or `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`: see [`check_privileges`]
 //! and the [`privileges`] module for the user-namespace alternative.
 
+mod agent;
 mod cleanup;
+pub mod design;
+pub mod dns;
 mod error;
 mod lab;
 mod netlink;
 pub mod netns;
 pub mod privileges;
+pub mod report;
+mod run;
 mod topology;
 
 pub use cleanup::{cleanup_stale, CleanupReport, LOCK_DIR};
+pub use design::{
+    design, Check, CheckKind, DesignError, Expect, FeatureChoice, LabDesign, LabEvent, LabOptions,
+    Phase, ProgressFn, RulesetTransform,
+};
 pub use error::LabError;
 pub use lab::{cleanup_registered, CleanupHandle, CreateTimings, Lab};
 pub use netns::{NsThread, NETNS_DIR};
 pub use privileges::{check_privileges, has_privileges};
+pub use report::{LabReport, Verdict};
+pub use run::{run_lab, LabArtifacts, RunError};
 pub use topology::{
     Host, RunId, Topology, BRIDGE_INTERFACE, BRIDGE_SUFFIX, HOST_INTERFACE, LAB_IPV4_NET,
     LAB_IPV4_PREFIX_LEN, LAB_IPV6_NET, LAB_IPV6_PREFIX_LEN, MAX_HOSTS, MAX_HOST_NAME_LEN,

@@ -70,6 +70,29 @@ impl NsNetlink {
         }
     }
 
+    /// Whether every link of this namespace whose name starts with `prefix`
+    /// is operationally up: the kernel's link watch has run for it, which is
+    /// also when it activates the link's queue (until then packets sent on
+    /// it are dropped).
+    pub(crate) async fn all_oper_up(&self, prefix: &str) -> Result<bool, LabError> {
+        use rtnetlink::packet_route::link::{LinkAttribute, State};
+        let mut links = self.handle.link().get().execute();
+        while let Some(link) = links.try_next().await.map_err(self.err("list links"))? {
+            let named = link
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if n.starts_with(prefix)));
+            let up = link
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
+            if named && !up {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Brings the link up with multicast enabled.
     pub(crate) async fn set_up(&self, index: u32, what: &str) -> Result<(), LabError> {
         self.handle

@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod generate;
 mod import;
+mod lab;
 mod listen;
 mod plan;
 mod render;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => import::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Lab(args) => lab::run(&args),
         Command::Listen(args) => listen::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Report(args) => report::run(&args),

@@ -1,0 +1,813 @@
+//! A whole lab run: design, build, load the firewalls, listen, probe, tear
+//! down, report. See [`run_lab`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portolan_firewall::nftables::Nftables;
+use portolan_firewall::{Options as GenerateOptions, Policy, Target as _};
+use portolan_probe::{
+    OutcomeClass, ProbeOptions, ProbeResult, ProbeSpec, Protocol as ProbeProtocol, Target, UdpMode,
+};
+use portolan_spec::Spec;
+use tokio::sync::oneshot;
+
+use crate::agent::{Agent, AgentConfig, Bound, Command, Receipts};
+use crate::design::{
+    design, Check, DesignError, Expect, LabDesign, LabEvent, LabOptions, Phase, Role, Transport,
+};
+use crate::error::LabError;
+use crate::lab::{find_program, Lab};
+use crate::report::{
+    multicast_verdict, tally, CheckResult, DnsName, HostReport, LabReport, Timings, Verdict,
+};
+
+/// Why a lab run could not be carried out (a failing check is not an
+/// error: it is in the [`LabReport`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The spec and options do not make a lab (unknown feature, …).
+    #[error(transparent)]
+    Design(#[from] DesignError),
+    /// The lab could not be built or used (privileges, `nft` missing, …).
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    /// The nftables generator refused the lab deployment (a bug).
+    #[error("internal error: the nftables generator cannot serve the lab deployment: {0}")]
+    Generate(String),
+}
+
+impl RunError {
+    /// Whether the error is about the user's input (as opposed to the
+    /// machine the lab runs on).
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            RunError::Design(DesignError::UnknownFeature { .. } | DesignError::Replicas { .. })
+        )
+    }
+}
+
+/// What a run produced besides its report: the lab deployment and the
+/// rulesets as loaded, for `--keep`.
+#[derive(Debug, Clone)]
+pub struct LabArtifacts {
+    /// `lab-deployment.yaml`.
+    pub deployment: String,
+    /// `(component id, ruleset as loaded)`, in spec order.
+    pub rulesets: Vec<(String, String)>,
+}
+
+/// Runs the lab for `spec`: removes leftovers of killed runs, designs the
+/// run ([`design`]), generates one nftables ruleset per component from the
+/// lab deployment's plan and loads it into every instance of the component
+/// (default policy drop), binds the listeners, resolves the external
+/// endpoints' names through the lab DNS, probes, tears everything down and
+/// reports.
+///
+/// The lab is torn down on every path out of this function, errors
+/// included; a process killed meanwhile leaves namespaces that the next run
+/// removes (see [`crate::cleanup_stale`]). For Ctrl-C, call
+/// [`crate::cleanup_registered`] from the signal handler.
+///
+/// Blocks the calling thread; it must not be inside a tokio runtime.
+pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtifacts), RunError> {
+    let started = Instant::now();
+    let emit = |event: LabEvent| {
+        if let Some(progress) = &options.progress {
+            progress(event);
+        }
+    };
+    let mut timings = Timings::default();
+
+    emit(LabEvent::Phase(Phase::Cleanup));
+    crate::privileges::check_privileges()?;
+    if find_program("nft").is_none() {
+        return Err(LabError::NftMissing.into());
+    }
+    let t = Instant::now();
+    let stale = crate::cleanup::cleanup_stale(crate::topology::RESOURCE_PREFIX)?;
+    let mut stale_removed: Vec<String> = stale.namespaces.clone();
+    stale_removed.extend(stale.links.iter().cloned());
+    stale_removed.extend(stale.lock_files.iter().map(|p| p.display().to_string()));
+    timings.cleanup = t.elapsed();
+
+    emit(LabEvent::Phase(Phase::Plan));
+    let t = Instant::now();
+    let design = design(spec, options)?;
+    let generated = Nftables
+        .generate(
+            &design.plan,
+            &GenerateOptions {
+                policy: Policy::Drop,
+                ..GenerateOptions::default()
+            },
+        )
+        .map_err(|e| RunError::Generate(e.to_string()))?;
+    let mut rulesets: BTreeMap<String, String> = BTreeMap::new();
+    for (path, text) in &generated.files {
+        let component = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = match &options.mutate_ruleset {
+            Some(mutate) => mutate(&component, text),
+            None => text.clone(),
+        };
+        rulesets.insert(component, text);
+    }
+    let generate_warnings: Vec<String> =
+        generated.warnings.iter().map(ToString::to_string).collect();
+    timings.plan = t.elapsed();
+
+    emit(LabEvent::Phase(Phase::Namespaces));
+    let t = Instant::now();
+    let lab = Lab::create(design.topology.clone())?;
+    timings.namespaces = t.elapsed();
+
+    let outcome = in_lab(&lab, &design, &rulesets, options, &mut timings);
+
+    emit(LabEvent::Phase(Phase::Teardown));
+    let t = Instant::now();
+    let destroyed = lab.destroy();
+    timings.teardown = t.elapsed();
+    let (results, hosts, listener_failures, dns) = outcome?;
+    destroyed?;
+    timings.total = started.elapsed();
+
+    let artifacts = LabArtifacts {
+        deployment: design.deployment_yaml.clone(),
+        rulesets: spec
+            .components
+            .iter()
+            .filter_map(|c| rulesets.get(&c.id).map(|r| (c.id.clone(), r.clone())))
+            .collect(),
+    };
+    let mut parties: Vec<(String, bool)> = Vec::new();
+    for node in &design.nodes {
+        if !parties.iter().any(|(p, _)| *p == node.party) {
+            parties.push((
+                node.party.clone(),
+                !matches!(node.role, Role::External { .. }),
+            ));
+        }
+    }
+    let (matrix, summary) = tally(&parties, &results);
+    let report = LabReport {
+        system: design.system.clone(),
+        run_id: design.topology.run_id().to_string(),
+        features: design.features.clone(),
+        features_off: spec
+            .features
+            .iter()
+            .filter(|f| !design.features.contains(&f.id))
+            .map(|f| f.id.clone())
+            .collect(),
+        replicas: design.replicas,
+        seed: design.seed,
+        hosts,
+        lab_parameters: design.lab_parameters.clone(),
+        deployment: design.deployment_yaml.clone(),
+        dns_server: design.dns_server.to_string(),
+        dns,
+        generate_warnings,
+        listener_failures,
+        results,
+        not_checked: design.not_checked.clone(),
+        samples: design.samples.clone(),
+        stale_removed,
+        timings,
+        summary,
+        matrix,
+    };
+    Ok((report, artifacts))
+}
+
+type InLab = (Vec<CheckResult>, Vec<HostReport>, Vec<String>, Vec<DnsName>);
+
+/// Everything done while the lab exists; the caller tears it down.
+fn in_lab(
+    lab: &Lab,
+    design: &LabDesign,
+    rulesets: &BTreeMap<String, String>,
+    options: &LabOptions,
+    timings: &mut Timings,
+) -> Result<InLab, RunError> {
+    let emit = |event: LabEvent| {
+        if let Some(progress) = &options.progress {
+            progress(event);
+        }
+    };
+
+    emit(LabEvent::Phase(Phase::Rules));
+    let t = Instant::now();
+    load_rulesets(lab, design, rulesets)?;
+    timings.rules = t.elapsed();
+
+    emit(LabEvent::Phase(Phase::Listeners));
+    let t = Instant::now();
+    let token = run_token(design);
+    let receipts = Arc::new(Receipts::default());
+    let names = Arc::new(design.names.clone());
+    let mut agents: Vec<Agent> = Vec::with_capacity(design.nodes.len());
+    let mut ready = Vec::with_capacity(design.nodes.len());
+    for (node, listens) in design.nodes.iter().zip(&design.listens) {
+        let config = AgentConfig {
+            host: node.host.clone(),
+            addrs: vec![IpAddr::V4(node.ipv4), IpAddr::V6(node.ipv6)],
+            v4: Some(node.ipv4),
+            tcp: listens.tcp.clone(),
+            udp: listens.udp.clone(),
+            udp_shared: listens.udp_shared.clone(),
+            multicast: listens.multicast.clone(),
+            dns: listens.dns.then(|| names.clone()),
+            token: token.clone(),
+        };
+        let (agent, bound) = Agent::start(lab, config, receipts.clone())?;
+        agents.push(agent);
+        ready.push(bound);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LabError::io("start a tokio runtime", "lab orchestration", e))?;
+    let bound: Vec<Bound> = rt.block_on(async {
+        let mut out = Vec::with_capacity(ready.len());
+        for r in ready {
+            out.push(r.await.unwrap_or_default());
+        }
+        out
+    });
+    let mut listener_failures = Vec::new();
+    let mut hosts = Vec::with_capacity(design.nodes.len());
+    for (node, b) in design.nodes.iter().zip(&bound) {
+        for f in &b.failures {
+            listener_failures.push(format!("{}: {f}", node.host));
+        }
+        hosts.push(HostReport {
+            host: node.host.clone(),
+            namespace: design.topology.netns_name(&node.host),
+            role: node.role.clone(),
+            party: node.party.clone(),
+            addresses: vec![IpAddr::V4(node.ipv4), IpAddr::V6(node.ipv6)],
+            firewall: node.firewalled(),
+            listening: b.endpoints.clone(),
+            tcp_accepted: 0,
+            udp_answered: 0,
+            udp_ignored: 0,
+            multicast_received: 0,
+        });
+    }
+    timings.listeners = t.elapsed();
+
+    emit(LabEvent::Phase(Phase::Dns));
+    let t = Instant::now();
+    let outside = design
+        .nodes
+        .iter()
+        .position(|n| n.role == Role::Outside)
+        .unwrap_or(0);
+    let wanted: BTreeSet<String> = design
+        .checks
+        .iter()
+        .filter_map(|c| c.name.clone())
+        .collect();
+    let resolved: BTreeMap<String, Result<Vec<IpAddr>, String>> = rt.block_on(async {
+        let mut pending = Vec::new();
+        for name in &wanted {
+            let (reply, rx) = oneshot::channel();
+            let sent = agents[outside].send(Command::Resolve {
+                server: design.dns_server,
+                name: name.clone(),
+                timeout: Duration::from_secs(2),
+                reply,
+            });
+            pending.push((name.clone(), sent, rx));
+        }
+        let mut out = BTreeMap::new();
+        for (name, sent, rx) in pending {
+            let result = if sent {
+                rx.await
+                    .unwrap_or_else(|_| Err("the outside world's agent stopped".to_owned()))
+            } else {
+                Err("the outside world's agent stopped".to_owned())
+            };
+            out.insert(name, result);
+        }
+        out
+    });
+    let dns: Vec<DnsName> = resolved
+        .iter()
+        .map(|(name, r)| DnsName {
+            name: name.clone(),
+            addresses: r.clone().unwrap_or_default(),
+        })
+        .collect();
+    timings.dns = t.elapsed();
+
+    emit(LabEvent::Phase(Phase::Probes));
+    let t = Instant::now();
+    let results = rt.block_on(probe_all(
+        &agents, design, options, &token, &receipts, &resolved,
+    ));
+    timings.probes = t.elapsed();
+
+    // Listeners close before the namespaces go.
+    for (agent, host) in agents.into_iter().zip(&mut hosts) {
+        let stats = agent.stop()?;
+        host.tcp_accepted = stats.tcp_accepted;
+        host.udp_answered = stats.udp_answered;
+        host.udp_ignored = stats.udp_ignored;
+        host.multicast_received = stats.multicast_received;
+    }
+    Ok((results, hosts, listener_failures, dns))
+}
+
+/// A token that differs between runs (the run id is random) and that no
+/// stray datagram carries by chance.
+fn run_token(design: &LabDesign) -> String {
+    format!("{}-{:x}", design.topology.run_id(), std::process::id())
+}
+
+/// Loads the rulesets into every firewalled host, several at a time.
+fn load_rulesets(
+    lab: &Lab,
+    design: &LabDesign,
+    rulesets: &BTreeMap<String, String>,
+) -> Result<(), LabError> {
+    let jobs: Vec<(&str, &str)> = design
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.role {
+            Role::Instance { component, .. } => rulesets
+                .get(component)
+                .map(|r| (n.host.as_str(), r.as_str())),
+            _ => None,
+        })
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+        .clamp(2, 16);
+    let next = AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(jobs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((host, ruleset)) = jobs.get(i) else {
+                    break;
+                };
+                if let Err(e) = lab.load_nft(host, ruleset) {
+                    errors
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(e);
+                }
+            });
+        }
+    });
+    let mut errors = errors
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(LabError::Teardown(errors)),
+    }
+}
+
+/// The probe for a unicast check, or the result of a name that did not resolve.
+fn unicast_probe(
+    check: &Check,
+    token: &str,
+    resolved: &BTreeMap<String, Result<Vec<IpAddr>, String>>,
+    source: IpAddr,
+) -> Result<(ProbeSpec, Vec<IpAddr>), (String, Vec<IpAddr>)> {
+    let mut target = check.target;
+    let mut addresses = Vec::new();
+    if let Some(name) = &check.name {
+        match resolved.get(name) {
+            Some(Ok(found)) => {
+                addresses = found.clone();
+                let same_family = |ip: &&IpAddr| ip.is_ipv4() == check.target.is_ipv4();
+                match found
+                    .iter()
+                    .find(|ip| **ip == check.target.ip())
+                    .or_else(|| found.iter().find(same_family))
+                {
+                    Some(ip) => target = SocketAddr::new(*ip, check.target.port()),
+                    None => {
+                        return Err((
+                            format!(
+                                "{name} has no {} address in the lab DNS",
+                                if check.target.is_ipv4() {
+                                    "IPv4"
+                                } else {
+                                    "IPv6"
+                                }
+                            ),
+                            addresses,
+                        ))
+                    }
+                }
+            }
+            Some(Err(e)) => return Err((e.clone(), addresses)),
+            None => return Err((format!("{name} was not resolved"), addresses)),
+        }
+    }
+    let protocol = match check.protocol {
+        Transport::Tcp => ProbeProtocol::Tcp,
+        _ => ProbeProtocol::Udp {
+            mode: UdpMode::PortolanListener {
+                token: token.to_owned(),
+            },
+        },
+    };
+    let mut spec = ProbeSpec::new(check.probe.clone(), Target::Addr(target), protocol);
+    if let Some(port) = check.source_port {
+        // Bound to the host's own address, the probe's socket matches the
+        // echo more closely than a listener sharing the port.
+        spec = spec.with_source_port(port).with_source_ip(source);
+    }
+    Ok((spec, addresses))
+}
+
+/// Runs every check: unicast probes per source host, all hosts at once
+/// (positive and negative probes with their own timeouts), multicast checks
+/// alongside; then, one at a time, the probes from fixed source ports (two
+/// hosts probing each other from the same port must not overlap).
+async fn probe_all(
+    agents: &[Agent],
+    design: &LabDesign,
+    options: &LabOptions,
+    token: &str,
+    receipts: &Arc<Receipts>,
+    resolved: &BTreeMap<String, Result<Vec<IpAddr>, String>>,
+) -> Vec<CheckResult> {
+    let total = design.checks.len();
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress = options.progress.clone();
+    let tick = {
+        let done = done.clone();
+        let progress = progress.clone();
+        move || {
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(p) = &progress {
+                p(LabEvent::Checks { done: n, total });
+            }
+        }
+    };
+    let probe_tick: portolan_probe::ProgressFn = {
+        let tick = tick.clone();
+        Arc::new(move |_| tick())
+    };
+    let positive = ProbeOptions {
+        concurrency: options.concurrency.max(1),
+        timeout: options.positive_timeout,
+        retries: options.positive_retries,
+        progress: Some(probe_tick.clone()),
+        ..ProbeOptions::default()
+    };
+    let negative = ProbeOptions {
+        concurrency: options.concurrency.max(1),
+        timeout: options.negative_timeout,
+        retries: 0,
+        progress: Some(probe_tick.clone()),
+        ..ProbeOptions::default()
+    };
+    let host_index: BTreeMap<&str, usize> = design
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.host.as_str(), i))
+        .collect();
+
+    let mut results: Vec<Option<CheckResult>> = vec![None; total];
+    // Per source host: (check index, probe) for each kind of run.
+    let mut batches: BTreeMap<(usize, bool), Vec<(usize, ProbeSpec)>> = BTreeMap::new();
+    let mut fixed: Vec<(usize, usize, ProbeSpec)> = Vec::new();
+    let mut multicast: Vec<usize> = Vec::new();
+    let mut addresses: BTreeMap<usize, Vec<IpAddr>> = BTreeMap::new();
+    for (i, check) in design.checks.iter().enumerate() {
+        let Some(&s) = host_index.get(check.from_host.as_str()) else {
+            continue;
+        };
+        if check.protocol == Transport::Multicast {
+            multicast.push(i);
+            continue;
+        }
+        let source = design.nodes[s].ip(check.family);
+        match unicast_probe(check, token, resolved, source) {
+            Ok((probe, found)) => {
+                addresses.insert(i, found);
+                if check.source_port.is_some() {
+                    fixed.push((s, i, probe));
+                } else {
+                    batches
+                        .entry((s, check.expect == Expect::Open))
+                        .or_default()
+                        .push((i, probe));
+                }
+            }
+            Err((reason, found)) => {
+                tick();
+                results[i] = Some(CheckResult {
+                    check: check.clone(),
+                    verdict: Verdict::Error,
+                    outcome: OutcomeClass::DnsFailed.name().to_owned(),
+                    reason: Some(format!(
+                        "name did not resolve through the lab DNS: {reason}"
+                    )),
+                    os_error: None,
+                    attempts: 0,
+                    elapsed: Duration::ZERO,
+                    resolved: found,
+                    received_by: Vec::new(),
+                });
+            }
+        }
+    }
+
+    // Unicast batches, every host at once, with the multicast checks.
+    let mut pending = Vec::new();
+    for ((s, open), batch) in batches {
+        let (indices, probes): (Vec<usize>, Vec<ProbeSpec>) = batch.into_iter().unzip();
+        let (reply, rx) = oneshot::channel();
+        let sent = agents[s].send(Command::Probe {
+            probes,
+            options: if open {
+                positive.clone()
+            } else {
+                negative.clone()
+            },
+            reply,
+        });
+        pending.push((indices, sent, rx));
+    }
+    let unicast = async {
+        let mut out = Vec::new();
+        for (indices, sent, rx) in pending {
+            let found = if sent {
+                rx.await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            out.push((indices, found));
+        }
+        out
+    };
+    let host_index = &host_index;
+    let multicast_checks = futures::future::join_all(multicast.iter().map(|&i| {
+        let check = &design.checks[i];
+        let tick = tick.clone();
+        async move {
+            let result =
+                multicast_check(agents, design, host_index, check, options, receipts).await;
+            tick();
+            (i, result)
+        }
+    }));
+    let (unicast, multicast) = futures::join!(unicast, multicast_checks);
+    for (indices, found) in unicast {
+        let by_id: BTreeMap<String, ProbeResult> =
+            found.into_iter().map(|r| (r.spec.id.clone(), r)).collect();
+        for i in indices {
+            let check = &design.checks[i];
+            results[i] = Some(unicast_result(
+                check,
+                by_id.get(&check.probe),
+                addresses.remove(&i).unwrap_or_default(),
+            ));
+        }
+    }
+    for (i, result) in multicast {
+        results[i] = Some(result);
+    }
+
+    // Fixed source ports, one probe at a time.
+    for (s, i, probe) in fixed {
+        let check = &design.checks[i];
+        let mut opts = if check.expect == Expect::Open {
+            positive.clone()
+        } else {
+            negative.clone()
+        };
+        opts.concurrency = 1;
+        let (reply, rx) = oneshot::channel();
+        let found = if agents[s].send(Command::Probe {
+            probes: vec![probe],
+            options: opts,
+            reply,
+        }) {
+            rx.await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        results[i] = Some(unicast_result(
+            check,
+            found.first(),
+            addresses.remove(&i).unwrap_or_default(),
+        ));
+    }
+
+    results
+        .into_iter()
+        .zip(&design.checks)
+        .map(|(r, check)| {
+            r.unwrap_or_else(|| CheckResult {
+                check: check.clone(),
+                verdict: Verdict::Error,
+                outcome: OutcomeClass::LocalError.name().to_owned(),
+                reason: Some("the probe was not run: its host's agent stopped".to_owned()),
+                os_error: None,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+                resolved: Vec::new(),
+                received_by: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// The verdict of a unicast probe.
+fn unicast_result(
+    check: &Check,
+    result: Option<&ProbeResult>,
+    resolved: Vec<IpAddr>,
+) -> CheckResult {
+    let Some(result) = result else {
+        return CheckResult {
+            check: check.clone(),
+            verdict: Verdict::Error,
+            outcome: OutcomeClass::LocalError.name().to_owned(),
+            reason: Some("the probe was not run: its host's agent stopped".to_owned()),
+            os_error: None,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+            resolved,
+            received_by: Vec::new(),
+        };
+    };
+    let outcome = &result.outcome;
+    let attempts = outcome.attempts;
+    let local_rule = outcome.os_error.is_some();
+    let (verdict, reason) = match (&check.expect, &outcome.class) {
+        (Expect::Open, OutcomeClass::Open) => (Verdict::Passed, None),
+        (Expect::Open, class) => (
+            Verdict::Failed,
+            Some(failure_reason(class, local_rule, attempts)),
+        ),
+        (Expect::Blocked, OutcomeClass::Filtered) => (
+            Verdict::Blocked,
+            Some(if local_rule {
+                "dropped by the sender's firewall".to_owned()
+            } else {
+                "dropped (no answer in time)".to_owned()
+            }),
+        ),
+        (Expect::Blocked, OutcomeClass::Unreachable) => (
+            Verdict::Blocked,
+            Some("rejected: no route to host".to_owned()),
+        ),
+        (Expect::Blocked, OutcomeClass::Open) => (
+            Verdict::NotBlocked,
+            Some(match check.protocol {
+                Transport::Tcp => "got through: the connection was accepted".to_owned(),
+                _ => "got through: the listener's echo came back".to_owned(),
+            }),
+        ),
+        (Expect::Blocked, OutcomeClass::Refused) => (
+            Verdict::NotBlocked,
+            Some("got through: the host answered (connection refused)".to_owned()),
+        ),
+        (Expect::Blocked, class) => (
+            Verdict::Error,
+            Some(format!(
+                "could not probe: {}",
+                failure_reason(class, local_rule, attempts)
+            )),
+        ),
+    };
+    CheckResult {
+        check: check.clone(),
+        verdict,
+        outcome: outcome.class.name().to_owned(),
+        reason,
+        os_error: outcome.os_error.clone(),
+        attempts,
+        elapsed: outcome.elapsed,
+        resolved,
+        received_by: Vec::new(),
+    }
+}
+
+fn failure_reason(class: &OutcomeClass, os_error: bool, attempts: u32) -> String {
+    match class {
+        OutcomeClass::Filtered if os_error => {
+            "blocked by the sender's own firewall (operation not permitted)".to_owned()
+        }
+        OutcomeClass::Filtered => {
+            format!("timed out after {attempts} attempt(s): dropped on the way")
+        }
+        OutcomeClass::Refused => "refused: reached the host, nothing listens".to_owned(),
+        OutcomeClass::Unreachable => "no route to host".to_owned(),
+        OutcomeClass::DnsFailed => "the name did not resolve".to_owned(),
+        other => format!("could not send: {other}"),
+    }
+}
+
+/// Sends a multicast check's datagram and watches who receives it: a flow
+/// is retried until every receiver has it; a datagram that must be blocked
+/// is sent once and watched for the negative timeout.
+async fn multicast_check(
+    agents: &[Agent],
+    design: &LabDesign,
+    host_index: &BTreeMap<&str, usize>,
+    check: &Check,
+    options: &LabOptions,
+    receipts: &Receipts,
+) -> CheckResult {
+    let started = tokio::time::Instant::now();
+    let (attempts_allowed, wait) = match check.expect {
+        Expect::Open => (options.positive_retries + 1, options.positive_timeout),
+        Expect::Blocked => (1, options.negative_timeout),
+    };
+    let mut attempts = 0;
+    let mut error = None;
+    if let Some(&s) = host_index.get(check.from_host.as_str()) {
+        while attempts < attempts_allowed {
+            attempts += 1;
+            let (reply, rx) = oneshot::channel();
+            let sent = agents[s].send(Command::Multicast {
+                probe: check.probe.clone(),
+                group: check.target,
+                reply,
+            });
+            match (sent, if sent { rx.await.ok() } else { None }) {
+                (true, Some(Ok(()))) => error = None,
+                (_, Some(Err(e))) => {
+                    error = Some(e);
+                }
+                _ => error = Some("the sender's agent stopped".to_owned()),
+            }
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let got = receipts.receivers(&check.probe);
+                let complete =
+                    check.expect == Expect::Open && check.receivers.iter().all(|r| got.contains(r));
+                if complete || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let got = receipts.receivers(&check.probe);
+            if check.expect == Expect::Blocked || check.receivers.iter().all(|r| got.contains(r)) {
+                break;
+            }
+        }
+    } else {
+        error = Some(format!("no host {}", check.from_host));
+    }
+    let received: Vec<String> = receipts.receivers(&check.probe).into_iter().collect();
+    let _ = design;
+    let (mut verdict, mut reason) = multicast_verdict(check, &received);
+    if let Some(e) = &error {
+        // A send that failed on the sender's own firewall (EPERM) is a block.
+        let blocked_locally = e.contains("ermission") || e.contains("not permitted");
+        match (check.expect, blocked_locally) {
+            (Expect::Blocked, true) => {
+                reason = Some("dropped by the sender's firewall".to_owned());
+            }
+            (Expect::Open, true) => {
+                verdict = Verdict::Failed;
+                reason = Some(
+                    "blocked by the sender's own firewall (operation not permitted)".to_owned(),
+                );
+            }
+            (_, false) => {
+                verdict = Verdict::Error;
+                reason = Some(format!("could not send: {e}"));
+            }
+        }
+    }
+    CheckResult {
+        check: check.clone(),
+        verdict,
+        outcome: if received.is_empty() {
+            "not_received".to_owned()
+        } else {
+            "received".to_owned()
+        },
+        reason,
+        os_error: error,
+        attempts,
+        elapsed: started.elapsed(),
+        resolved: Vec::new(),
+        received_by: received,
+    }
+}

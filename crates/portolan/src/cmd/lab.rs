@@ -1,0 +1,209 @@
+//! `portolan lab`: builds a throwaway network of namespaces on this machine,
+//! loads the generated firewall in each component and proves it flow by flow.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use portolan_lab::{FeatureChoice, LabEvent, LabOptions, RunError, RunId};
+
+use crate::cli::{LabArgs, LabFormat};
+use crate::output::{write_file_atomic, write_output, write_stdout};
+use crate::{InputError, EXIT_INVALID, EXIT_OK};
+
+#[allow(clippy::print_stderr)]
+pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
+    let spec = super::load_spec_or_report(&args.spec)?;
+    let features = if args.all_features {
+        FeatureChoice::All
+    } else {
+        FeatureChoice::Listed(
+            args.features
+                .iter()
+                .map(|f| f.trim().to_owned())
+                .filter(|f| !f.is_empty())
+                .collect(),
+        )
+    };
+    let run_id = match &args.run_id {
+        Some(id) => Some(RunId::new(id.clone()).map_err(|e| InputError(e.to_string()))?),
+        None => None,
+    };
+    let bar = progress_bar();
+    let mut options = LabOptions {
+        features,
+        replicas: args.replicas,
+        seed: args.seed,
+        run_id,
+        ..LabOptions::default()
+    };
+    if let Some(bar) = &bar {
+        options.progress = Some(progress_callback(bar.clone()));
+    }
+    let _signals = install_signal_handler(bar.clone());
+
+    let outcome = portolan_lab::run_lab(&spec, &options);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let (report, artifacts) = match outcome {
+        Ok(done) => done,
+        Err(e) if e.is_input() => return Err(InputError(e.to_string()).into()),
+        Err(RunError::Lab(e)) => {
+            return Err(anyhow::Error::new(e).context("the lab cannot run on this machine"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    for name in &report.stale_removed {
+        eprintln!("note: removed a leftover of an earlier lab run: {name}");
+    }
+    let text = report.render_text();
+    let rendered = match args.format {
+        LabFormat::Table => text.clone(),
+        LabFormat::Json => {
+            let mut json = report.to_json();
+            json.push('\n');
+            json
+        }
+        LabFormat::Junit => report
+            .junit_xml()
+            .context("cannot write the JUnit report")?,
+    };
+    match &args.output {
+        Some(path) if path.as_os_str() != "-" => {
+            write_output(Some(path), &rendered)?;
+            if args.format != LabFormat::Table {
+                write_stdout(&text)?;
+            }
+            eprintln!(
+                "{}: wrote the {} report",
+                path.display(),
+                args.format.name()
+            );
+        }
+        _ => write_stdout(&rendered)?,
+    }
+    if args.keep || args.keep_dir.is_some() {
+        let dir = args
+            .keep_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("portolan-lab-{}", report.run_id)));
+        keep(&dir, &report, &artifacts)?;
+        eprintln!(
+            "{}: lab deployment, the {} rulesets as loaded, and the JSON report",
+            dir.display(),
+            artifacts.rulesets.len()
+        );
+    }
+    Ok(if report.holds() {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    })
+}
+
+/// Writes what a run built, to reproduce or inspect it.
+fn keep(
+    dir: &Path,
+    report: &portolan_lab::LabReport,
+    artifacts: &portolan_lab::LabArtifacts,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_file_atomic(
+        &dir.join("lab-deployment.yaml"),
+        artifacts.deployment.as_bytes(),
+    )?;
+    for (component, ruleset) in &artifacts.rulesets {
+        write_file_atomic(&dir.join(format!("{component}.nft")), ruleset.as_bytes())?;
+    }
+    let mut json = report.to_json();
+    json.push('\n');
+    write_file_atomic(&dir.join("lab-report.json"), json.as_bytes())
+}
+
+/// A progress bar on standard error, only when it is a terminal.
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} lab: {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    Some(bar)
+}
+
+fn progress_callback(bar: ProgressBar) -> portolan_lab::ProgressFn {
+    let counting = Arc::new(Mutex::new(false));
+    Arc::new(move |event| match event {
+        LabEvent::Phase(phase) => bar.set_message(phase.as_str().to_owned()),
+        LabEvent::Checks { done, total } => {
+            let mut started = counting.lock().unwrap_or_else(PoisonError::into_inner);
+            if !*started {
+                *started = true;
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} lab: probes [{bar:30}] {pos}/{len} checks",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_length(total as u64);
+            }
+            bar.set_position(done as u64);
+        }
+        _ => {}
+    })
+}
+
+/// Ctrl-C and SIGTERM tear the lab down before the process exits (code 130).
+/// Returns once the signals are caught, so that no signal in between kills
+/// the process with its lab.
+fn install_signal_handler(bar: Option<ProgressBar>) -> Option<std::thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new()
+        .name("portolan-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    return;
+                };
+                let _ = ready_tx.send(());
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                let torn = portolan_lab::cleanup_registered();
+                #[allow(clippy::print_stderr)]
+                match torn {
+                    Ok(n) => eprintln!("interrupted: {n} lab(s) torn down"),
+                    Err(e) => eprintln!(
+                        "interrupted: teardown incomplete ({e}); the next run removes the leftovers"
+                    ),
+                }
+                std::process::exit(130);
+            });
+        })
+        .ok()?;
+    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+    Some(handle)
+}

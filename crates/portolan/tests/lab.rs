@@ -1,0 +1,503 @@
+//! `portolan lab` end to end: both examples in real namespaces with their
+//! generated firewalls, the lab catching a deleted rule and an extra accept,
+//! and cleanup after Ctrl-C and SIGKILL.
+//!
+//! They need root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) and `nft`. Without them
+//! each test prints a loud SKIPPED banner and passes, unless
+//! `PORTOLAN_REQUIRE_LAB=1`, where it fails. Traffic only flows between the
+//! namespaces the lab creates, on lab-only addresses.
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portolan_lab::design::{Family, Transport};
+use portolan_lab::{
+    run_lab, CheckKind, Expect, FeatureChoice, LabOptions, LabReport, RunId, Verdict,
+};
+use portolan_spec::{load_spec, SourceFile, Spec};
+
+const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
+
+/// Straight to the process's standard error, which the harness does not
+/// capture: a skip must be seen.
+fn loud(message: &str) {
+    let bar = "!".repeat(78);
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! {message}\n{bar}\n");
+}
+
+/// Whether the lab can run here: root and `nft`. Loud skip otherwise, or a
+/// failure under `PORTOLAN_REQUIRE_LAB=1`.
+fn lab_available(test: &str) -> bool {
+    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    let problem = match (portolan_lab::check_privileges(), nft) {
+        (Ok(()), true) => return true,
+        (Err(e), _) => e.to_string(),
+        (Ok(()), false) => "`nft` is not installed (Debian package nftables)".to_owned(),
+    };
+    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("{REQUIRE_ENV}=1 but the lab cannot run: {problem}");
+    }
+    loud(&format!(
+        "SKIPPED {test}: the lab needs root and nft.\n!!! {problem}\n\
+         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip."
+    ));
+    false
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name).join("portolan.yaml")
+}
+
+fn spec(name: &str) -> Spec {
+    let path = example(name);
+    let source = SourceFile::read(&path).expect("example readable");
+    load_spec(source).expect("example valid").value
+}
+
+fn options(features: FeatureChoice, replicas: usize) -> LabOptions {
+    LabOptions {
+        features,
+        replicas,
+        ..LabOptions::default()
+    }
+}
+
+fn features(list: &[&str]) -> FeatureChoice {
+    FeatureChoice::Listed(list.iter().map(|f| (*f).to_owned()).collect())
+}
+
+fn run(spec: &Spec, options: &LabOptions) -> LabReport {
+    run_lab(spec, options).expect("the lab runs").0
+}
+
+fn assert_holds(report: &LabReport) {
+    let failures: Vec<String> = report.failures().map(|f| f.line()).collect();
+    assert!(
+        report.holds(),
+        "{} failure(s):\n{}\nlisteners: {:?}",
+        failures.len(),
+        failures.join("\n"),
+        report.listener_failures
+    );
+}
+
+fn namespaces_of(run: &str) -> Vec<String> {
+    portolan_lab::netns::list_named(&format!("{run}-")).expect("list /run/netns")
+}
+
+#[test]
+fn circonus_with_every_feature_and_two_replicas_holds() {
+    if !lab_available("circonus_with_every_feature_and_two_replicas_holds") {
+        return;
+    }
+    let report = run(&spec("circonus-inside"), &options(FeatureChoice::All, 2));
+    assert_holds(&report);
+    assert!(report.features_off.is_empty());
+    let flows = |id: &str| -> Vec<&portolan_lab::report::CheckResult> {
+        report
+            .results
+            .iter()
+            .filter(|r| r.check.flow.as_deref() == Some(id) && r.check.kind == CheckKind::Flow)
+            .collect()
+    };
+    // Multicast from each Fault Detection instance reaches both instances.
+    let multicast = flows("fault-detection->fault-detection@225.0.1.9/udp/8082");
+    assert_eq!(multicast.len(), 2);
+    for m in &multicast {
+        assert_eq!(m.verdict, Verdict::Passed);
+        assert_eq!(m.received_by, ["fault-detection-1", "fault-detection-2"]);
+    }
+    // U:8112:8112 between Data Storage instances, from the fixed port.
+    let fixed = flows("data-storage->data-storage/udp/8112:8112");
+    assert_eq!(fixed.len(), 8, "2×2 instance pairs × 2 families");
+    assert!(fixed
+        .iter()
+        .all(|r| r.check.source_port == Some(8112) && r.verdict == Verdict::Passed));
+    // Names go through the lab DNS, patterns included.
+    let cloudwatch = flows("web-frontend->cloudwatch/tcp/443");
+    assert!(!cloudwatch.is_empty());
+    assert!(cloudwatch.iter().all(|r| {
+        r.check.name.as_deref() == Some("monitoring.lab.amazonaws.com") && !r.resolved.is_empty()
+    }));
+    // `*:*:*:*` to the outside world is sampled, TCP and UDP.
+    let any = flows("enterprise-broker->outside/any");
+    let transports: BTreeSet<Transport> = any.iter().map(|r| r.check.protocol).collect();
+    assert_eq!(
+        transports,
+        [Transport::Tcp, Transport::Udp].into_iter().collect()
+    );
+    assert!(report
+        .samples
+        .iter()
+        .any(|s| s.starts_with("enterprise-broker->outside/any")));
+    // Every ordered pair was probed negatively somewhere, and nothing leaked.
+    assert!(report.summary.blocked > 1000, "{:?}", report.summary);
+    assert_eq!(report.summary.not_blocked, 0);
+    // Every host's firewall and listeners were really there.
+    assert!(report
+        .hosts
+        .iter()
+        .filter(|h| h.firewall)
+        .all(|h| !h.listening.is_empty()));
+    assert!(namespaces_of(&report.run_id).is_empty(), "torn down");
+}
+
+#[test]
+fn circonus_without_features_blocks_every_feature_flow() {
+    if !lab_available("circonus_without_features_blocks_every_feature_flow") {
+        return;
+    }
+    let report = run(&spec("circonus-inside"), &options(features(&[]), 1));
+    assert_holds(&report);
+    let off: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.check.kind == CheckKind::FeatureOff)
+        .collect();
+    assert!(!off.is_empty());
+    assert!(off.iter().all(|r| r.verdict == Verdict::Blocked));
+    // Slack alerts are off: Notification must not reach slack.com.
+    assert!(off.iter().any(|r| {
+        r.check.flow.as_deref() == Some("notification->slack/tcp/443")
+            && r.check.name.as_deref() == Some("slack.com")
+    }));
+    // No optional flow of a feature that is off was probed as a flow.
+    assert!(!report.results.iter().any(|r| {
+        r.check.kind == CheckKind::Flow
+            && r.check.flow.as_deref() == Some("notification->slack/tcp/443")
+    }));
+}
+
+#[test]
+fn spacelift_with_and_without_the_builtin_mqtt_broker() {
+    if !lab_available("spacelift_with_and_without_the_builtin_mqtt_broker") {
+        return;
+    }
+    let spacelift = spec("spacelift-self-hosted");
+    let mqtt = "clients->server/tcp/1984";
+    let on = run(&spacelift, &options(features(&["builtin-mqtt-broker"]), 1));
+    assert_holds(&on);
+    assert!(on
+        .results
+        .iter()
+        .any(|r| r.check.flow.as_deref() == Some(mqtt)
+            && r.check.kind == CheckKind::Flow
+            && r.verdict == Verdict::Passed));
+    // The parameter without default was given a lab value and probed on it.
+    assert_eq!(on.lab_parameters.len(), 1, "{:?}", on.lab_parameters);
+    let infra = on.lab_parameters[0].value;
+    assert!(on.results.iter().any(|r| r.check.flow.as_deref()
+        == Some("workers->infrastructure/tcp/$infrastructure-port")
+        && r.check.target.port() == infra
+        && r.verdict == Verdict::Passed));
+
+    let off = run(&spacelift, &options(features(&[]), 1));
+    assert_holds(&off);
+    let blocked: Vec<_> = off
+        .results
+        .iter()
+        .filter(|r| r.check.flow.as_deref() == Some(mqtt))
+        .collect();
+    assert!(!blocked.is_empty());
+    assert!(blocked
+        .iter()
+        .all(|r| r.check.kind == CheckKind::FeatureOff && r.verdict == Verdict::Blocked));
+
+    let all = run(&spacelift, &options(FeatureChoice::All, 2));
+    assert_holds(&all);
+}
+
+/// Removes the lines of `component`'s ruleset that satisfy `drop`.
+fn without_lines(
+    component: &'static str,
+    drop: impl Fn(&str) -> bool + Send + Sync + 'static,
+) -> portolan_lab::RulesetTransform {
+    std::sync::Arc::new(move |c: &str, text: &str| {
+        if c != component {
+            return text.to_owned();
+        }
+        text.lines()
+            .filter(|l| !drop(l))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    })
+}
+
+#[test]
+fn a_deleted_rule_fails_exactly_its_flow() {
+    if !lab_available("a_deleted_rule_fails_exactly_its_flow") {
+        return;
+    }
+    let flow = "api->data-storage/tcp/8112";
+    let comment = format!("comment \"{flow}\"");
+    let needle = comment.clone();
+    let mut opts = options(features(&[]), 1);
+    // The IPv4 rule of the flow in Data Storage's input chain.
+    opts.mutate_ruleset = Some(without_lines("data-storage", move |l| {
+        l.trim_start().starts_with("ip saddr") && l.contains(&needle)
+    }));
+    let report = run(&spec("circonus-inside"), &opts);
+    let failures: Vec<_> = report.failures().collect();
+    assert!(!failures.is_empty(), "the deleted rule went unnoticed");
+    for f in &failures {
+        assert_eq!(f.check.flow.as_deref(), Some(flow), "{}", f.line());
+        assert_eq!(f.check.family, Family::Ipv4, "{}", f.line());
+        assert_eq!(f.verdict, Verdict::Failed);
+        assert!(
+            f.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("timed out"),
+            "{}",
+            f.line()
+        );
+    }
+    // Its IPv6 twin still passes, and so does everything else.
+    assert!(report
+        .results
+        .iter()
+        .any(|r| r.check.flow.as_deref() == Some(flow)
+            && r.check.family == Family::Ipv6
+            && r.verdict == Verdict::Passed));
+    assert_eq!(
+        report.results.iter().filter(|r| !r.verdict.holds()).count(),
+        failures.len()
+    );
+    assert!(report.listener_failures.is_empty());
+    assert!(!report.holds());
+}
+
+#[test]
+fn an_extra_accept_is_caught_by_a_negative_probe() {
+    if !lab_available("an_extra_accept_is_caught_by_a_negative_probe") {
+        return;
+    }
+    let mut opts = options(features(&[]), 1);
+    // Data Storage admits TCP 8112 from anywhere: the spec grants it to a
+    // few components only.
+    opts.mutate_ruleset = Some(std::sync::Arc::new(|c: &str, text: &str| {
+        if c != "data-storage" {
+            return text.to_owned();
+        }
+        text.replacen(
+            "\t\tiif \"lo\" accept\n",
+            "\t\tiif \"lo\" accept\n\t\ttcp dport 8112 accept comment \"extra\"\n",
+            1,
+        )
+    }));
+    let report = run(&spec("circonus-inside"), &opts);
+    let failures: Vec<_> = report.failures().collect();
+    assert!(!failures.is_empty(), "the extra accept went unnoticed");
+    for f in &failures {
+        assert_eq!(f.verdict, Verdict::NotBlocked, "{}", f.line());
+        assert_eq!(f.check.expect, Expect::Blocked);
+        assert_eq!(f.check.to, "data-storage", "{}", f.line());
+        assert_eq!(f.check.protocol, Transport::Tcp);
+        assert_eq!(f.check.target.port(), 8112);
+    }
+    // The outside world has no firewall of its own: its probe shows it.
+    assert!(failures.iter().any(|f| f.check.from_host == "outside"));
+}
+
+fn portolan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portolan"))
+}
+
+#[test]
+fn cli_reports_json_and_junit_and_exits_by_verdict() {
+    if !lab_available("cli_reports_json_and_junit_and_exits_by_verdict") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junit = dir.path().join("lab.xml");
+    let out = portolan()
+        .arg("lab")
+        .arg(example("spacelift-self-hosted"))
+        .args(["--features", "sqs,kms", "--format", "junit", "-o"])
+        .arg(&junit)
+        .arg("--keep-dir")
+        .arg(dir.path().join("kept"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Connection matrix"), "{stdout}");
+    assert!(stdout.contains("Result: every check holds."), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(
+        xml.contains("<testsuite name=\"portolan lab: from server\""),
+        "{xml}"
+    );
+    assert!(xml.contains("failures=\"0\""));
+    let kept = dir.path().join("kept");
+    let deployment =
+        std::fs::read_to_string(kept.join("lab-deployment.yaml")).expect("deployment kept");
+    assert!(
+        deployment.contains("features:\n  - \"sqs\"\n  - \"kms\"\n"),
+        "{deployment}"
+    );
+    assert!(kept.join("server.nft").exists());
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(kept.join("lab-report.json")).expect("report kept"),
+    )
+    .expect("json");
+    assert_eq!(json["summary"]["failed"], 0);
+
+    // An unknown feature is invalid input: exit 1, with a suggestion.
+    let out = portolan()
+        .arg("lab")
+        .arg(example("spacelift-self-hosted"))
+        .args(["--features", "sq"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `sqs`?"), "{stderr}");
+}
+
+#[test]
+fn cli_without_privileges_says_what_is_missing_and_exits_2() {
+    if !lab_available("cli_without_privileges_says_what_is_missing_and_exits_2") {
+        return;
+    }
+    let Ok(setpriv) = which("setpriv") else {
+        loud("SKIPPED cli_without_privileges…: setpriv (util-linux) is not installed");
+        return;
+    };
+    let out = Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_portolan"))
+        .arg("lab")
+        .arg(example("circonus-inside"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("CAP_NET_ADMIN") && stderr.contains("root"),
+        "{stderr}"
+    );
+}
+
+fn which(program: &str) -> Result<PathBuf, ()> {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+        .ok_or(())
+}
+
+/// Starts `portolan lab` on Circonus with a known run id and waits until its
+/// namespaces exist.
+fn start_run(run: &str) -> std::process::Child {
+    let child = portolan()
+        .arg("lab")
+        .arg(example("circonus-inside"))
+        .args(["--all-features", "--replicas", "2", "--run-id", run])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let started = Instant::now();
+    while namespaces_of(run).len() < 10 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never created its namespaces"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+#[test]
+fn a_killed_run_leaves_nothing_after_the_next_run() {
+    if !lab_available("a_killed_run_leaves_nothing_after_the_next_run") {
+        return;
+    }
+    let run = format!("ptl-kill{}", std::process::id() % 100_000);
+    let mut child = start_run(&run);
+    // SIGKILL: no handler runs, the namespaces stay behind.
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert!(!status.success());
+    let left = namespaces_of(&run);
+    assert!(!left.is_empty(), "SIGKILL came too late to leave anything");
+
+    // The next run (any spec) removes them first.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tiny = dir.path().join("tiny.yaml");
+    std::fs::write(
+        &tiny,
+        "portolan: 1\nsystem: {name: Tiny}\ncomponents: [{id: a}, {id: b}]\nflows: [{from: a, to: b, protocol: tcp, port: 80}]\n",
+    )
+    .expect("write spec");
+    let out = portolan().arg("lab").arg(&tiny).output().expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("removed a leftover of an earlier lab run: {run}-")),
+        "{stderr}"
+    );
+    assert!(
+        namespaces_of(&run).is_empty(),
+        "left: {:?}",
+        namespaces_of(&run)
+    );
+    assert!(!Path::new(portolan_lab::LOCK_DIR)
+        .join(format!("{run}.lock"))
+        .exists());
+}
+
+#[test]
+fn ctrl_c_tears_the_lab_down() {
+    if !lab_available("ctrl_c_tears_the_lab_down") {
+        return;
+    }
+    let run = format!("ptl-int{}", std::process::id() % 100_000);
+    let child = start_run(&run);
+    nix_kill(child.id(), "INT");
+    let out = child.wait_with_output().expect("reaped");
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        namespaces_of(&run).is_empty(),
+        "left: {:?}",
+        namespaces_of(&run)
+    );
+    assert!(!Path::new(portolan_lab::LOCK_DIR)
+        .join(format!("{run}.lock"))
+        .exists());
+    let _ = RunId::new(run).expect("valid run id");
+}
+
+fn nix_kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
