@@ -476,8 +476,7 @@ impl Builder {
             if let Some(i) = self.params.iter().position(|p| p.id == def.id) {
                 return i;
             }
-            self.params.push(def);
-            return self.params.len() - 1;
+            return self.push_param(def);
         }
         let base = if hint.is_empty() {
             "port".to_owned()
@@ -492,23 +491,24 @@ impl Builder {
         }) {
             return i;
         }
-        let mut ids: HashSet<String> = self.params.iter().map(|p| p.id.clone()).collect();
-        let id = unique(&mut ids, &base, "port");
-        self.params.push(Param {
-            id,
+        self.push_param(Param {
+            id: base,
             default,
             shown_as: shown_as.trim().to_owned(),
             description: (!description.is_empty()).then(|| description.to_owned()),
-        });
-        self.params.len() - 1
+        })
     }
 
     /// The parameter a rendered port names (`$postgres-port`).
     pub fn parameter_ref(&mut self, id: &str, line: usize) -> usize {
-        if let Some(i) = self.params.iter().position(|p| p.id == id) {
+        let key = match slug(id) {
+            k if k.is_empty() => "port".to_owned(),
+            k => k,
+        };
+        if let Some(i) = self.params.iter().position(|p| p.id == key) {
             return i;
         }
-        let def = self.param_defs.iter().find(|p| p.id == id).cloned();
+        let def = self.param_defs.iter().find(|p| p.id == key).cloned();
         let param = match def {
             Some(def) => def,
             None => {
@@ -517,13 +517,20 @@ impl Builder {
                     format!("parameter `${id}` is not defined on the page; it has no default"),
                 );
                 Param {
-                    id: slug(id),
+                    id: key,
                     default: None,
                     shown_as: "User-defined".to_owned(),
                     description: None,
                 }
             }
         };
+        self.push_param(param)
+    }
+
+    /// Adds a parameter, renaming it if its id is taken.
+    fn push_param(&mut self, mut param: Param) -> usize {
+        let mut ids: HashSet<String> = self.params.iter().map(|p| p.id.clone()).collect();
+        param.id = unique(&mut ids, &slug(&param.id), "port");
         self.params.push(param);
         self.params.len() - 1
     }

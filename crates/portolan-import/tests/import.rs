@@ -674,6 +674,25 @@ fn bad_input_gets_a_clear_error() {
     assert!(matches!(err, ImportError::Binary { .. }));
 }
 
+/// Inputs the fuzz target found: each must import to a valid spec or fail
+/// cleanly.
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let mut n = 0;
+    for e in std::fs::read_dir(fixture("fuzz")).unwrap() {
+        let path = e.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(source) = source_from_bytes("fuzz.md", &bytes) else {
+            continue;
+        };
+        if let Ok(imported) = import_markdown(&source, &ImportOptions::default()) {
+            load(&path.display().to_string(), &imported.yaml);
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}
+
 /// A small deterministic generator, so that failures reproduce.
 struct Lcg(u64);
 
