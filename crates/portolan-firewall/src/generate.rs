@@ -26,9 +26,9 @@ pub trait Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
-    /// nftables rulesets, one per component (`<component>.nft`).
+    /// nftables rulesets, one per host (`<host>.nft`; see [`Plan::hosts`]).
     Nftables,
-    /// iptables-restore and ip6tables-restore files, two per component.
+    /// iptables-restore and ip6tables-restore files, two per host.
     Iptables,
     /// Kubernetes NetworkPolicy, one per component with a Kubernetes placement.
     Kubernetes,
@@ -102,7 +102,9 @@ pub type Resolver = Arc<dyn Fn(&str) -> Result<Vec<IpAddr>, String> + Send + Syn
 /// How to generate.
 #[derive(Clone, Default)]
 pub struct Options {
-    /// Only this component's files (by id); `None` for every component the target can serve.
+    /// Only this component's files (by id; host targets write its host's
+    /// files, and also take a host name); `None` for every component (or
+    /// host) the target can serve.
     pub component: Option<String>,
     /// Default policy of the chains.
     pub policy: Policy,
@@ -191,7 +193,8 @@ pub struct GenerateWarning {
     pub kind: WarningKind,
     /// The flow's id.
     pub flow: String,
-    /// The component whose file the rule would have been in.
+    /// The component the rule would have been for (host targets: one of
+    /// the components of the file's host).
     pub component: String,
     /// One sentence for a person.
     pub message: String,

@@ -1,15 +1,17 @@
 //! The model both host-firewall targets (nftables, iptables) render: per
-//! component host, the peer address sets and the input and output rules,
-//! each rule carrying its flow id, and the rules that cannot be written
-//! (host names, patterns, peers without addresses) kept as disabled rules
-//! with their warning.
+//! host of the plan (the components at one address set), the peer address
+//! sets and the input and output rules of every component it runs, each
+//! rule carrying its flow id, and the rules that cannot be written (host
+//! names, patterns, peers without addresses) kept as disabled rules with
+//! their warning. Flows between two components of one machine need no
+//! rule (loopback is accepted) and are only listed.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use portolan_spec::diag::{did_you_mean, Code, Diagnostic};
-use portolan_spec::plan::{net_text, Endpoint, EndpointKind, Plan, PlannedFlow};
+use portolan_spec::plan::{net_text, Endpoint, EndpointKind, Plan, PlannedFlow, PlannedHost};
 use portolan_spec::{PortRange, Protocol};
 
 use crate::generate::{GenerateError, GenerateWarning, Options, WarningKind};
@@ -48,8 +50,12 @@ pub(crate) enum Peer {
 /// One rule of a host's ruleset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rule {
-    /// The flow id, written as the rule's comment.
-    pub flow: String,
+    /// The ids of the flows it serves, written as the rule's comment: one,
+    /// or several when sharing a host makes the flows of different
+    /// components match the same traffic.
+    pub flows: Vec<String>,
+    /// The (source, destination) component or endpoint ids of those flows.
+    pub pairs: Vec<(String, String)>,
     /// Input or output.
     pub direction: Direction,
     /// The far side.
@@ -83,11 +89,15 @@ pub(crate) struct DisabledRule {
     pub reason: String,
 }
 
-/// Everything one component host's ruleset holds.
+/// Everything one host's ruleset holds.
 #[derive(Debug, Clone)]
 pub(crate) struct HostRuleset {
-    /// The component.
-    pub component: Endpoint,
+    /// The host.
+    pub host: PlannedHost,
+    /// The components it runs, in spec order.
+    pub components: Vec<Endpoint>,
+    /// Flows between two of its components that stay on the machine, in flow order.
+    pub local: Vec<String>,
     /// Peer sets, in first-use order.
     pub sets: Vec<PeerSet>,
     /// Rules, in flow order, input and output mixed.
@@ -114,42 +124,46 @@ impl HostRuleset {
     }
 }
 
-/// The components a host target generates files for: those with addresses
-/// that are not the outside world, honouring `--component`.
+/// The hosts a host target generates files for (components with
+/// addresses that are not the outside world, grouped by host), honouring
+/// `--component`, which takes a component id (its host) or a host name.
 pub(crate) fn hosts<'p>(
     plan: &'p Plan,
     options: &Options,
     target: &'static str,
-) -> Result<Vec<&'p Endpoint>, GenerateError> {
-    let has_host = |e: &Endpoint| {
-        e.kind != EndpointKind::Outside && (!e.nets.is_empty() || !e.hosts.is_empty())
-    };
+) -> Result<Vec<&'p PlannedHost>, GenerateError> {
     let cannot = |d: Diagnostic| GenerateError::CannotServe {
         target,
         diagnostics: vec![d],
     };
     if let Some(id) = &options.component {
         let Some(component) = plan.component(id) else {
+            if let Some(host) = plan.host(id) {
+                return Ok(vec![host]);
+            }
             let mut d = Diagnostic::new(
                 Code::DeploymentUnsupportedByTarget,
                 format!("the spec has no component `{id}`"),
             );
-            d = d.with_help(
-                match did_you_mean(id, plan.components.iter().map(|c| c.id.as_str())) {
-                    Some(near) => format!("did you mean `{near}`?"),
-                    None => format!(
-                        "components: {}",
-                        plan.components
-                            .iter()
-                            .map(|c| c.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                },
-            );
+            let candidates = plan
+                .components
+                .iter()
+                .map(|c| c.id.as_str())
+                .chain(plan.hosts.iter().map(|h| h.name.as_str()));
+            d = d.with_help(match did_you_mean(id, candidates) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!(
+                    "components: {}",
+                    plan.components
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
             return Err(cannot(d));
         };
-        if !has_host(component) {
+        let Some(host) = plan.host_of(id) else {
             let why = if component.kind == EndpointKind::Outside {
                 "it is the outside world (kind `external`): there is no host to load rules on"
                     .to_owned()
@@ -169,11 +183,10 @@ pub(crate) fn hosts<'p>(
                     "add `addresses: [...]` to `{id}`, or use a target that matches its placement"
                 )),
             ));
-        }
-        return Ok(vec![component]);
+        };
+        return Ok(vec![host]);
     }
-    let all: Vec<&Endpoint> = plan.components.iter().filter(|e| has_host(e)).collect();
-    if all.is_empty() {
+    if plan.hosts.is_empty() {
         return Err(cannot(
             Diagnostic::new(
                 Code::DeploymentUnsupportedByTarget,
@@ -183,21 +196,31 @@ pub(crate) fn hosts<'p>(
             .with_help("give the components `addresses: [...]`, or use the kubernetes, cilium or aws target for selector or security-group placements"),
         ));
     }
-    Ok(all)
+    Ok(plan.hosts.iter().collect())
 }
 
-/// Builds the ruleset of one component host.
+/// Builds the ruleset of one host: the rules of every component it runs,
+/// without duplicates.
 pub(crate) fn build(
     plan: &Plan,
-    component: &Endpoint,
+    host: &PlannedHost,
     options: &Options,
     target: &'static str,
 ) -> HostRuleset {
     let mut builder = Builder {
+        plan,
         options,
         target,
+        member: String::new(),
         out: HostRuleset {
-            component: component.clone(),
+            host: host.clone(),
+            components: plan
+                .components
+                .iter()
+                .filter(|c| host.runs(&c.id))
+                .cloned()
+                .collect(),
+            local: Vec::new(),
             sets: Vec::new(),
             rules: Vec::new(),
             disabled: Vec::new(),
@@ -206,19 +229,25 @@ pub(crate) fn build(
         },
     };
     for flow in &plan.flows {
-        let receives = flow.to.is_component() && flow.to.id == component.id;
+        let receives = flow.to.is_component() && host.runs(&flow.to.id);
+        let sends = host.runs(&flow.from.id);
+        if flow.local && sends {
+            // Both ends are on this machine: loopback, accepted by every chain.
+            builder.out.local.push(flow.id.clone());
+            continue;
+        }
         if receives {
+            builder.member.clone_from(&flow.to.id);
             builder.add(flow, Direction::Input, &flow.from);
         }
-        if flow.from.id == component.id {
+        if sends {
+            builder.member.clone_from(&flow.from.id);
             match flow.multicast {
                 Some(group) => builder.push_rule(flow, Direction::Output, Peer::Group(group)),
                 None => builder.add(flow, Direction::Output, &flow.to),
             }
         }
-        if let (Some(IpAddr::V4(_)), true) =
-            (flow.multicast, receives || flow.from.id == component.id)
-        {
+        if let (Some(IpAddr::V4(_)), true) = (flow.multicast, receives || sends) {
             builder.out.igmp = true;
         }
     }
@@ -226,8 +255,11 @@ pub(crate) fn build(
 }
 
 struct Builder<'o> {
+    plan: &'o Plan,
     options: &'o Options,
     target: &'static str,
+    /// The component of this host whose rule is being added.
+    member: String,
     out: HostRuleset,
 }
 
@@ -237,7 +269,7 @@ impl Builder<'_> {
             target: self.target,
             kind,
             flow: flow.id.clone(),
-            component: self.out.component.id.clone(),
+            component: self.member.clone(),
             message,
         };
         if !self.out.warnings.contains(&warning) {
@@ -257,13 +289,21 @@ impl Builder<'_> {
         });
     }
 
+    /// Adds a rule, or the flow to an existing rule matching the same
+    /// traffic between other components (two components of the host
+    /// reached on the same port from the same peer, or one peer host
+    /// running two components): one rule, every flow id in its comment.
+    /// Flows between the same two ends keep a rule each, as the spec
+    /// writes them.
     fn push_rule(&mut self, flow: &PlannedFlow, direction: Direction, peer: Peer) {
         let group = match (&peer, direction) {
             (Peer::Set(_), Direction::Input) => flow.multicast,
             _ => None,
         };
+        let pair = (flow.from.id.clone(), flow.to.id.clone());
         let rule = Rule {
-            flow: flow.id.clone(),
+            flows: vec![flow.id.clone()],
+            pairs: vec![pair.clone()],
             direction,
             peer,
             group,
@@ -271,8 +311,26 @@ impl Builder<'_> {
             source_ports: flow.source_ports.clone(),
             ports: flow.ports.clone(),
         };
-        if !self.out.rules.contains(&rule) {
-            self.out.rules.push(rule);
+        if self.out.rules.iter().any(|r| {
+            r.flows.contains(&flow.id) && r.direction == rule.direction && r.peer == rule.peer
+        }) {
+            return;
+        }
+        let same = |r: &&mut Rule| {
+            !r.pairs.contains(&pair)
+                && r.direction == rule.direction
+                && r.peer == rule.peer
+                && r.group == rule.group
+                && r.protocol == rule.protocol
+                && r.source_ports == rule.source_ports
+                && r.ports == rule.ports
+        };
+        match self.out.rules.iter_mut().find(same) {
+            Some(existing) => {
+                existing.flows.push(flow.id.clone());
+                existing.pairs.push(pair);
+            }
+            None => self.out.rules.push(rule),
         }
     }
 
@@ -339,11 +397,22 @@ impl Builder<'_> {
             return;
         }
         let nets = minimal(nets);
-        let mut name = set_name(&peer.id);
+        // A peer sharing its host with other components is that host: one
+        // set serves the flows to and from all of them.
+        let shared = self
+            .plan
+            .host_of(&peer.id)
+            .filter(|h| peer.is_component() && h.components.len() > 1);
+        let (mut name, mut comment) = match shared {
+            Some(h) => (
+                set_name(&h.name),
+                format!("host {} ({})", h.name, member_names(self.plan, h)),
+            ),
+            None => (set_name(&peer.id), format!("{} ({})", peer.name, peer.id)),
+        };
         if flow.via_proxy.is_some() {
             name.push_str("_proxy");
         }
-        let mut comment = format!("{} ({})", peer.name, peer.id);
         if peer.any {
             comment = format!(
                 "{comment}: any address, the outside world has no address in the deployment"
@@ -389,6 +458,58 @@ impl Builder<'_> {
         self.out.sets.push(set);
         self.out.sets.len() - 1
     }
+}
+
+/// A rule's comment: its flow ids without double quotes, at most `max`
+/// bytes. When several do not fit, the comment names those that do and how
+/// many more there are, and the full list is returned for a comment line
+/// above the rule. One id alone is cut to fit (`single`, the target's rule).
+pub(crate) fn rule_comment(
+    flows: &[String],
+    max: usize,
+    single: fn(&str) -> String,
+) -> (String, Option<String>) {
+    let clean: Vec<String> = flows
+        .iter()
+        .map(|f| f.chars().filter(|c| *c != '"').collect())
+        .collect();
+    if let [one] = clean.as_slice() {
+        return (single(one), None);
+    }
+    let all = clean.join(", ");
+    if all.len() <= max {
+        return (all, None);
+    }
+    let mut text = String::new();
+    for (i, id) in clean.iter().enumerate() {
+        let candidate = if text.is_empty() {
+            id.clone()
+        } else {
+            format!("{text}, {id}")
+        };
+        let rest = clean.len() - i - 1;
+        let suffix = format!(", +{rest} more");
+        if candidate.len() + suffix.len() > max {
+            let left = clean.len() - i;
+            text = if text.is_empty() {
+                format!("+{left} more")
+            } else {
+                format!("{text}, +{left} more")
+            };
+            break;
+        }
+        text = candidate;
+    }
+    (text, Some(all))
+}
+
+/// `Web Frontend, Web Stream`: the display names of a host's components.
+pub(crate) fn member_names(plan: &Plan, host: &PlannedHost) -> String {
+    host.components
+        .iter()
+        .map(|id| plan.component(id).map_or(id.as_str(), |c| c.name.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The nets without those another one contains: interval sets reject
@@ -440,24 +561,46 @@ pub(crate) fn header(
     target: &str,
     load: &str,
 ) -> Vec<String> {
-    let c = &ruleset.component;
-    let mut lines = vec![
-        format!(
-            "Generated by portolan {} for component `{}` ({}) of {}{}.",
-            env!("CARGO_PKG_VERSION"),
-            c.id,
-            c.name,
-            plan.system,
-            plan.deployment
-                .as_ref()
-                .map(|d| format!(", deployment {d}"))
-                .unwrap_or_default()
-        ),
-        format!(
-            "Load on every host of the component: {load}. Its own addresses: {}.",
-            c.addresses_text()
-        ),
-    ];
+    let host = &ruleset.host;
+    let deployment = plan
+        .deployment
+        .as_ref()
+        .map(|d| format!(", deployment {d}"))
+        .unwrap_or_default();
+    let version = env!("CARGO_PKG_VERSION");
+    let mut lines = match ruleset.components.as_slice() {
+        [c] if c.id == host.name => vec![
+            format!(
+                "Generated by portolan {version} for component `{}` ({}) of {}{deployment}.",
+                c.id, c.name, plan.system,
+            ),
+            format!(
+                "Load on every host of the component: {load}. Its own addresses: {}.",
+                c.addresses_text()
+            ),
+        ],
+        components => vec![
+            format!(
+                "Generated by portolan {version} for host `{}` of {}{deployment}, which runs {}.",
+                host.name,
+                plan.system,
+                components
+                    .iter()
+                    .map(|c| format!("`{}` ({})", c.id, c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "Load on {}: {load}. Its own addresses: {}.",
+                if host.one_machine {
+                    "the host"
+                } else {
+                    "every machine of the host"
+                },
+                host.addresses_text()
+            ),
+        ],
+    };
     lines.push(match options.policy {
         crate::generate::Policy::Drop => {
             "Default policy: drop. Only the flows below, established/related traffic, loopback and the ICMP that IP needs pass.".to_owned()
@@ -470,6 +613,15 @@ pub(crate) fn header(
         "Not in the spec, so not allowed here: DNS, NTP, DHCP, management access (SSH). Add them to the spec if the host needs them."
             .to_owned(),
     );
+    if !ruleset.local.is_empty() {
+        lines.push(format!(
+            "Flows between components of this host ({}): they stay on the machine (loopback, accepted below) and need no rule.",
+            ruleset.local.len()
+        ));
+        for flow in &ruleset.local {
+            lines.push(format!("  local: {flow}"));
+        }
+    }
     if ruleset.warnings.is_empty() {
         lines.push(format!("{target} warnings: none."));
     } else {
@@ -528,7 +680,7 @@ components:
   cache: {kubernetes: {namespace: demo, pod_selector: {app: cache}}}
 ",
         );
-        let web = plan.component("web").expect("web");
+        let web = plan.host_of("web").expect("web");
         let ruleset = build(&plan, web, &Options::default(), "nftables");
         assert_eq!(ruleset.warnings.len(), 1);
         assert_eq!(ruleset.warnings[0].kind, WarningKind::UnplacedPeer);
@@ -566,12 +718,12 @@ components:
   cache: {addresses: [192.0.2.30]}
 ",
         );
-        let db = plan.component("db").expect("db");
+        let db = plan.host_of("db").expect("db");
         let ruleset = build(&plan, db, &Options::default(), "nftables");
         let directions: Vec<Direction> = ruleset
             .rules
             .iter()
-            .filter(|r| r.flow == "db->db/udp/7000:7000")
+            .filter(|r| r.flows == ["db->db/udp/7000:7000"])
             .map(|r| r.direction)
             .collect();
         assert_eq!(directions, [Direction::Input, Direction::Output]);
@@ -580,6 +732,131 @@ components:
         assert_eq!(families(rule, &ruleset.sets), (true, true));
         assert!(ruleset.warnings.is_empty());
         assert!(!ruleset.igmp);
+    }
+
+    const SHARED: &str = "portolan: 1
+system: {name: Demo}
+components:
+  - {id: web, name: Web}
+  - {id: api, name: API}
+  - {id: db, kind: dependency}
+  - {id: users, kind: external}
+flows:
+  - {from: users, to: web, protocol: tcp, port: 443}
+  - {from: web, to: api, protocol: tcp, port: 8080}
+  - {from: web, to: db, protocol: tcp, port: 5432}
+  - {from: api, to: db, protocol: tcp, port: 5432}
+  - {from: db, to: api, protocol: tcp, port: 9000}
+  - {from: db, to: web, protocol: tcp, port: 9000}
+";
+
+    #[test]
+    fn one_host_gets_the_rules_of_all_its_components_once() {
+        let plan = plan_of(
+            SHARED,
+            "deployment: 1
+components:
+  web: {addresses: [192.0.2.10]}
+  api: {addresses: [192.0.2.10]}
+  db: {addresses: [192.0.2.20]}
+",
+        );
+        let options = Options::default();
+        let all = hosts(&plan, &options, "nftables").expect("hosts");
+        let names: Vec<&str> = all.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["web+api", "db"]);
+        let app = build(&plan, all[0], &options, "nftables");
+        // web->api stays on the machine: listed, no rule in either direction.
+        assert_eq!(app.local, ["web->api/tcp/8080"]);
+        // Flows of both components that match the same traffic are one
+        // rule naming both, at the place of the first.
+        let flows: Vec<(String, Direction)> = app
+            .rules
+            .iter()
+            .map(|r| (r.flows.join(" "), r.direction))
+            .collect();
+        let expected = [
+            ("users->web/tcp/443", Direction::Input),
+            ("web->db/tcp/5432 api->db/tcp/5432", Direction::Output),
+            ("db->api/tcp/9000 db->web/tcp/9000", Direction::Input),
+        ];
+        assert_eq!(flows, expected.map(|(f, d)| (f.to_owned(), d)),);
+        // db's side: one set for the shared host, used by the flows to both.
+        let db = build(&plan, all[1], &options, "nftables");
+        assert_eq!(db.sets.len(), 1, "{:?}", db.sets);
+        assert_eq!(db.sets[0].name, "web_api");
+        assert_eq!(db.sets[0].comment, "host web+api (Web, API)");
+        assert_eq!(db.rules.len(), 2);
+        assert!(db.rules.iter().all(|r| r.flows.len() == 2));
+        assert!(db.local.is_empty());
+
+        // --component picks the host of the component, or a host by name.
+        for pick in ["api", "web", "web+api"] {
+            let options = Options {
+                component: Some(pick.into()),
+                ..Options::default()
+            };
+            let picked = hosts(&plan, &options, "nftables").expect("host");
+            assert_eq!(picked.len(), 1);
+            assert_eq!(picked[0].name, "web+api", "{pick}");
+        }
+        let options = Options {
+            component: Some("web+ap".into()),
+            ..Options::default()
+        };
+        match hosts(&plan, &options, "nftables") {
+            Err(GenerateError::CannotServe { diagnostics, .. }) => assert_eq!(
+                diagnostics[0].help.as_deref(),
+                Some("did you mean `web+api`?")
+            ),
+            other => panic!("expected CannotServe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_group_of_machines_keeps_the_rules_between_its_components() {
+        let plan = plan_of(
+            SHARED,
+            "deployment: 1
+components:
+  web: {addresses: [192.0.2.10, 192.0.2.11], host: app}
+  api: {addresses: [192.0.2.11, 192.0.2.10]}
+  db: {addresses: [192.0.2.20]}
+",
+        );
+        let app = plan.host("app").expect("app");
+        let ruleset = build(&plan, app, &Options::default(), "nftables");
+        assert!(ruleset.local.is_empty());
+        let between: Vec<Direction> = ruleset
+            .rules
+            .iter()
+            .filter(|r| r.flows == ["web->api/tcp/8080"])
+            .map(|r| r.direction)
+            .collect();
+        assert_eq!(between, [Direction::Input, Direction::Output]);
+        let Peer::Set(i) = ruleset.rules[1].peer else {
+            panic!("set peer expected");
+        };
+        assert_eq!(ruleset.sets[i].name, "app");
+    }
+
+    #[test]
+    fn merged_comments_name_every_flow_or_say_how_many_more() {
+        let ids =
+            |n: usize| -> Vec<String> { (0..n).map(|i| format!("app->db-{i}/tcp/5432")).collect() };
+        let cut = |s: &str| s.chars().take(10).collect::<String>();
+        assert_eq!(
+            rule_comment(&ids(1), 10, cut),
+            ("app->db-0/".to_owned(), None)
+        );
+        let (text, full) = rule_comment(&ids(2), 128, cut);
+        assert_eq!(text, "app->db-0/tcp/5432, app->db-1/tcp/5432");
+        assert_eq!(full, None);
+        let (text, full) = rule_comment(&ids(10), 128, cut);
+        assert!(text.len() <= 128, "{text}");
+        assert!(text.ends_with(", app->db-5/tcp/5432, +4 more"), "{text}");
+        assert!(text.starts_with("app->db-0/tcp/5432, app->db-1/tcp/5432"));
+        assert_eq!(full.expect("full list").matches("/tcp/5432").count(), 10);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The `iptables` target: per component host an `iptables-restore` file
-//! (`<component>.rules.v4`) and an `ip6tables-restore` file
-//! (`<component>.rules.v6`) with the meaning of the nftables ruleset.
+//! The `iptables` target: per host of the plan an `iptables-restore` file
+//! (`<host>.rules.v4`) and an `ip6tables-restore` file (`<host>.rules.v6`)
+//! with the meaning of the nftables ruleset.
 //!
 //! Each file replaces the `filter` table (as `/etc/iptables/rules.v4` does):
 //! INPUT and OUTPUT get the chosen policy, FORWARD stays ACCEPT (the nftables
@@ -39,13 +39,13 @@ impl Target for Iptables {
 
     fn generate(&self, plan: &Plan, options: &Options) -> Result<Generated, GenerateError> {
         let mut generated = Generated::default();
-        for component in host::hosts(plan, options, self.name())? {
-            let ruleset = host::build(plan, component, options, self.name());
+        for host in host::hosts(plan, options, self.name())? {
+            let ruleset = host::build(plan, host, options, self.name());
             for (family, ext) in [(Family::V4, "v4"), (Family::V6, "v6")] {
                 let text = render(plan, &ruleset, options, family);
                 generated
                     .files
-                    .push((PathBuf::from(format!("{}.rules.{ext}", component.id)), text));
+                    .push((PathBuf::from(format!("{}.rules.{ext}", host.name)), text));
             }
             generated.warnings.extend(ruleset.warnings);
         }
@@ -58,7 +58,7 @@ fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options, family: Family)
         Family::V4 => ("iptables-restore", "v4"),
         Family::V6 => ("ip6tables-restore", "v6"),
     };
-    let load = format!("{tool} < {}.rules.{file_ext}", ruleset.component.id);
+    let load = format!("{tool} < {}.rules.{file_ext}", ruleset.host.name);
     let mut out = String::new();
     for line in host::header(plan, ruleset, options, "iptables", &load) {
         let _ = writeln!(out, "# {line}");
@@ -224,7 +224,12 @@ fn rule_lines(chain: &str, rule: &Rule, ruleset: &HostRuleset, family: Family) -
             return Vec::new();
         }
     }
-    let mut lines = Vec::new();
+    let (comment, all_flows) = host::rule_comment(&rule.flows, COMMENT_MAX, comment);
+    let mut lines: Vec<String> = all_flows
+        .filter(|_| !addresses.is_empty())
+        .map(|all| format!("# flows: {all}"))
+        .into_iter()
+        .collect();
     for net in &addresses {
         let mut head = format!("-A {chain} {peer_flag} {net}");
         if let Some(g) = group {
@@ -236,11 +241,7 @@ fn rule_lines(chain: &str, rule: &Rule, ruleset: &HostRuleset, family: Family) -
                 line.push(' ');
                 line.push_str(&ports);
             }
-            let _ = write!(
-                line,
-                " -m comment --comment \"{}\" -j ACCEPT",
-                comment(&rule.flow)
-            );
+            let _ = write!(line, " -m comment --comment \"{comment}\" -j ACCEPT");
             lines.push(line);
         }
     }
@@ -328,9 +329,15 @@ fn list(ports: &[PortRange]) -> String {
         .join(",")
 }
 
-/// A flow id as an iptables comment: no double quotes, at most 256 characters.
+/// The comment match takes at most 255 characters (256 with the final NUL).
+const COMMENT_MAX: usize = 255;
+
+/// A flow id as an iptables comment: no double quotes, at most 255 characters.
 fn comment(flow: &str) -> String {
-    flow.chars().filter(|c| *c != '"').take(256).collect()
+    flow.chars()
+        .filter(|c| *c != '"')
+        .take(COMMENT_MAX)
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! Every target implements [`Target`]: a plan and [`Options`] in, files and
 //! [`GenerateWarning`]s out ([`Generated`]). Host firewalls: [`nftables`]
-//! and [`iptables`], one ruleset per component host.
+//! and [`iptables`], one ruleset per host (the components at one address
+//! set, see [`Plan::hosts`](portolan_spec::plan::Plan::hosts)).
 
 pub mod aws;
 pub mod cilium;

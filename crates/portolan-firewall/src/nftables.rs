@@ -1,5 +1,7 @@
-//! The `nftables` target: one complete ruleset per component host
-//! (`<component>.nft`), loadable atomically with `nft -f`.
+//! The `nftables` target: one complete ruleset per host of the plan
+//! (`<host>.nft`; a host runs one component, or several whose addresses
+//! are equal, and its ruleset holds the rules of all of them), loadable
+//! atomically with `nft -f`.
 //!
 //! Each file replaces `table inet portolan` in one transaction (the
 //! `table …{}` / `delete table …` idiom makes the delete safe when the table
@@ -39,22 +41,22 @@ impl Target for Nftables {
 
     fn generate(&self, plan: &Plan, options: &Options) -> Result<Generated, GenerateError> {
         let mut generated = Generated::default();
-        for component in host::hosts(plan, options, self.name())? {
-            let ruleset = host::build(plan, component, options, self.name());
+        for host in host::hosts(plan, options, self.name())? {
+            let ruleset = host::build(plan, host, options, self.name());
             let text = render(plan, &ruleset, options);
             generated
                 .files
-                .push((PathBuf::from(format!("{}.nft", component.id)), text));
+                .push((PathBuf::from(format!("{}.nft", host.name)), text));
             generated.warnings.extend(ruleset.warnings);
         }
         Ok(generated)
     }
 }
 
-/// Renders one component's ruleset.
+/// Renders one host's ruleset.
 fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> String {
     let mut out = String::from("#!/usr/sbin/nft -f\n");
-    let load = format!("nft -f {}.nft", ruleset.component.id);
+    let load = format!("nft -f {}.nft", ruleset.host.name);
     for line in host::header(plan, ruleset, options, "nftables", &load) {
         out.push_str(&format!("# {line}\n"));
     }
@@ -154,7 +156,12 @@ fn rule_lines(rule: &Rule, ruleset: &HostRuleset) -> Vec<String> {
         Direction::Input => "saddr",
         Direction::Output => "daddr",
     };
-    let mut lines = Vec::new();
+    let (comment, all_flows) = host::rule_comment(&rule.flows, COMMENT_MAX, comment);
+    let mut lines: Vec<String> = all_flows
+        .filter(|_| v4 || v6)
+        .map(|all| format!("# flows: {all}"))
+        .into_iter()
+        .collect();
     for (enabled, family, ip) in [(v4, "v4", "ip"), (v6, "v6", "ip6")] {
         if !enabled {
             continue;
@@ -179,7 +186,7 @@ fn rule_lines(rule: &Rule, ruleset: &HostRuleset) -> Vec<String> {
             ip,
         ));
         parts.push("accept".to_owned());
-        parts.push(format!("comment \"{}\"", comment(&rule.flow)));
+        parts.push(format!("comment \"{comment}\""));
         lines.push(parts.join(" "));
     }
     lines

@@ -28,19 +28,24 @@ fn root() -> PathBuf {
 }
 
 fn example_plan(name: &str) -> Plan {
+    example_plan_with(name, "deployment.yaml")
+}
+
+/// The plan of an example with one of its deployment files.
+fn example_plan_with(name: &str, deployment_file: &str) -> Plan {
     let dir = root().join("examples").join(name);
     let spec_text = std::fs::read_to_string(dir.join("portolan.yaml")).expect("example spec");
     let spec = load_spec(SourceFile::new(format!("{name}/portolan.yaml"), spec_text))
         .expect("example spec is valid")
         .value;
-    let text = std::fs::read_to_string(dir.join("deployment.yaml")).expect("example deployment");
+    let text = std::fs::read_to_string(dir.join(deployment_file)).expect("example deployment");
     let deployment = load_deployment(
-        SourceFile::new(format!("{name}/deployment.yaml"), text),
+        SourceFile::new(format!("{name}/{deployment_file}"), text),
         &spec,
     )
     .unwrap_or_else(|d| {
         panic!(
-            "{name}/deployment.yaml is invalid:\n{}",
+            "{name}/{deployment_file} is invalid:\n{}",
             portolan_spec::render_diagnostics(&d, portolan_spec::RenderStyle::Plain)
         )
     })
@@ -76,6 +81,299 @@ fn snapshots_of_both_targets_on_both_examples() {
             let generated = generate(&plan, target, &Options::default());
             insta::assert_snapshot!(format!("{example}__{target}"), snapshot_text(&generated));
         }
+    }
+}
+
+/// Circonus with fourteen roles on four hosts.
+fn small_plan() -> Plan {
+    example_plan_with("circonus-inside", "deployment-small.yaml")
+}
+
+#[test]
+fn snapshots_of_both_targets_on_the_co_located_deployment() {
+    let plan = small_plan();
+    for target in [TargetKind::Nftables, TargetKind::Iptables] {
+        let generated = generate(&plan, target, &Options::default());
+        insta::assert_snapshot!(
+            format!("circonus-inside-small__{target}"),
+            snapshot_text(&generated)
+        );
+    }
+}
+
+/// Active rule lines of a file (comment lines and blank lines left out).
+fn active(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+#[test]
+fn co_located_components_get_one_ruleset_per_host_with_all_their_rules() {
+    let plan = small_plan();
+    let hosts: Vec<&str> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        hosts,
+        ["app", "broker", "data-storage+long-tail-store", "data"]
+    );
+    let nft = generate(&plan, TargetKind::Nftables, &Options::default());
+    let ipt = generate(&plan, TargetKind::Iptables, &Options::default());
+    let names: Vec<String> = nft
+        .files
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        hosts.iter().map(|h| format!("{h}.nft")).collect::<Vec<_>>()
+    );
+    let ipt_names: Vec<String> = ipt
+        .files
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert_eq!(
+        ipt_names,
+        hosts
+            .iter()
+            .flat_map(|h| [format!("{h}.rules.v4"), format!("{h}.rules.v6")])
+            .collect::<Vec<_>>()
+    );
+    let file = |host: &str| -> &str {
+        &nft.files
+            .iter()
+            .find(|(p, _)| p.display().to_string() == format!("{host}.nft"))
+            .expect("file of the host")
+            .1
+    };
+    let local: Vec<&str> = plan
+        .flows
+        .iter()
+        .filter(|f| f.local)
+        .map(|f| f.id.as_str())
+        .collect();
+    assert!(
+        local.contains(&"web-frontend->web-stream/tcp/8126"),
+        "{local:?}"
+    );
+    assert!(
+        local.contains(&"fault-detection->web-db/tcp/5432"),
+        "{local:?}"
+    );
+    for flow in &plan.flows {
+        let ends = [Some(&flow.from), flow.to.is_component().then_some(&flow.to)];
+        for end in ends.into_iter().flatten() {
+            let Some(host) = plan.host_of(&end.id) else {
+                continue;
+            };
+            let text = file(&host.name);
+            if flow.local {
+                // Listed in the header, and in no rule: loopback carries it.
+                assert!(
+                    text.contains(&format!("#   local: {}\n", flow.id)),
+                    "{}: local flow {} not listed",
+                    host.name,
+                    flow.id
+                );
+                assert!(
+                    !text.contains(&format!("{}\"", flow.id))
+                        && !text.contains(&format!("{},", flow.id)),
+                    "{}: local flow {} has a rule",
+                    host.name,
+                    flow.id
+                );
+                continue;
+            }
+            // A rule naming it (in the comment, or in the full list above a
+            // rule whose comment is too short for every id), or a disabled
+            // rule with its warning.
+            let in_rule = active(text).any(|l| {
+                l.split_once("comment \"")
+                    .is_some_and(|(_, c)| c.split(['"', ',']).any(|id| id.trim() == flow.id))
+            });
+            let in_list = text.lines().any(|l| {
+                l.trim()
+                    .strip_prefix("# flows: ")
+                    .is_some_and(|ids| ids.split(", ").any(|id| id == flow.id))
+            });
+            let disabled = text.contains(&format!("# WARNING: flow {}:", flow.id));
+            assert!(
+                in_rule || in_list || disabled,
+                "{}: flow {} is missing",
+                host.name,
+                flow.id
+            );
+        }
+    }
+    // Merged, not repeated: no two active rules of a chain match the same traffic.
+    for (name, text) in &nft.files {
+        for chain in text.split("\tchain ").skip(1) {
+            let mut seen = std::collections::BTreeSet::new();
+            for line in active(chain).filter(|l| l.contains(" accept comment ")) {
+                let (matches, _) = line.split_once(" comment ").expect("comment");
+                assert!(
+                    seen.insert(matches.to_owned()),
+                    "{}: `{matches}` twice",
+                    name.display()
+                );
+            }
+        }
+    }
+    let app = file("app");
+    assert!(app.contains(
+        "ip saddr @outside_v4 tcp dport 80 accept comment \"outside->web-frontend/tcp/80, outside->web-stream/tcp/80\""
+    ));
+    // Peer sets are per host: the broker host is one set, not four.
+    assert!(app.contains(
+        "# host broker (CAQL Broker, Enterprise Broker, Hub, Stratcon)\n\tset broker_v4 {"
+    ));
+    assert!(!app.contains("set hub_v4"));
+    // No address widened: /0 only in the outside world's sets.
+    for (name, text) in &nft.files {
+        for line in active(text) {
+            if line.contains("0.0.0.0/0") || line.contains("::/0") {
+                assert!(
+                    line.starts_with("elements = { 0.0.0.0/0 }")
+                        || line.starts_with("elements = { ::/0 }"),
+                    "{}: {line}",
+                    name.display()
+                );
+            }
+        }
+    }
+
+    // --component picks the host file, by component or by host name.
+    for pick in ["web-stream", "api", "app"] {
+        let options = Options {
+            component: Some(pick.into()),
+            ..Options::default()
+        };
+        let one = generate(&plan, TargetKind::Nftables, &options);
+        assert_eq!(one.files.len(), 1, "{pick}");
+        assert_eq!(one.files[0].0, Path::new("app.nft"), "{pick}");
+        assert_eq!(one.files[0].1, app, "{pick}");
+    }
+}
+
+#[test]
+fn co_located_rulesets_load_and_loopback_carries_the_local_flows() {
+    let Some(ns) = lab(&["nft", "ip", "iptables-restore", "ip6tables-restore"]) else {
+        return;
+    };
+    let plan = small_plan();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut checked = 0;
+    for policy in [Policy::Drop, Policy::Accept] {
+        let options = Options {
+            policy,
+            ..Options::default()
+        };
+        for target in [TargetKind::Nftables, TargetKind::Iptables] {
+            let generated = generate(&plan, target, &options);
+            for path in write_files(dir.path(), &generated) {
+                match target {
+                    TargetKind::Nftables => assert_nft_loads(&ns, &path, policy, "small"),
+                    _ => assert_iptables_loads(&ns, &path, policy, "small"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    // Four hosts: one nft file and two iptables files each, two policies.
+    assert_eq!(checked, 2 * (4 + 2 * 4));
+    // The iptables filter table is left empty again for the loopback check.
+    for restore in ["iptables-restore", "ip6tables-restore"] {
+        let empty = dir.path().join("empty.rules");
+        std::fs::write(
+            &empty,
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+        )
+        .expect("write");
+        let out = ns.exec(restore, &[empty.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // The app host, with its addresses, runs its ruleset (policy drop).
+    // web-frontend->web-stream/tcp/8126 is local: no rule opens 8126 from
+    // or to the host itself, and yet it passes, over loopback.
+    let flow = "web-frontend->web-stream/tcp/8126";
+    assert!(plan.flows.iter().any(|f| f.id == flow && f.local));
+    // The addresses sit on lo: no interface module needed, and traffic
+    // to a local address takes lo wherever the address is.
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &["addr", "add", "192.0.2.11/32", "dev", "lo"],
+        &[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:c::11/128",
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    ] {
+        let out = ns.exec("ip", args);
+        assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+    }
+    let app = generate(
+        &plan,
+        TargetKind::Nftables,
+        &Options {
+            component: Some("web-stream".into()),
+            ..Options::default()
+        },
+    );
+    let text = &app.files[0].1;
+    assert!(
+        !text.contains("dport 8126 accept comment \"web-frontend"),
+        "{text}"
+    );
+    let path = dir.path().join("app.nft");
+    std::fs::write(&path, text).expect("write");
+    // Without the loopback rules the same connection is refused by the
+    // ruleset: the check below can fail, and it is the firewall that decides.
+    let without_lo: String = text
+        .lines()
+        .filter(|l| !l.contains("\"lo\" accept"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(text.lines().count() - without_lo.lines().count(), 2);
+    let blocked = dir.path().join("app-without-lo.nft");
+    std::fs::write(&blocked, &without_lo).expect("write");
+    let connects = |file: &Path| -> Vec<bool> {
+        let load = ns.exec("nft", &["-f", file.to_str().expect("utf-8")]);
+        assert!(load.status.success(), "{}", stderr(&load));
+        ns.run(|| {
+            ["192.0.2.11:8126", "[2001:db8:c::11]:8126"]
+                .iter()
+                .map(|a| loopback_connects(a.parse().expect("socket address")))
+                .collect()
+        })
+    };
+    assert_eq!(connects(&path), [true, true], "local flow over loopback");
+    assert_eq!(
+        connects(&blocked),
+        [false, false],
+        "control: loopback rules removed"
+    );
+    assert_eq!(
+        connects(&path),
+        [true, true],
+        "local flow over loopback again"
+    );
+}
+
+/// Listens on `address` and connects to it from the same namespace. A
+/// dropped SYN is retried, not refused: a blocked connection ends at the
+/// timeout (no duration is asserted; loopback answers at once when open).
+fn loopback_connects(address: std::net::SocketAddr) -> bool {
+    let listener = std::net::TcpListener::bind(address).expect("bind the host's address");
+    let connected =
+        std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(3));
+    match connected {
+        Ok(_stream) => listener.accept().is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -309,6 +607,23 @@ impl Netns {
         Ok(Self { name })
     }
 
+    /// Runs `f` on a thread that has entered the namespace (sockets it
+    /// opens live there).
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = std::fs::File::open(&path).expect("open the namespace");
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .expect("enter the namespace");
+                    f()
+                })
+                .join()
+                .expect("namespace thread")
+        })
+    }
+
     fn exec(&self, program: &str, args: &[&str]) -> Output {
         let mut all = vec!["netns", "exec", &self.name, program];
         all.extend_from_slice(args);
@@ -362,6 +677,88 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Checks one nftables file with `nft -c -f`, loads it twice in `ns` (the
+/// second load must replace the table, not add to it) and compares what
+/// the kernel lists with what the file says: every active rule's comment,
+/// as often as it is written, and the policy of both chains.
+fn assert_nft_loads(ns: &Netns, path: &Path, policy: Policy, what: &str) {
+    let file = path.to_str().expect("utf-8 path");
+    let check = ns.exec("nft", &["-c", "-f", file]);
+    assert!(
+        check.status.success(),
+        "nft -c -f {file} ({what}) failed:\n{}\n{}",
+        stderr(&check),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+    for _ in 0..2 {
+        let load = ns.exec("nft", &["-f", file]);
+        assert!(
+            load.status.success(),
+            "nft -f {file} failed: {}",
+            stderr(&load)
+        );
+    }
+    let listed = ns.exec("nft", &["list", "table", "inet", "portolan"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let text = std::fs::read_to_string(path).expect("read back");
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        if let Some(start) = line.find("comment \"") {
+            let comment = &line[start..];
+            let written = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#') && l.contains(comment))
+                .count();
+            let loaded = listed.lines().filter(|l| l.contains(comment)).count();
+            assert_eq!(
+                written, loaded,
+                "{file}: {comment} written {written}x, loaded {loaded}x"
+            );
+        }
+    }
+    let expected_policy = format!("policy {};", policy.as_str());
+    assert_eq!(
+        listed.matches(&expected_policy).count(),
+        2,
+        "{file}: both chains have {expected_policy}"
+    );
+}
+
+/// `iptables-restore --test`, a real restore in `ns`, and `iptables-save`
+/// lists every rule once, with the policy.
+fn assert_iptables_loads(ns: &Netns, path: &Path, policy: Policy, what: &str) {
+    let file = path.to_str().expect("utf-8 path");
+    let (restore, save) = if file.ends_with(".v6") {
+        ("ip6tables-restore", "ip6tables-save")
+    } else {
+        ("iptables-restore", "iptables-save")
+    };
+    let test = ns.exec(restore, &["--test", file]);
+    assert!(
+        test.status.success(),
+        "{restore} --test {file} ({what}) failed:\n{}",
+        stderr(&test)
+    );
+    let load = ns.exec(restore, &[file]);
+    assert!(load.status.success(), "{restore} {file}: {}", stderr(&load));
+    let saved = ns.exec(save, &["-t", "filter"]);
+    assert!(saved.status.success(), "{}", stderr(&saved));
+    let saved = String::from_utf8_lossy(&saved.stdout);
+    let text = std::fs::read_to_string(path).expect("read back");
+    let rules = |s: &str| s.lines().filter(|l| l.starts_with("-A ")).count();
+    assert_eq!(
+        rules(&text),
+        rules(&saved),
+        "{file}: every rule is loaded, once"
+    );
+    let p = match policy {
+        Policy::Drop => "DROP",
+        Policy::Accept => "ACCEPT",
+    };
+    assert!(saved.contains(&format!(":INPUT {p}")), "{file}: {saved}");
+    assert!(saved.contains(&format!(":OUTPUT {p}")), "{file}: {saved}");
+}
+
 #[test]
 fn every_nftables_ruleset_passes_nft_check_and_loads_in_a_namespace() {
     let Some(ns) = lab(&["nft", "ip"]) else {
@@ -378,48 +775,7 @@ fn every_nftables_ruleset_passes_nft_check_and_loads_in_a_namespace() {
             };
             let generated = generate(&plan, TargetKind::Nftables, &options);
             for path in write_files(dir.path(), &generated) {
-                let file = path.to_str().expect("utf-8 path");
-                let check = ns.exec("nft", &["-c", "-f", file]);
-                assert!(
-                    check.status.success(),
-                    "nft -c -f {file} ({example}) failed:\n{}\n{}",
-                    stderr(&check),
-                    std::fs::read_to_string(&path).unwrap_or_default()
-                );
-                // Loaded twice: the second load must replace the table, not add to it.
-                for _ in 0..2 {
-                    let load = ns.exec("nft", &["-f", file]);
-                    assert!(
-                        load.status.success(),
-                        "nft -f {file} failed: {}",
-                        stderr(&load)
-                    );
-                }
-                let listed = ns.exec("nft", &["list", "table", "inet", "portolan"]);
-                assert!(listed.status.success(), "{}", stderr(&listed));
-                let listed = String::from_utf8_lossy(&listed.stdout);
-                let text = std::fs::read_to_string(&path).expect("read back");
-                // Every active rule's comment is in the kernel, once per line written.
-                for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
-                    if let Some(start) = line.find("comment \"") {
-                        let comment = &line[start..];
-                        let written = text
-                            .lines()
-                            .filter(|l| !l.trim_start().starts_with('#') && l.contains(comment))
-                            .count();
-                        let loaded = listed.lines().filter(|l| l.contains(comment)).count();
-                        assert_eq!(
-                            written, loaded,
-                            "{file}: {comment} written {written}x, loaded {loaded}x"
-                        );
-                    }
-                }
-                let expected_policy = format!("policy {};", policy.as_str());
-                assert_eq!(
-                    listed.matches(&expected_policy).count(),
-                    2,
-                    "{file}: both chains have {expected_policy}"
-                );
+                assert_nft_loads(&ns, &path, policy, example);
                 checked += 1;
             }
         }
@@ -447,36 +803,7 @@ fn every_iptables_file_passes_restore_test_and_loads_in_a_namespace() {
             };
             let generated = generate(&plan, TargetKind::Iptables, &options);
             for path in write_files(dir.path(), &generated) {
-                let file = path.to_str().expect("utf-8 path");
-                let (restore, save) = if file.ends_with(".v6") {
-                    ("ip6tables-restore", "ip6tables-save")
-                } else {
-                    ("iptables-restore", "iptables-save")
-                };
-                let test = ns.exec(restore, &["--test", file]);
-                assert!(
-                    test.status.success(),
-                    "{restore} --test {file} ({example}) failed:\n{}",
-                    stderr(&test)
-                );
-                let load = ns.exec(restore, &[file]);
-                assert!(load.status.success(), "{restore} {file}: {}", stderr(&load));
-                let saved = ns.exec(save, &["-t", "filter"]);
-                assert!(saved.status.success(), "{}", stderr(&saved));
-                let saved = String::from_utf8_lossy(&saved.stdout);
-                let text = std::fs::read_to_string(&path).expect("read back");
-                let rules = |s: &str| s.lines().filter(|l| l.starts_with("-A ")).count();
-                assert_eq!(
-                    rules(&text),
-                    rules(&saved),
-                    "{file}: every rule is loaded, once"
-                );
-                let p = match policy {
-                    Policy::Drop => "DROP",
-                    Policy::Accept => "ACCEPT",
-                };
-                assert!(saved.contains(&format!(":INPUT {p}")), "{file}: {saved}");
-                assert!(saved.contains(&format!(":OUTPUT {p}")), "{file}: {saved}");
+                assert_iptables_loads(&ns, &path, policy, example);
                 checked += 1;
             }
         }

@@ -136,9 +136,9 @@ pub struct PlanArgs {
 /// Targets of `portolan generate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GenerateTarget {
-    /// One nftables ruleset per component host (`<component>.nft`), loaded atomically with `nft -f`.
+    /// One nftables ruleset per host (`<host>.nft`: a component, or the components at equal addresses), loaded atomically with `nft -f`.
     Nftables,
-    /// iptables-restore and ip6tables-restore files per component host (`<component>.rules.v4`, `.rules.v6`).
+    /// iptables-restore and ip6tables-restore files per host (`<host>.rules.v4`, `.rules.v6`).
     Iptables,
     /// Kubernetes NetworkPolicy per component with a Kubernetes placement (`<component>.networkpolicy.yaml`).
     Kubernetes,
@@ -174,7 +174,7 @@ pub struct GenerateArgs {
     /// What to generate.
     #[arg(long, short, value_enum)]
     pub target: GenerateTarget,
-    /// Only the files of this component (by id).
+    /// Only the files of this component (by id; for nftables and iptables, its host's files, also chosen by host name).
     #[arg(long, short)]
     pub component: Option<String>,
     /// Directory to write the files into (created if needed).

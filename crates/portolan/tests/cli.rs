@@ -429,3 +429,85 @@ fn plan_does_not_warn_about_parameters_the_deployment_sets() {
     let output = portolan(&["validate", &spec]);
     assert!(stderr(&output).contains("spec::parameter-needs-value"));
 }
+
+/// Several components per host: the plan shows the hosts and marks the
+/// flows that stay on one, and nftables writes one file per host.
+#[test]
+fn co_located_components_plan_and_generate_per_host() {
+    let spec = example("circonus-inside");
+    let deployment = root()
+        .join("examples/circonus-inside/deployment-small.yaml")
+        .display()
+        .to_string();
+    let table = portolan(&["plan", &spec, "-d", &deployment]);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(
+        text.contains("81 concrete flow(s), 11 of them between components of one host"),
+        "{text}"
+    );
+    assert!(text.contains("4 host(s):"), "{text}");
+    assert!(text.contains("local: same host"), "{text}");
+    let json = portolan(&["plan", &spec, "-d", &deployment, "-f", "json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan JSON");
+    let hosts: Vec<&str> = plan["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| h["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        hosts,
+        ["app", "broker", "data-storage+long-tail-store", "data"]
+    );
+    let local = plan["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter(|f| f["local"] == true)
+        .count();
+    assert_eq!(local, 11);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("rules");
+    let generate = portolan(&[
+        "generate",
+        &spec,
+        "-d",
+        &deployment,
+        "-t",
+        "nftables",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(generate.status.code(), Some(0), "{}", stderr(&generate));
+    let mut written: Vec<String> = std::fs::read_dir(&out)
+        .expect("out exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "app.nft",
+            "broker.nft",
+            "data-storage+long-tail-store.nft",
+            "data.nft"
+        ]
+    );
+    // --component gives the file of the component's host.
+    let one = portolan(&[
+        "generate",
+        &spec,
+        "-d",
+        &deployment,
+        "-t",
+        "nftables",
+        "-c",
+        "web-stream",
+    ]);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    let app = std::fs::read_to_string(out.join("app.nft")).expect("app.nft");
+    assert_eq!(stdout(&one), app);
+}

@@ -83,8 +83,18 @@ fn destination(flow: &PlannedFlow) -> String {
     text
 }
 
-/// `tcp 443`, `udp 8112 → 8112` (fixed source port), `icmp`, `any`.
+/// `tcp 443`, `udp 8112 → 8112` (fixed source port), `icmp`, `any`; a
+/// second line for flows that stay on one host.
 fn traffic(flow: &PlannedFlow) -> String {
+    let text = traffic_only(flow);
+    if flow.local {
+        format!("{text}\nlocal: same host")
+    } else {
+        text
+    }
+}
+
+fn traffic_only(flow: &PlannedFlow) -> String {
     if !flow.protocol.has_ports() {
         return flow.protocol.to_string();
     }
@@ -116,10 +126,36 @@ fn table(plan: &Plan) -> String {
         Some(d) => format!("{}, deployment {d}", plan.system),
         None => plan.system.clone(),
     };
+    let local = plan.flows.iter().filter(|f| f.local).count();
     out.push_str(&format!(
-        "{heading}: {} concrete flow(s)\n",
-        plan.flows.len()
+        "{heading}: {} concrete flow(s){}\n",
+        plan.flows.len(),
+        if local > 0 {
+            format!(", {local} of them between components of one host (local: no network rule)")
+        } else {
+            String::new()
+        }
     ));
+    // Hosts are worth a table only when one runs several components or has its own name.
+    if plan
+        .hosts
+        .iter()
+        .any(|h| h.components.len() > 1 || h.components[..] != [h.name.clone()])
+    {
+        let mut hosts = Table::new();
+        hosts
+            .load_preset(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(["host", "components", "addresses"]);
+        for host in &plan.hosts {
+            hosts.add_row([
+                host.name.clone(),
+                host.components.join("\n"),
+                host.addresses_text().replace(", ", "\n"),
+            ]);
+        }
+        out.push_str(&format!("{} host(s):\n{hosts}\n", plan.hosts.len()));
+    }
     let mut flows = Table::new();
     flows
         .load_preset(presets::UTF8_FULL_CONDENSED)
