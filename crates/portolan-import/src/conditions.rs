@@ -121,14 +121,13 @@ pub fn condition_in(raw: &str) -> Option<CondText> {
         }
     }
     let text = plain(raw);
-    let lower = text.to_lowercase();
     for trigger in TRIGGERS {
-        let Some(pos) = lower.find(trigger) else {
+        let Some(pos) = find_ci(&text, trigger) else {
             continue;
         };
         // A trigger must start a word.
         if pos > 0
-            && lower[..pos]
+            && text[..pos]
                 .chars()
                 .next_back()
                 .is_some_and(char::is_alphanumeric)
@@ -170,38 +169,47 @@ fn phrases_of(rest: &str) -> Vec<String> {
     let mut changed = true;
     while changed {
         changed = false;
-        let lower = clause.to_lowercase();
         for lead in LEADING {
-            if lower.starts_with(lead) {
-                clause = clause[lead.len()..].trim_start().to_owned();
+            if let Some(rest) = strip_prefix_ci(&clause, lead) {
+                clause = rest.trim_start().to_owned();
                 changed = true;
                 break;
             }
         }
     }
-    let lower = clause.to_lowercase();
     for trail in TRAILING {
-        if lower.ends_with(trail) {
-            clause.truncate(clause.len() - trail.len());
+        let cut = clause.len().wrapping_sub(trail.len());
+        if clause
+            .get(cut..)
+            .is_some_and(|t| t.eq_ignore_ascii_case(trail))
+        {
+            clause.truncate(cut);
             break;
         }
     }
     let mut out = Vec::new();
     for part in split_words(&clause, &[" or ", " and/or "]) {
         let part = part.trim();
-        let part = LEADING.iter().fold(part.to_owned(), |p, lead| {
-            if p.to_lowercase().starts_with(lead) {
-                p[lead.len()..].trim_start().to_owned()
-            } else {
-                p
-            }
-        });
+        let part =
+            LEADING
+                .iter()
+                .fold(part.to_owned(), |p, lead| match strip_prefix_ci(&p, lead) {
+                    Some(rest) => rest.trim_start().to_owned(),
+                    None => p,
+                });
         let n = part.split_whitespace().count();
         if (1..=6).contains(&n) {
             out.push(part);
         }
     }
     out
+}
+
+/// `text` less an ASCII prefix, ignoring ASCII case.
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.get(..prefix.len())
+        .filter(|p| p.eq_ignore_ascii_case(prefix))
+        .map(|_| &text[prefix.len()..])
 }
 
 fn split_words(text: &str, seps: &[&str]) -> Vec<String> {
@@ -414,6 +422,18 @@ mod tests {
             condition_in("Outbound access to your object storage buckets."),
             None
         );
+    }
+
+    #[test]
+    fn non_ascii_case_does_not_shift_offsets() {
+        // 'İ' lowercases to two characters and 'K' (Kelvin) to ASCII 'k':
+        // offsets found in a lowercased copy would not fit the original.
+        assert_eq!(phrases("İİ Only required when using KMS."), ["KMS"]);
+        assert_eq!(
+            condition_in("\u{212a}ONLY REQUIRED WHEN the x"),
+            Some(CondText::Phrases(vec!["x".into()]))
+        );
+        assert_eq!(purpose_phrases("İ x"), ["İ x"]);
     }
 
     #[test]

@@ -389,7 +389,6 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
         _ => None,
     });
     if let Some(title) = title {
-        let lower = title.to_lowercase();
         let cut = [
             ": networking requirements",
             " networking requirements",
@@ -402,7 +401,7 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
             " firewall rules",
         ]
         .iter()
-        .find_map(|s| lower.find(s));
+        .find_map(|s| find_ci(&title, s));
         let name = match cut {
             Some(p) => title[..p].trim().to_owned(),
             None => title.clone(),
@@ -2484,7 +2483,10 @@ fn host_token(token: &str) -> Option<HostRef> {
         ("wss://", 443),
         ("ws://", 80),
     ] {
-        if t.len() > scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        if t.len() > scheme.len()
+            && t.get(..scheme.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+        {
             let rest = &t[scheme.len()..];
             let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
             let (host, p) = split_port(authority);
