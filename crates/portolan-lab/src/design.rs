@@ -27,7 +27,7 @@
 //! - multicast flows: every receiver must get the sender's datagram; other
 //!   senders' datagrams must reach no receiver.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use portolan_spec::deployment::{load_deployment, Deployment};
 use portolan_spec::diag::did_you_mean;
-use portolan_spec::plan::{plan, Endpoint, Plan};
+use portolan_spec::plan::{plan, Endpoint, Plan, PlannedFlow};
 use portolan_spec::{
     render_diagnostics, ComponentKind, Destination, ExternalAddress, PortRange, Protocol,
     RenderStyle, SourceFile, Spec,
@@ -140,6 +140,9 @@ pub struct LabOptions {
     /// counted); beyond it a deterministic sample is probed and the rest is
     /// reported as not checked.
     pub max_negative_per_pair: usize,
+    /// Negative probes in all, about: above it the per-pair bound shrinks
+    /// (to no fewer than 4 per pair).
+    pub max_negative_total: usize,
     /// Time allowed for one attempt of a probe that must pass.
     pub positive_timeout: Duration,
     /// Further attempts of a probe that must pass, after a time-out.
@@ -164,6 +167,7 @@ impl Default for LabOptions {
             run_id: None,
             other_ports: 3,
             max_negative_per_pair: 48,
+            max_negative_total: 20_000,
             positive_timeout: Duration::from_millis(1000),
             positive_retries: 2,
             negative_timeout: Duration::from_millis(400),
@@ -183,6 +187,7 @@ impl fmt::Debug for LabOptions {
             .field("run_id", &self.run_id)
             .field("other_ports", &self.other_ports)
             .field("max_negative_per_pair", &self.max_negative_per_pair)
+            .field("max_negative_total", &self.max_negative_total)
             .field("positive_timeout", &self.positive_timeout)
             .field("positive_retries", &self.positive_retries)
             .field("negative_timeout", &self.negative_timeout)
@@ -220,6 +225,12 @@ pub enum DesignError {
     #[error("internal error: the lab deployment does not check against the spec:\n{0}")]
     Deployment(String),
 }
+
+/// A negative probe not yet made into a check.
+type Candidate = (Transport, u16, Family);
+
+/// Fewest negative probes per pair of parties when the total is bounded.
+const MIN_NEGATIVE_PER_PAIR: usize = 4;
 
 /// Most replicas accepted.
 pub const MAX_REPLICAS: usize = 64;
@@ -626,6 +637,7 @@ pub fn design(spec: &Spec, options: &LabOptions) -> Result<LabDesign, DesignErro
         options,
         nodes: &nodes,
         plan: &plan,
+        oracle: Oracle::new(&plan, &nodes),
         listens: vec![Listens::default(); nodes.len()],
         checks: Vec::new(),
         not_checked: Vec::new(),
@@ -907,6 +919,7 @@ struct Builder<'a> {
     options: &'a LabOptions,
     nodes: &'a [Node],
     plan: &'a Plan,
+    oracle: Oracle<'a>,
     listens: Vec<Listens>,
     checks: Vec<Check>,
     not_checked: Vec<NotChecked>,
@@ -1121,11 +1134,8 @@ impl Builder<'_> {
         });
     }
 
-    fn oracle(&self) -> Oracle<'_> {
-        Oracle {
-            plan: self.plan,
-            nodes: self.nodes,
-        }
+    fn oracle(&self) -> &Oracle<'_> {
+        &self.oracle
     }
 
     fn flow_checks(&mut self, flows: &[LabFlow], _names: &BTreeMap<String, String>) {
@@ -1351,6 +1361,8 @@ impl Builder<'_> {
 
     fn negative_checks(&mut self, explicit: &HashSet<(usize, usize, Transport, u16, Family)>) {
         let parties = self.parties();
+        // Every probe no flow admits, per ordered pair of parties.
+        let mut pairs: Vec<(usize, usize, String, Vec<Candidate>)> = Vec::new();
         for (source, source_hosts, sends) in &parties {
             if !sends {
                 continue;
@@ -1389,63 +1401,75 @@ impl Builder<'_> {
                 let mut candidates = Vec::new();
                 for (transport, port) in ports {
                     for family in FAMILIES {
-                        if explicit.contains(&(s, d, transport, port, family)) {
-                            continue;
-                        }
-                        if self.oracle().allowed(s, d, transport, None, port, family) {
+                        if explicit.contains(&(s, d, transport, port, family))
+                            || self.oracle.allowed(s, d, transport, None, port, family)
+                        {
                             continue;
                         }
                         candidates.push((transport, port, family));
                     }
                 }
-                let cap = self.options.max_negative_per_pair.max(1);
-                if candidates.len() > cap {
-                    let skipped = candidates.len() - cap;
-                    let seed = self.options.seed;
-                    candidates.sort_by_key(|(t, p, f)| {
-                        fnv(&format!("{seed}/{source}/{dest}/{}/{p}/{f:?}", t.as_str()))
-                    });
-                    candidates.truncate(cap);
-                    candidates.sort();
-                    self.not_checked.push(NotChecked {
-                        flow: None,
-                        what: format!(
-                            "{skipped} of {} negative probes from {} to {}",
-                            skipped + cap,
-                            self.nodes[s].host,
-                            self.nodes[d].host
-                        ),
-                        reason: format!(
-                            "at most {cap} negative probes per pair of parties; a deterministic sample (seed {seed}) was probed"
-                        ),
-                    });
+                if !candidates.is_empty() {
+                    pairs.push((s, d, dest.clone(), candidates));
                 }
-                for (transport, port, family) in candidates {
-                    let sampled = self.other_samples[d].contains(&(transport, port))
-                        || (self.listens[d].dns && port == crate::dns::DNS_PORT);
-                    let kind = if sampled {
+            }
+        }
+        // Bounded: per pair, and in total (large specs get a thinner, still
+        // deterministic, sample on every pair rather than none on some).
+        let total: usize = pairs.iter().map(|p| p.3.len()).sum();
+        let mut cap = self.options.max_negative_per_pair.max(1);
+        if total > self.options.max_negative_total && !pairs.is_empty() {
+            cap =
+                cap.min((self.options.max_negative_total / pairs.len()).max(MIN_NEGATIVE_PER_PAIR));
+        }
+        let seed = self.options.seed;
+        let (mut skipped, mut thinned) = (0usize, 0usize);
+        for (s, d, dest, mut candidates) in pairs {
+            if candidates.len() > cap {
+                skipped += candidates.len() - cap;
+                thinned += 1;
+                let key = format!("{seed}/{}/{}", self.nodes[s].host, self.nodes[d].host);
+                candidates
+                    .sort_by_cached_key(|(t, p, f)| fnv(&format!("{key}/{}/{p}/{f}", t.as_str())));
+                candidates.truncate(cap);
+                candidates.sort();
+            }
+            for (transport, port, family) in candidates {
+                let sampled = self.other_samples[d].contains(&(transport, port))
+                    || (self.listens[d].dns && port == crate::dns::DNS_PORT);
+                self.push(Draft {
+                    kind: if sampled {
                         CheckKind::SampledPort
                     } else {
                         CheckKind::NotGranted
-                    };
-                    self.push(Draft {
-                        kind,
-                        expect: Expect::Blocked,
-                        flow: None,
-                        required: None,
-                        condition: None,
-                        from: s,
-                        to: d,
-                        to_party: dest.clone(),
-                        protocol: transport,
-                        family,
-                        port,
-                        name: None,
-                        source_port: None,
-                        note: None,
-                    });
-                }
+                    },
+                    expect: Expect::Blocked,
+                    flow: None,
+                    required: None,
+                    condition: None,
+                    from: s,
+                    to: d,
+                    to_party: dest.clone(),
+                    protocol: transport,
+                    family,
+                    port,
+                    name: None,
+                    source_port: None,
+                    note: None,
+                });
             }
+        }
+        if skipped > 0 {
+            self.not_checked.push(NotChecked {
+                flow: None,
+                what: format!(
+                    "{skipped} of {total} negative probes, on {thinned} pairs of hosts"
+                ),
+                reason: format!(
+                    "at most {cap} negative probes per pair of parties (at most {} per pair, about {} in all); a deterministic sample (seed {seed}) was probed on every pair",
+                    self.options.max_negative_per_pair, self.options.max_negative_total
+                ),
+            });
         }
     }
 
@@ -1590,8 +1614,37 @@ fn sample_text(sample: &[(Transport, u16)]) -> String {
 /// (hosts without a firewall admit everything; a host talking to itself
 /// uses loopback, which every ruleset admits).
 struct Oracle<'a> {
-    plan: &'a Plan,
     nodes: &'a [Node],
+    /// Unicast flows by source component: the output rules of its hosts.
+    outputs: HashMap<&'a str, Vec<&'a PlannedFlow>>,
+    /// Unicast flows by destination component: the input rules of its hosts.
+    inputs: HashMap<&'a str, Vec<&'a PlannedFlow>>,
+    /// Multicast flows.
+    multicast: Vec<&'a PlannedFlow>,
+}
+
+impl<'a> Oracle<'a> {
+    fn new(plan: &'a Plan, nodes: &'a [Node]) -> Self {
+        let mut outputs: HashMap<&str, Vec<&PlannedFlow>> = HashMap::new();
+        let mut inputs: HashMap<&str, Vec<&PlannedFlow>> = HashMap::new();
+        let mut multicast = Vec::new();
+        for flow in &plan.flows {
+            if flow.multicast.is_some() {
+                multicast.push(flow);
+                continue;
+            }
+            outputs.entry(flow.from.id.as_str()).or_default().push(flow);
+            if flow.to.is_component() {
+                inputs.entry(flow.to.id.as_str()).or_default().push(flow);
+            }
+        }
+        Oracle {
+            nodes,
+            outputs,
+            inputs,
+            multicast,
+        }
+    }
 }
 
 fn contains(endpoint: &Endpoint, ip: IpAddr) -> bool {
@@ -1629,27 +1682,29 @@ impl Oracle<'_> {
     ) -> (Option<Vec<&str>>, Option<Vec<&str>>) {
         let (src, dst) = (&self.nodes[s], &self.nodes[d]);
         let (sip, dip) = (src.ip(family), dst.ip(family));
-        let admits = |f: &&portolan_spec::plan::PlannedFlow| {
-            f.multicast.is_none()
-                && protocol_admits(f.protocol, transport)
+        let admits = |f: &&&PlannedFlow| {
+            protocol_admits(f.protocol, transport)
                 && ports_admit(&f.ports, Some(port))
                 && ports_admit(&f.source_ports, sport)
         };
+        let none = Vec::new();
         let output = src.component().map(|c| {
-            self.plan
-                .flows
+            self.outputs
+                .get(c)
+                .unwrap_or(&none)
                 .iter()
                 .filter(admits)
-                .filter(|f| f.from.id == c && contains(&f.to, dip))
+                .filter(|f| contains(&f.to, dip))
                 .map(|f| f.id.as_str())
                 .collect()
         });
         let input = dst.component().map(|c| {
-            self.plan
-                .flows
+            self.inputs
+                .get(c)
+                .unwrap_or(&none)
                 .iter()
                 .filter(admits)
-                .filter(|f| f.to.is_component() && f.to.id == c && contains(&f.from, sip))
+                .filter(|f| contains(&f.from, sip))
                 .map(|f| f.id.as_str())
                 .collect()
         });
@@ -1665,8 +1720,29 @@ impl Oracle<'_> {
         port: u16,
         family: Family,
     ) -> bool {
-        self.granting(s, d, transport, sport, port, family)
-            .is_some()
+        if s == d {
+            return true;
+        }
+        // The same as `granting(..).is_some()`, without building the text:
+        // this runs for every candidate negative probe.
+        let (src, dst) = (&self.nodes[s], &self.nodes[d]);
+        let (sip, dip) = (src.ip(family), dst.ip(family));
+        let admits = |f: &&&PlannedFlow| {
+            protocol_admits(f.protocol, transport)
+                && ports_admit(&f.ports, Some(port))
+                && ports_admit(&f.source_ports, sport)
+        };
+        let output = src.component().is_none_or(|c| {
+            self.outputs
+                .get(c)
+                .is_some_and(|flows| flows.iter().filter(admits).any(|f| contains(&f.to, dip)))
+        });
+        output
+            && dst.component().is_none_or(|c| {
+                self.inputs.get(c).is_some_and(|flows| {
+                    flows.iter().filter(admits).any(|f| contains(&f.from, sip))
+                })
+            })
     }
 
     /// When allowed, the flows that allow it, as text.
@@ -1710,22 +1786,17 @@ impl Oracle<'_> {
             IpAddr::V4(_) => IpAddr::V4(src.ipv4),
             IpAddr::V6(_) => IpAddr::V6(src.ipv6),
         };
-        let admits = |f: &&portolan_spec::plan::PlannedFlow| {
+        let admits = |f: &&&PlannedFlow| {
             f.multicast == Some(group)
                 && protocol_admits(f.protocol, Transport::Multicast)
                 && ports_admit(&f.ports, Some(port))
                 && f.source_ports.is_empty()
         };
-        let output = src.component().is_none_or(|c| {
-            self.plan
-                .flows
-                .iter()
-                .filter(admits)
-                .any(|f| f.from.id == c)
-        });
+        let output = src
+            .component()
+            .is_none_or(|c| self.multicast.iter().filter(admits).any(|f| f.from.id == c));
         let input = rcv.component().is_none_or(|c| {
-            self.plan
-                .flows
+            self.multicast
                 .iter()
                 .filter(admits)
                 .any(|f| f.to.id == c && contains(&f.from, sip))
@@ -1898,10 +1969,7 @@ flows:
     fn negative_checks_are_exactly_what_no_flow_admits() {
         let spec = spec();
         let d = design(&spec, &options(&[], 1)).expect("designed");
-        let oracle = Oracle {
-            plan: &d.plan,
-            nodes: &d.nodes,
-        };
+        let oracle = Oracle::new(&d.plan, &d.nodes);
         let index = |h: &str| d.nodes.iter().position(|n| n.host == h).expect("host");
         let negatives: Vec<&Check> = d
             .checks
@@ -2000,6 +2068,58 @@ flows:
             d.listens, other.listens,
             "the seed picks other sampled ports"
         );
+    }
+
+    #[test]
+    fn negative_probes_are_bounded_per_pair_and_in_total() {
+        let spec = spec();
+        let full = design(&spec, &options(&[], 1)).expect("designed");
+        let negatives = |d: &LabDesign| {
+            d.checks
+                .iter()
+                .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
+                .count()
+        };
+        let all = negatives(&full);
+        assert!(full
+            .not_checked
+            .iter()
+            .all(|n| !n.what.contains("negative probes")));
+        let bounded = LabOptions {
+            max_negative_total: 10,
+            ..options(&[], 1)
+        };
+        let thin = design(&spec, &bounded).expect("designed");
+        let pairs: BTreeSet<(&str, &str)> = full
+            .checks
+            .iter()
+            .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
+            .map(|c| (c.from_host.as_str(), c.to_host.as_str()))
+            .collect();
+        assert!(negatives(&thin) <= pairs.len() * MIN_NEGATIVE_PER_PAIR);
+        assert!(negatives(&thin) < all);
+        // Every pair keeps some, and what was left out is said.
+        let thin_pairs: BTreeSet<(&str, &str)> = thin
+            .checks
+            .iter()
+            .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
+            .map(|c| (c.from_host.as_str(), c.to_host.as_str()))
+            .collect();
+        assert_eq!(thin_pairs, pairs);
+        let note = thin
+            .not_checked
+            .iter()
+            .find(|n| n.what.contains("negative probes"))
+            .expect("the thinning is reported");
+        assert!(note.reason.contains("deterministic sample"), "{note:?}");
+        // Flows and features off are never thinned.
+        let flows = |d: &LabDesign| {
+            d.checks
+                .iter()
+                .filter(|c| c.kind != CheckKind::NotGranted && c.kind != CheckKind::SampledPort)
+                .count()
+        };
+        assert_eq!(flows(&full), flows(&thin));
     }
 
     #[test]

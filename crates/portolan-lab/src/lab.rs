@@ -426,6 +426,10 @@ pub fn cleanup_registered() -> Result<usize, LabError> {
     }
 }
 
+/// Up to this many hosts, [`Lab::create`] gives every host a permanent
+/// neighbour entry for every other host (hosts² entries in all).
+const STATIC_NEIGHBOURS_MAX_HOSTS: usize = 512;
+
 /// How long [`Lab::create`] waits at most for the links to be operationally up.
 const LINKS_UP_WITHIN: Duration = Duration::from_secs(3);
 
@@ -462,34 +466,63 @@ fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
         bridge.loopback_up().await?;
         let bridge_index = bridge.add_bridge(BRIDGE_INTERFACE).await?;
         let bridge = &bridge;
-        futures::future::try_join_all(hosts.iter().map(|(host, netlink, file)| async move {
-            bridge
-                .add_veth_port(&host.bridge_port(), HOST_INTERFACE, file, bridge_index)
-                .await?;
-            netlink.loopback_up().await?;
-            let index = netlink.link_index(HOST_INTERFACE).await?;
-            netlink
-                .add_address(
-                    index,
-                    host.ipv4().into(),
-                    LAB_IPV4_PREFIX_LEN,
-                    HOST_INTERFACE,
-                )
-                .await?;
-            netlink
-                .add_address(
-                    index,
-                    host.ipv6().into(),
-                    LAB_IPV6_PREFIX_LEN,
-                    HOST_INTERFACE,
-                )
-                .await?;
-            netlink.set_up(index, HOST_INTERFACE).await?;
-            netlink
-                .add_ipv4_multicast_route(index, HOST_INTERFACE)
-                .await
-        }))
-        .await?;
+        let indices =
+            futures::future::try_join_all(hosts.iter().map(|(host, netlink, file)| async move {
+                bridge
+                    .add_veth_port(
+                        &host.bridge_port(),
+                        HOST_INTERFACE,
+                        host.mac(),
+                        file,
+                        bridge_index,
+                    )
+                    .await?;
+                netlink.loopback_up().await?;
+                let index = netlink.link_index(HOST_INTERFACE).await?;
+                netlink
+                    .add_address(
+                        index,
+                        host.ipv4().into(),
+                        LAB_IPV4_PREFIX_LEN,
+                        HOST_INTERFACE,
+                    )
+                    .await?;
+                netlink
+                    .add_address(
+                        index,
+                        host.ipv6().into(),
+                        LAB_IPV6_PREFIX_LEN,
+                        HOST_INTERFACE,
+                    )
+                    .await?;
+                netlink.set_up(index, HOST_INTERFACE).await?;
+                netlink
+                    .add_ipv4_multicast_route(index, HOST_INTERFACE)
+                    .await?;
+                Ok::<u32, LabError>(index)
+            }))
+            .await?;
+        // Every host knows every other host's MAC address: no ARP or
+        // neighbour discovery delays the first packets, and the kernel's
+        // machine-wide neighbour-table limit does not apply.
+        if hosts.len() <= STATIC_NEIGHBOURS_MAX_HOSTS {
+            let all: Vec<&Host> = hosts.iter().map(|(h, _, _)| *h).collect();
+            let all = &all;
+            futures::future::try_join_all(hosts.iter().zip(&indices).map(
+                |((host, netlink, _), &index)| async move {
+                    for other in all.iter().filter(|o| o.index() != host.index()) {
+                        netlink
+                            .add_neighbour(index, other.ipv4().into(), other.mac())
+                            .await?;
+                        netlink
+                            .add_neighbour(index, other.ipv6().into(), other.mac())
+                            .await?;
+                    }
+                    Ok::<(), LabError>(())
+                },
+            ))
+            .await?;
+        }
         // Wait (bounded) until every veth end is operationally up: before
         // that, frames sent on it are dropped, and the first probes of a run
         // would see timeouts that have nothing to do with any firewall.

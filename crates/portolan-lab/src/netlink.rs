@@ -145,11 +145,13 @@ impl NsNetlink {
         &self,
         port: &str,
         peer: &str,
+        peer_mac: [u8; 6],
         peer_ns: &File,
         master: u32,
     ) -> Result<(), LabError> {
         let peer_message = LinkUnspec::new_with_name(peer)
             .setns_by_fd(peer_ns.as_raw_fd())
+            .address(peer_mac.to_vec())
             .build();
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(port.to_string())
@@ -186,6 +188,25 @@ impl NsNetlink {
             .execute()
             .await
             .map_err(self.err(format!("add address {address}/{prefix_len} to {what}")))
+    }
+
+    /// Adds a permanent neighbour entry: `address` is at `mac` on the link.
+    /// Permanent entries are exempt from the kernel's neighbour-table
+    /// garbage collection and limits (`gc_thresh3`, shared by every
+    /// namespace of the machine), which a large lab would otherwise exceed.
+    pub(crate) async fn add_neighbour(
+        &self,
+        index: u32,
+        address: IpAddr,
+        mac: [u8; 6],
+    ) -> Result<(), LabError> {
+        self.handle
+            .neighbours()
+            .add(index, address)
+            .link_layer_address(&mac)
+            .execute()
+            .await
+            .map_err(self.err(format!("add neighbour {address}")))
     }
 
     /// Routes IPv4 multicast (224.0.0.0/4) out of the link, so that sockets

@@ -677,3 +677,123 @@ pub(crate) fn multicast_verdict(check: &Check, received: &[String]) -> (Verdict,
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::{Family, Transport};
+
+    fn check(probe: &str, expect: Expect, from: &str, to: &str) -> Check {
+        Check {
+            probe: probe.to_owned(),
+            kind: if expect == Expect::Open {
+                CheckKind::Flow
+            } else {
+                CheckKind::NotGranted
+            },
+            expect,
+            flow: (expect == Expect::Open).then(|| format!("{from}->{to}/tcp/80")),
+            required: None,
+            condition: None,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            from_host: format!("{from}-1"),
+            to_host: format!("{to}-1"),
+            protocol: Transport::Tcp,
+            family: Family::Ipv4,
+            target: "198.18.0.2:80".parse().expect("addr"),
+            name: None,
+            source_port: None,
+            receivers: Vec::new(),
+            note: None,
+        }
+    }
+
+    fn result(check: Check, verdict: Verdict) -> CheckResult {
+        CheckResult {
+            check,
+            verdict,
+            outcome: "open".to_owned(),
+            reason: None,
+            os_error: None,
+            attempts: 1,
+            elapsed: Duration::from_millis(1),
+            resolved: Vec::new(),
+            received_by: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_matrix_counts_each_verdict_in_its_cell() {
+        let parties = vec![
+            ("web".to_owned(), true),
+            ("db".to_owned(), true),
+            ("slack".to_owned(), false),
+        ];
+        let results = vec![
+            result(check("c1", Expect::Open, "web", "db"), Verdict::Passed),
+            result(check("c2", Expect::Blocked, "db", "web"), Verdict::Blocked),
+            result(
+                check("c3", Expect::Blocked, "db", "web"),
+                Verdict::NotBlocked,
+            ),
+            result(check("c4", Expect::Open, "web", "slack"), Verdict::Failed),
+        ];
+        let (m, s) = tally(&parties, &results);
+        assert_eq!(
+            m.rows,
+            ["web", "db"],
+            "endpoints that never send are no row"
+        );
+        assert_eq!(m.columns, ["web", "db", "slack"]);
+        assert_eq!(m.cells[0][1].symbol(), "✓");
+        assert_eq!(m.cells[1][0].symbol(), "✗");
+        assert_eq!(m.cells[0][2].symbol(), "✗");
+        assert_eq!(m.cells[1][1].symbol(), "·");
+        assert_eq!(
+            (
+                s.checks,
+                s.holding,
+                s.passed,
+                s.failed,
+                s.blocked,
+                s.not_blocked
+            ),
+            (4, 2, 1, 1, 1, 1)
+        );
+        let only_blocked = Cell {
+            blocked: 3,
+            ..Cell::default()
+        };
+        assert_eq!(only_blocked.symbol(), "⊘");
+    }
+
+    #[test]
+    fn multicast_verdicts_need_every_receiver_or_none() {
+        let mut c = check("m1", Expect::Open, "fd", "fd");
+        c.protocol = Transport::Multicast;
+        c.receivers = vec!["fd-1".into(), "fd-2".into()];
+        let (v, _) = multicast_verdict(&c, &["fd-1".into(), "fd-2".into()]);
+        assert_eq!(v, Verdict::Passed);
+        let (v, reason) = multicast_verdict(&c, &["fd-1".into()]);
+        assert_eq!(v, Verdict::Failed);
+        assert!(reason.expect("reason").contains("fd-2"));
+        c.expect = Expect::Blocked;
+        c.receivers.clear();
+        assert_eq!(multicast_verdict(&c, &[]).0, Verdict::Blocked);
+        assert_eq!(
+            multicast_verdict(&c, &["fd-1".into()]).0,
+            Verdict::NotBlocked
+        );
+    }
+
+    #[test]
+    fn failure_lines_name_the_flow_the_hosts_and_the_reason() {
+        let mut r = result(check("c1", Expect::Open, "api", "db"), Verdict::Failed);
+        r.reason = Some("timed out after 3 attempt(s): dropped on the way".into());
+        assert_eq!(
+            r.line(),
+            "api->db/tcp/80: api-1 -> 198.18.0.2:80 tcp/ipv4: FAILED, timed out after 3 attempt(s): dropped on the way"
+        );
+    }
+}

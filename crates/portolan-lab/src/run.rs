@@ -466,15 +466,22 @@ async fn probe_all(
         let tick = tick.clone();
         Arc::new(move |_| tick())
     };
+    let sources = design
+        .checks
+        .iter()
+        .map(|c| c.from_host.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let concurrency = bounded_concurrency(options.concurrency, sources);
     let positive = ProbeOptions {
-        concurrency: options.concurrency.max(1),
+        concurrency,
         timeout: options.positive_timeout,
         retries: options.positive_retries,
         progress: Some(probe_tick.clone()),
         ..ProbeOptions::default()
     };
     let negative = ProbeOptions {
-        concurrency: options.concurrency.max(1),
+        concurrency,
         timeout: options.negative_timeout,
         retries: 0,
         progress: Some(probe_tick.clone()),
@@ -632,6 +639,38 @@ async fn probe_all(
             })
         })
         .collect()
+}
+
+/// Probes in flight per batch: the option, but no more than the process's
+/// file descriptors allow with every host running two batches at once (a
+/// large lab would otherwise fail probes with "too many open files").
+fn bounded_concurrency(wanted: usize, sources: usize) -> usize {
+    let wanted = wanted.max(1);
+    let (Some(limit), Ok(open)) = (open_files_limit(), std::fs::read_dir("/proc/self/fd")) else {
+        return wanted;
+    };
+    let free = limit.saturating_sub(open.count() + FD_MARGIN);
+    let per_batch = free / (2 * sources.max(1));
+    wanted.min(per_batch).max(MIN_CONCURRENCY)
+}
+
+/// File descriptors kept free for everything but probes.
+const FD_MARGIN: usize = 256;
+/// Probes in flight per batch, whatever the limits.
+const MIN_CONCURRENCY: usize = 4;
+
+/// The soft limit of open files, from `/proc/self/limits`.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(usize::MAX / 2),
+        n => n.parse().ok(),
+    }
 }
 
 /// The verdict of a unicast probe.

@@ -175,6 +175,15 @@ impl Host {
     pub fn bridge_port(&self) -> String {
         format!("ptl-p{}", self.index)
     }
+
+    /// The MAC address of the host's interface: locally administered,
+    /// `02:70:74:6c:HH:LL` (`ptl`, then the host's index), so that every host
+    /// can know every other host's address without asking (see
+    /// [`Lab::create`](crate::Lab::create)).
+    pub fn mac(&self) -> [u8; 6] {
+        let [hi, lo] = (self.index as u16).to_be_bytes();
+        [0x02, 0x70, 0x74, 0x6c, hi, lo]
+    }
 }
 
 /// The description of a lab: a run id, hosts, and one bridge (in its own
@@ -454,6 +463,18 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn macs_are_local_unicast_and_distinct() {
+        let mut t = Topology::new();
+        for i in 0..300 {
+            t.add_host(&format!("h{i}")).expect("host");
+        }
+        let macs: std::collections::BTreeSet<[u8; 6]> = t.hosts().iter().map(Host::mac).collect();
+        assert_eq!(macs.len(), 300);
+        // Locally administered (bit 1), unicast (bit 0 clear).
+        assert!(macs.iter().all(|m| m[0] & 0b11 == 0b10));
     }
 
     #[test]
