@@ -40,7 +40,11 @@ command -v "$RUSTSCAN" >/dev/null || { echo "RustScan is missing: cargo install 
 PORTOLAN=$(realpath "$PORTOLAN")
 
 # 10,002 sockets in flight, plus the listener's 3334: raise the open-files limit.
-ulimit -n 65536
+# As high as the hard limit allows (a container may cap it); 20,000 is enough.
+HARD=$(ulimit -Hn)
+if [ "$HARD" = unlimited ] || [ "$HARD" -ge 65536 ]; then ulimit -n 65536; else ulimit -n "$HARD"; fi
+[ "$(ulimit -n)" -ge 14000 ] || { echo "open-files limit $(ulimit -n) is below 14000" >&2; exit 2; }
+NOFILE=$(ulimit -n)
 
 ID=pfbench$$
 NS_SCAN=$ID-scan
@@ -139,7 +143,7 @@ run_nmap() { # SET ADDRESSES PROBES
         -oG "$WORK/nmap-$1.txt" $2 > /dev/null
     t1=$(now)
     local open
-    open=$(grep -o '[0-9]*/open/' "$WORK/nmap-$1.txt" | wc -l)
+    open=$(grep -o '[0-9]*/open/' "$WORK/nmap-$1.txt" | wc -l || true)
     record "nmap -sT" "$1" "$3" "$(echo "$t1 - $t0" | bc -l | xargs printf '%.2f')" "$open" "default parallelism"
 }
 
@@ -148,7 +152,7 @@ run_rustscan() { # SET ADDRESSES PROBES
     t0=$(now)
     ip netns exec "$NS_SCAN" "$RUSTSCAN" -n --no-banner --accessible -g --scripts none \
         -a "$2" -r "$PORTS_FIRST-$PORTS_LAST" -b 10002 -t "$TIMEOUT_MS" \
-        --tries $((RETRIES + 1)) -u 65536 > "$WORK/rustscan-$1.txt" 2>&1
+        --tries $((RETRIES + 1)) -u "$NOFILE" > "$WORK/rustscan-$1.txt" 2>&1
     t1=$(now)
     local open
     open=$(grep -o '\[[0-9,]*\]' "$WORK/rustscan-$1.txt" | tr -d '[]' | tr ',' '\n' | grep -c . || true)
