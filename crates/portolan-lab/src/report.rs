@@ -87,9 +87,10 @@ impl CheckResult {
             ),
             (_, kind) => kind.describe().to_owned(),
         };
-        let target = match &c.name {
-            Some(name) => format!("{name} ({})", c.target),
-            None => c.target.to_string(),
+        let target = match (&c.name, c.protocol) {
+            (Some(name), _) => format!("{} {name} ({})", c.to_host, c.target),
+            (None, Transport::Multicast) => format!("group {}", c.target),
+            (None, _) => format!("{} {}", c.to_host, c.target),
         };
         let sport = c
             .source_port
@@ -793,7 +794,7 @@ mod tests {
         r.reason = Some("timed out after 3 attempt(s): dropped on the way".into());
         assert_eq!(
             r.line(),
-            "api->db/tcp/80: api-1 -> 198.18.0.2:80 tcp/ipv4: FAILED, timed out after 3 attempt(s): dropped on the way"
+            "api->db/tcp/80: api-1 -> db-1 198.18.0.2:80 tcp/ipv4: FAILED, timed out after 3 attempt(s): dropped on the way"
         );
     }
 }
