@@ -22,6 +22,18 @@ pub enum LabError {
         missing: String,
     },
 
+    /// Without privileges, a private user namespace could not be entered.
+    #[error(
+        "portolan lab needs CAP_SYS_ADMIN and CAP_NET_ADMIN; without root it runs in a private \
+         user namespace, which this machine refuses ({reason}). Run it as root (for example \
+         with sudo), or allow unprivileged user namespaces (sysctl user.max_user_namespaces, \
+         kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)"
+    )]
+    UserNamespace {
+        /// The step that failed and the system's error.
+        reason: String,
+    },
+
     /// A host or run name is not acceptable.
     #[error("invalid lab name {name:?}: {reason}")]
     InvalidName {

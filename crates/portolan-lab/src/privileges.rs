@@ -15,9 +15,9 @@
 //! The new network namespace keeps the lab away from the machine's own, and
 //! the tmpfs on `/run` (private to the new mount namespace) gives a writable
 //! `/run/netns` and lock directory; everything disappears with the user
-//! namespace. The crate's tests pass this way as an unprivileged user. This
-//! crate does not re-execute itself in such a namespace: the caller chooses
-//! how to obtain the privileges. In a user namespace the unprivileged ICMP
+//! namespace. The crate's tests pass this way as an unprivileged user.
+//! [`enter_user_namespace`] does the same from inside the process (which
+//! `portolan lab` does when it is not root); the caller chooses. In a user namespace the unprivileged ICMP
 //! echo setting of host namespaces is skipped (raw sockets work there).
 
 use crate::error::LabError;
@@ -40,6 +40,55 @@ pub fn check_privileges() -> Result<(), LabError> {
     missing_capabilities(effective).map_or(Ok(()), |missing| {
         Err(LabError::InsufficientPrivileges { missing })
     })
+}
+
+/// Moves this process into a private user namespace in which it is root
+/// (the caller's user and group mapped to 0), with a new network namespace
+/// and a new mount namespace whose `/run` is a private tmpfs: the lab can
+/// then run without root, invisible to the rest of the machine, and all of
+/// it disappears with the process.
+///
+/// The kernel accepts this only while the process has a single thread: call
+/// it first thing (before any runtime or thread is started). Fails with
+/// [`LabError::UserNamespace`] when the machine does not allow unprivileged
+/// user namespaces.
+pub fn enter_user_namespace() -> Result<(), LabError> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    let failed = |step: &str, e: &dyn std::fmt::Display| LabError::UserNamespace {
+        reason: format!("{step}: {e}"),
+    };
+    let uid = nix::unistd::getuid();
+    let gid = nix::unistd::getgid();
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)
+        .map_err(|e| failed("unshare a user, mount and network namespace", &e))?;
+    // Writing gid_map needs setgroups denied first (for unprivileged users).
+    match std::fs::write("/proc/self/setgroups", "deny") {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed("deny setgroups", &e)),
+    }
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1\n"))
+        .map_err(|e| failed("map the user to root", &e))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1\n"))
+        .map_err(|e| failed("map the group to root", &e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| failed("make the mounts private", &e))?;
+    mount(
+        Some("tmpfs"),
+        "/run",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )
+    .map_err(|e| failed("mount a private tmpfs on /run", &e))?;
+    check_privileges()
 }
 
 /// Whether the process holds the lab's privileges; see [`check_privileges`].

@@ -437,7 +437,8 @@ generated for each component (default policy drop); listens on every port a comp
 accept; probes every flow that must pass and, for each pair of components, the ports that must \
 be blocked (flows of features that are off included). Nothing leaves the machine: addresses \
 are lab-only and external host names resolve through a DNS server of the lab.\n\
-Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and `nft` (Debian package `nftables`).\n\
+Needs `nft` (Debian package `nftables`), and root or CAP_NET_ADMIN and CAP_SYS_ADMIN: \
+without them it runs in a private user and network namespace where the machine allows it.\n\
 Exit codes: 0 every check holds; 1 a check fails (or invalid input); 2 the lab cannot run here."
 )]
 pub struct LabArgs {
@@ -476,4 +477,7 @@ pub struct LabArgs {
     /// Run id (prefix of every namespace), e.g. ptl-ci1; random by default.
     #[arg(long, hide = true)]
     pub run_id: Option<String>,
+    /// Without root, fail instead of running in a private user namespace.
+    #[arg(long, hide = true)]
+    pub no_user_namespace: bool,
 }

@@ -371,32 +371,58 @@ fn cli_reports_json_and_junit_and_exits_by_verdict() {
 }
 
 #[test]
-fn cli_without_privileges_says_what_is_missing_and_exits_2() {
-    if !lab_available("cli_without_privileges_says_what_is_missing_and_exits_2") {
+fn cli_without_root_runs_in_a_user_namespace_or_says_what_is_missing() {
+    if !lab_available("cli_without_root_runs_in_a_user_namespace_or_says_what_is_missing") {
         return;
     }
     let Ok(setpriv) = which("setpriv") else {
-        loud("SKIPPED cli_without_privileges…: setpriv (util-linux) is not installed");
+        loud("SKIPPED cli_without_root…: setpriv (util-linux) is not installed");
         return;
     };
-    let out = Command::new(setpriv)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(env!("CARGO_BIN_EXE_portolan"))
-        .arg("lab")
-        .arg(example("circonus-inside"))
-        .output()
-        .expect("runs");
+    let as_nobody = |extra: &[&str]| {
+        Command::new(&setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(env!("CARGO_BIN_EXE_portolan"))
+            .arg("lab")
+            .arg(example("spacelift-self-hosted"))
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    // Refusing the user namespace: the message names what is missing.
+    let out = as_nobody(&["--no-user-namespace"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("CAP_NET_ADMIN") && stderr.contains("root"),
         "{stderr}"
     );
+    // By default an unprivileged user gets a private user namespace, where
+    // the machine allows it.
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|n| n.trim() != "0");
+    if !userns {
+        loud("SKIPPED the user-namespace half: user.max_user_namespaces is 0");
+        return;
+    }
+    let out = as_nobody(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(2) && stderr.contains("refuses") {
+        loud(&format!("SKIPPED the user-namespace half: {stderr}"));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("private user and network namespace"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("Result: every check holds."), "{stdout}");
 }
 
 fn which(program: &str) -> Result<PathBuf, ()> {

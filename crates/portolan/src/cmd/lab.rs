@@ -16,6 +16,13 @@ use crate::{InputError, EXIT_INVALID, EXIT_OK};
 
 #[allow(clippy::print_stderr)]
 pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
+    // First, while the process has one thread: the kernel creates a user
+    // namespace for single-threaded processes only.
+    if !args.no_user_namespace && !portolan_lab::has_privileges() {
+        portolan_lab::privileges::enter_user_namespace()
+            .map_err(|e| anyhow::Error::new(e).context("the lab cannot run on this machine"))?;
+        eprintln!("note: not root: the lab runs in a private user and network namespace");
+    }
     let spec = super::load_spec_or_report(&args.spec)?;
     let features = if args.all_features {
         FeatureChoice::All
