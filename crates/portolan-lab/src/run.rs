@@ -99,15 +99,20 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
     emit(LabEvent::Phase(Phase::Plan));
     let t = Instant::now();
     let design = design(spec, options)?;
-    let generated = Nftables
-        .generate(
-            &design.plan,
-            &GenerateOptions {
-                policy: Policy::Drop,
-                ..GenerateOptions::default()
-            },
-        )
-        .map_err(|e| RunError::Generate(e.to_string()))?;
+    // A spec of outside-world components only has no host to generate for.
+    let generated = if design.nodes.iter().any(|n| n.firewalled()) {
+        Nftables
+            .generate(
+                &design.plan,
+                &GenerateOptions {
+                    policy: Policy::Drop,
+                    ..GenerateOptions::default()
+                },
+            )
+            .map_err(|e| RunError::Generate(e.to_string()))?
+    } else {
+        portolan_firewall::Generated::default()
+    };
     let mut rulesets: BTreeMap<String, String> = BTreeMap::new();
     for (path, text) in &generated.files {
         let component = path
@@ -697,6 +702,13 @@ fn unicast_result(
     let local_rule = outcome.os_error.is_some();
     let (verdict, reason) = match (&check.expect, &outcome.class) {
         (Expect::Open, OutcomeClass::Open) => (Verdict::Passed, None),
+        (_, OutcomeClass::LocalError) => (
+            Verdict::Error,
+            Some(format!(
+                "could not probe from this host ({}): a lab limitation, not the firewall's verdict",
+                outcome.os_error.as_deref().unwrap_or("local error")
+            )),
+        ),
         (Expect::Open, class) => (
             Verdict::Failed,
             Some(failure_reason(class, local_rule, attempts)),
