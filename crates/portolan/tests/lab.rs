@@ -309,6 +309,36 @@ fn an_extra_accept_is_caught_by_a_negative_probe() {
     assert!(failures.iter().any(|f| f.check.from_host == "outside"));
 }
 
+#[test]
+fn an_error_midway_leaves_nothing_behind() {
+    if !lab_available("an_error_midway_leaves_nothing_behind") {
+        return;
+    }
+    let run = format!("ptl-err{}", std::process::id() % 100_000);
+    let mut opts = options(features(&[]), 1);
+    opts.run_id = Some(RunId::new(run.clone()).expect("run id"));
+    // nft rejects this ruleset: the run fails after the namespaces exist.
+    opts.mutate_ruleset = Some(std::sync::Arc::new(|c: &str, text: &str| {
+        if c == "mq" {
+            "table inet portolan { chain input { this is not nft } }\n".to_owned()
+        } else {
+            text.to_owned()
+        }
+    }));
+    let err = run_lab(&spec("circonus-inside"), &opts).expect_err("nft rejects the ruleset");
+    let message = err.to_string();
+    assert!(message.contains("nft rejected the ruleset"), "{message}");
+    assert!(message.contains("mq-1"), "{message}");
+    assert!(
+        namespaces_of(&run).is_empty(),
+        "left: {:?}",
+        namespaces_of(&run)
+    );
+    assert!(!Path::new(portolan_lab::LOCK_DIR)
+        .join(format!("{run}.lock"))
+        .exists());
+}
+
 fn portolan() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portolan"))
 }
