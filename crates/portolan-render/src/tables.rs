@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use portolan_spec::{Component, ComponentId, ComponentKind, Destination, Flow, Spec};
+use portolan_spec::{Component, ComponentId, ComponentKind, Condition, Destination, Flow, Spec};
 
 use crate::markdown::{code, escape, table, text};
 use crate::matrix::{external_item, features_and_parameters, title};
@@ -164,6 +164,18 @@ fn row(spec: &Spec, flow: &Flow, name: String) -> Vec<String> {
         "Optional"
     };
     let description = match (&flow.purpose, &flow.when) {
+        (Some(purpose), Some(condition)) if !states_condition(purpose, spec, condition) => {
+            let purpose = text(purpose.trim());
+            let stop = if purpose.ends_with(['.', '!', '?']) {
+                ""
+            } else {
+                "."
+            };
+            format!(
+                "{purpose}{stop} Only when {}.",
+                condition_words(spec, condition)
+            )
+        }
         (Some(purpose), _) => text(purpose.trim()),
         (None, Some(condition)) => format!("Only when {}.", condition_words(spec, condition)),
         (None, None) => String::new(),
@@ -175,4 +187,52 @@ fn row(spec: &Spec, flow: &Flow, name: String) -> Vec<String> {
         required.to_owned(),
         description,
     ]
+}
+
+/// Whether a description already names every feature of the flow's
+/// condition (by display name or id, in any case), as vendor tables do
+/// ("Only required when using SQS"). Otherwise the table row states the
+/// condition itself, so that it is not lost to the reader, nor to an import
+/// of the rendered page.
+fn states_condition(description: &str, spec: &Spec, condition: &Condition) -> bool {
+    let description = description.to_lowercase();
+    condition.features().iter().all(|id| {
+        let feature = &spec.features[id.0];
+        let spaced = feature.id.replace('-', " ");
+        [feature.name.to_lowercase(), feature.id.clone(), spaced]
+            .iter()
+            .any(|word| description.contains(word.as_str()))
+    })
+}
+
+#[cfg(test)]
+mod condition_tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        let text = "portolan: 1\nsystem: {name: T}\ncomponents: [{id: a}, {id: b}]\n\
+                    features:\n  - {id: sqs, name: SQS message queue}\n  - {id: kubernetes-workers, name: Kubernetes workers}\n\
+                    flows:\n  - {from: a, to: b, protocol: tcp, port: 1, when: sqs}\n  - {from: a, to: b, protocol: tcp, port: 2, when: kubernetes-workers}\n";
+        portolan_spec::load_spec(portolan_spec::SourceFile::new("t.yaml", text))
+            .expect("valid")
+            .value
+    }
+
+    #[test]
+    fn a_description_naming_the_feature_states_the_condition() {
+        let spec = spec();
+        let sqs = spec.flows[0].when.clone().expect("condition");
+        let k8s = spec.flows[1].when.clone().expect("condition");
+        assert!(states_condition(
+            "Only required when using [SQS](./mq.md#sqs)",
+            &spec,
+            &sqs
+        ));
+        assert!(states_condition(
+            "Needed for Kubernetes workers.",
+            &spec,
+            &k8s
+        ));
+        assert!(!states_condition("Pull the launcher image.", &spec, &k8s));
+    }
 }
