@@ -465,7 +465,7 @@ pub struct LabArgs {
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Keep what the run built: the lab deployment, the rulesets as loaded and the JSON report,
-    /// in ./portolan-lab-<run id> (or --keep-dir).
+    /// in ./portolan-lab-RUN_ID (or --keep-dir).
     #[arg(long)]
     pub keep: bool,
     /// Directory for --keep.

@@ -41,6 +41,11 @@ fn help_texts() {
         &["validate", "--help"],
         &["schema", "--help"],
         &["completions", "--help"],
+        &["import", "--help"],
+        &["lab", "--help"],
+        &["listen", "--help"],
+        &["check", "--help"],
+        &["report", "--help"],
     ] {
         let output = portolan(args);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
