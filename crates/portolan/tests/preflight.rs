@@ -71,6 +71,7 @@ components:
   - {id: idle, name: Idle}
 flows:
   - {from: api, to: db, protocol: tcp, port: 5432, name: open}
+  - {from: api, to: db, protocol: tcp, port: 80, name: privileged port}
   - {from: api, to: db, protocol: tcp, port: 6000, name: dropped}
   - {from: api, to: db, protocol: tcp, port: 6001, name: rejected admin-prohibited}
   - {from: api, to: idle, protocol: tcp, port: 7000, name: nobody listens}
@@ -250,7 +251,7 @@ fn lab_hosts_listen_check_and_report() {
     let mut db = Listening::start(&lab, "db", &[spec_s, "-d", dep_s, "--as", "db"]);
     let ready = db.wait_for("ready:");
     assert!(
-        ready.contains("3 endpoint(s) of `db` bound, 0 failed"),
+        ready.contains("4 endpoint(s) of `db` bound, 0 failed"),
         "{ready}"
     );
     let mut cache = Listening::start(&lab, "cache", &[spec_s, "-d", dep_s, "--as", "cache"]);
@@ -267,24 +268,44 @@ fn lab_hosts_listen_check_and_report() {
         cache.seen
     );
 
-    // A second listener for db finds every port in use.
-    let mut command = Command::new(portolan());
-    command.args([
-        "listen",
-        spec_s,
-        "-d",
-        dep_s,
-        "--as",
-        "db",
-        "--duration",
-        "1s",
-    ]);
+    // A second listener for db, unprivileged: the ports root's listener
+    // holds are in use, port 80 is privileged. Nothing bound: exit 1.
+    let mut permissions = std::fs::metadata(files.dir.path())
+        .expect("dir")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(files.dir.path(), permissions).expect("chmod");
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            portolan(),
+        ])
+        .args([
+            "listen",
+            spec_s,
+            "-d",
+            dep_s,
+            "--as",
+            "db",
+            "--duration",
+            "1s",
+        ]);
     let busy = lab.exec("db", command).expect("second listen");
     assert_eq!(busy.status.code(), Some(1), "{}", show(&busy));
     let stderr = text(&busy.stderr);
     assert!(
         stderr.contains(&format!(
             "cannot bind tcp {}:5432: in use: Address already in use (os error 98) (api->db/tcp/5432, cache->db/tcp/5432)",
+            ip("db")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot bind tcp {}:80: not permitted (a privileged port?): Permission denied (os error 13) (api->db/tcp/80)",
             ip("db")
         )),
         "{stderr}"
@@ -338,6 +359,7 @@ fn lab_hosts_listen_check_and_report() {
     // TCP: open, filtered (dropped: the timeout, retried), unreachable (ICMP
     // admin-prohibited, with the OS error), refused (RST).
     assert_eq!(class(&api, "api->db/tcp/5432"), "open");
+    assert_eq!(class(&api, "api->db/tcp/80"), "open");
     assert_eq!(class(&api, "api->db/tcp/6000"), "filtered");
     assert_eq!(
         probe(&api, "api->db/tcp/6000")["result"]["outcome"]["attempts"],
@@ -378,7 +400,7 @@ fn lab_hosts_listen_check_and_report() {
     // ICMP is said untested, never silently dropped.
     assert_eq!(api["untested"][0]["flow"], "api->db/icmp");
     assert_eq!(api["summary"]["required_failed"], 5);
-    assert_eq!(api["summary"]["passed"], 4);
+    assert_eq!(api["summary"]["passed"], 5);
 
     // The same against real services: silence is open|filtered, never a
     // pass (the listener ignores datagrams without the token); ICMP port
@@ -415,7 +437,7 @@ fn lab_hosts_listen_check_and_report() {
         xml.contains("<testsuite name=\"portolan check api on "),
         "{xml}"
     );
-    assert!(xml.contains("tests=\"10\""), "{xml}");
+    assert!(xml.contains("tests=\"11\""), "{xml}");
     assert!(
         xml.contains("udp ") && xml.contains(":11212: open_or_filtered after 1 attempt(s)"),
         "{xml}"
@@ -479,9 +501,9 @@ fn lab_hosts_listen_check_and_report() {
     // Listeners stop on SIGTERM and say what they served.
     let (stopped, code, _) = db.stop();
     assert_eq!(code, Some(0));
-    // api: 5432 twice (two checks) ; cache: 5432 once.
+    // api: 5432 and 80 twice (two checks); cache: 5432 once.
     assert!(
-        stopped.starts_with("stopped: 3 TCP connection(s) accepted"),
+        stopped.starts_with("stopped: 5 TCP connection(s) accepted"),
         "{stopped}"
     );
     let (stopped, code, _) = cache.stop();
@@ -499,13 +521,7 @@ fn lab_hosts_listen_check_and_report() {
 /// `portolan report` over api's and cache's results: markdown, HTML in
 /// Chromium, and bad input.
 fn report_of(files: &Files, spec: &Path, inputs: &[PathBuf]) {
-    let run = |args: &[&str]| {
-        Command::new(portolan())
-            .arg("report")
-            .args(args)
-            .output()
-            .expect("run report")
-    };
+    let run = run_report;
     let names: Vec<&str> = inputs.iter().map(|p| p.to_str().expect("utf-8")).collect();
     let spec_s = spec.to_str().expect("utf-8");
     let mut args = names.clone();
@@ -525,7 +541,7 @@ fn report_of(files: &Files, spec: &Path, inputs: &[PathBuf]) {
     };
     let api_row = row("API");
     assert!(
-        api_row.contains("❌ fail T::5432 T::6000 T::6001 I::"),
+        api_row.contains("❌ fail T::5432 T::80 T::6000 T::6001 I::"),
         "{api_row}"
     );
     assert!(api_row.contains("❌ fail T::7000 U::7001"), "{api_row}");
@@ -539,47 +555,6 @@ fn report_of(files: &Files, spec: &Path, inputs: &[PathBuf]) {
     let out = run(&args);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     chromium_checks(files, &html);
-
-    // Bad input: broken JSON, another spec, a file that is not results.
-    let broken = files.write(
-        "broken.json",
-        "{\"format\": \"portolan-preflight-results/1\",",
-    );
-    let out = run(&[names[0], broken.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        text(&out.stderr).contains(&format!("error: {}: broken JSON: ", broken.display())),
-        "{}",
-        show(&out)
-    );
-    let other_spec = files.write("other.yaml", &SPEC.replace("Preflight Lab", "Another"));
-    let out = run(&[names[0], "--spec", other_spec.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        text(&out.stderr).contains(&format!(
-            "error: {}: results of another spec: it was checked against `Preflight Lab`",
-            names[0]
-        )),
-        "{}",
-        show(&out)
-    );
-    let plan = files.write("plan.json", "{\"system\": \"x\"}");
-    let out = run(&[plan.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        text(&out.stderr).contains("not a Portolan results file"),
-        "{}",
-        show(&out)
-    );
-    let out_file = files.path("never.md");
-    let out = run(&[
-        names[0],
-        broken.to_str().expect("utf-8"),
-        "-o",
-        out_file.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(!out_file.exists(), "no output on bad input");
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -678,6 +653,66 @@ fn chromium_checks(files: &Files, html: &Path) {
         details.contains("api-&gt;cache@239.255.0.9/udp/8082"),
         "{details}"
     );
+}
+
+fn run_report(args: &[&str]) -> Output {
+    Command::new(portolan())
+        .arg("report")
+        .args(args)
+        .output()
+        .expect("run report")
+}
+
+/// `portolan report` refuses, by name and reason, broken JSON, results of
+/// another spec and JSON that is not results, and writes nothing.
+fn bad_report_inputs(files: &Files, spec: &Path, good: &Path, system: &str) {
+    let run = run_report;
+    let names = [good.to_str().expect("utf-8")];
+    // Bad input: broken JSON, another spec, a file that is not results.
+    let broken = files.write(
+        "broken.json",
+        "{\"format\": \"portolan-preflight-results/1\",",
+    );
+    let out = run(&[names[0], broken.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(&format!("error: {}: broken JSON: ", broken.display())),
+        "{}",
+        show(&out)
+    );
+    let other_spec = files.write(
+        "other.yaml",
+        &std::fs::read_to_string(spec)
+            .expect("spec")
+            .replace("name: ", "name: Another "),
+    );
+    let out = run(&[names[0], "--spec", other_spec.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "error: {}: results of another spec: it was checked against `{system}`",
+            names[0]
+        )),
+        "{}",
+        show(&out)
+    );
+    let plan = files.write("plan.json", "{\"system\": \"x\"}");
+    let out = run(&[plan.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("not a Portolan results file"),
+        "{}",
+        show(&out)
+    );
+    let out_file = files.path("never.md");
+    let out = run(&[
+        names[0],
+        broken.to_str().expect("utf-8"),
+        "-o",
+        out_file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out_file.exists(), "no output on bad input");
 }
 
 // ---------------------------------------------------------------------------
@@ -881,6 +916,26 @@ fn external_endpoint_tls_on_loopback() {
     let tls = &check["details"]["tls"];
     assert_eq!(tls["issuer"], "CN=Portolan Test CA", "{tls:#}");
     assert_eq!(tls["verified"], true);
+
+    // Its results make a one-cell report, which also shows how bad input is refused.
+    let good = files.path("app.json");
+    std::fs::write(&good, &out.stdout).expect("write results");
+    let report = run_report(&[
+        good.to_str().expect("utf-8"),
+        "--spec",
+        spec.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(report.status.code(), Some(0), "{}", show(&report));
+    let md = text(&report.stdout);
+    assert!(
+        md.contains("| app       | ✅ pass T::\\$vendor-port |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("issuer CN=Portolan Test CA, chain verified"),
+        "{md}"
+    );
+    bad_report_inputs(&files, &spec, &good, "TLS check");
 
     // Without the root (a proxy that re-signs TLS looks like this): the
     // handshake completes, the chain does not verify, the issuer is shown.
