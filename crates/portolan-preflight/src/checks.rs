@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::document::CheckRecord;
 use crate::PreflightError;
 
-/// Ports on which a TCP flow to an external endpoint is checked with a TLS
-/// handshake (HTTPS, SMTPS, LDAPS, DNS over TLS, IMAPS, POP3S, SIPS, AMQPS,
-/// IRC over TLS, alternative HTTPS, MQTT over TLS); other ports get a TCP connect.
+/// Ports on which a TCP flow to an external endpoint (or to a dependency
+/// placed by host name) is checked with a TLS handshake (HTTPS, SMTPS, LDAPS,
+/// DNS over TLS, IMAPS, POP3S, SIPS, AMQPS, IRC over TLS, alternative HTTPS,
+/// MQTT over TLS); other ports get a TCP connect.
 pub const DEFAULT_TLS_PORTS: [u16; 11] =
     [443, 465, 636, 853, 993, 995, 5061, 5671, 6697, 8443, 8883];
 
@@ -289,8 +290,12 @@ fn derive_flow(
             ExternalAddress::Host(h) => Some(h.clone()),
             _ => None,
         });
+    // A dependency the deployment names by host name (object storage, a
+    // managed queue) is a service of someone else's, like an external endpoint.
+    let named_dependency = destination.kind == EndpointKind::Dependency;
     let tcp_protocol = |port: u16, target: &Target| {
-        if external && options.tls_ports.contains(&port) {
+        let by_name = matches!(target, Target::Host { .. });
+        if (external || (named_dependency && by_name)) && options.tls_ports.contains(&port) {
             let sni = match target {
                 Target::Addr(_) => spec_host.clone(),
                 Target::Host { .. } => None,
@@ -544,6 +549,7 @@ components:
   - {id: cache}
   - {id: users, kind: external}
   - {id: kube}
+  - {id: s3, kind: dependency}
 externals:
   - {id: slack, host: slack.com}
   - {id: aws, host: 'monitoring.*.amazonaws.com'}
@@ -563,6 +569,7 @@ flows:
   - {from: web, to: db, protocol: tcp, port: '1-2000'}
   - {from: web, to: kube, protocol: tcp, port: 80}
   - {from: users, to: web, protocol: tcp, port: 443}
+  - {from: web, to: s3, protocol: tcp, port: [443, 80]}
 ";
 
     pub(crate) const DEPLOYMENT: &str = "deployment: 1
@@ -571,6 +578,7 @@ components:
   db: {addresses: [198.18.0.3, 'fd00:706f:7274::3']}
   cache: {addresses: [198.18.0.4]}
   kube: {kubernetes: {namespace: demo, pod_selector: {app: kube}}}
+  s3: {addresses: [s3.example.com]}
 externals:
   sms: {addresses: [198.51.100.7]}
 ";
@@ -614,6 +622,8 @@ externals:
                 "multicast 225.0.1.9:8082",
                 "tls slack.com:443",
                 "tcp 198.51.100.7:5567",
+                "tcp s3.example.com:80",
+                "tls s3.example.com:443",
             ]
         );
         assert!(set.probes[1..4]
