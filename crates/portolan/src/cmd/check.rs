@@ -31,7 +31,7 @@ pub struct Loaded {
 impl Loaded {
     /// Reads and checks both files (diagnostics printed) and plans.
     pub fn read(spec: &Path, deployment: &Path) -> anyhow::Result<Self> {
-        let spec = super::load_spec_or_report(spec)?;
+        let spec = super::load_spec_for_deployment(spec)?;
         let deployment = super::plan::load_deployment_or_report(deployment, &spec)?;
         let plan = portolan_spec::plan::plan(&spec, &deployment);
         Ok(Self {

@@ -23,7 +23,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::Error::new(e).context("the lab cannot run on this machine"))?;
         eprintln!("note: not root: the lab runs in a private user and network namespace");
     }
-    let spec = super::load_spec_or_report(&args.spec)?;
+    let spec = super::load_spec_for_deployment(&args.spec)?;
     let features = if args.all_features {
         FeatureChoice::All
     } else {

@@ -60,7 +60,7 @@ pub fn load_spec_or_report(path: &Path) -> anyhow::Result<Spec> {
     load_spec_filtered(path, &[])
 }
 
-/// Like [`load_spec_or_report`], for commands that also read a deployment:
+/// Like [`load_spec_or_report`], for commands that read or make a deployment:
 /// a parameter without a default is the deployment's to set (and the
 /// deployment reader makes a missing value an error), so the spec's
 /// reminder about it is left out.
