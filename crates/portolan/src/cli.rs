@@ -177,7 +177,7 @@ pub struct GenerateArgs {
     /// Only the files of this component (by id; for nftables and iptables, its host's files, also chosen by host name).
     #[arg(long, short)]
     pub component: Option<String>,
-    /// Directory to write the files into (created if needed).
+    /// Directory to write the files into (created if needed); `-` prints, as without -o.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Fail (exit 1, nothing written) if the target cannot express every flow.

@@ -405,6 +405,36 @@ fn generate_writes_all_files_or_none() {
     assert!(stderr(&outside).contains("deployment::unsupported-by-target"));
 }
 
+/// `-o -` is standard output for `generate` as for every other command, not
+/// a directory named `-`.
+#[test]
+fn generate_to_dash_prints_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = example("circonus-inside");
+    let deployment = deployment_of("circonus-inside");
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args([
+            "generate",
+            &spec,
+            "-d",
+            &deployment,
+            "-t",
+            "nftables",
+            "-c",
+            "api",
+            "-o",
+            "-",
+        ])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the portolan binary runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("#!/usr/sbin/nft -f\n"));
+    let created: Vec<_> = std::fs::read_dir(dir.path()).expect("readable").collect();
+    assert!(created.is_empty(), "nothing written: {created:?}");
+}
+
 #[test]
 fn schema_of_the_deployment_format() {
     let output = portolan(&["schema", "--deployment"]);

@@ -60,7 +60,8 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
         .into());
     }
     let left_out = plan.left_out.len();
-    match &args.output {
+    // `-o -` means standard output, as it does for every other command.
+    match args.output.as_deref().filter(|dir| dir.as_os_str() != "-") {
         Some(dir) => {
             write_dir_atomic(dir, &generated.files)?;
             eprintln!(
