@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use portolan_spec::diag::{did_you_mean, Code, Diagnostic};
 use portolan_spec::plan::{Endpoint, EndpointKind, Plan, PlannedFlow};
-use portolan_spec::PortRange;
+use portolan_spec::ranges_text;
 
 use crate::generate::{GenerateError, GenerateWarning, Options, WarningKind};
 
@@ -186,18 +186,6 @@ pub(crate) fn expressible(
         return false;
     }
     true
-}
-
-/// `8112`, `8000-8010,9000`, or `*` for every port.
-pub(crate) fn ranges_text(ranges: &[PortRange]) -> String {
-    if ranges.is_empty() {
-        return "*".to_owned();
-    }
-    ranges
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// How a cloud target recognises the components it writes policy for.

@@ -499,3 +499,17 @@ impl Spec {
             .join(",")
     }
 }
+
+/// Concrete ports written for a person: `8112`, `8000-8010,9000`, or `*`.
+/// Planned flows hold ranges, not [`Ports`]: this is [`Spec::ports_text`]
+/// once parameters have values, so that every output spells ports alike.
+pub fn ranges_text(ranges: &[PortRange]) -> String {
+    if ranges.is_empty() {
+        return "*".to_owned();
+    }
+    ranges
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table};
 use portolan_spec::deployment::{load_deployment, Deployment};
 use portolan_spec::plan::{Endpoint, LeftOutReason, Plan, PlannedFlow};
-use portolan_spec::{Loaded, PortRange, SourceFile, Spec};
+use portolan_spec::{ranges_text, Loaded, SourceFile, Spec};
 
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::output::write_output;
@@ -44,17 +44,6 @@ pub fn load_deployment_or_report(path: &Path, spec: &Spec) -> anyhow::Result<Dep
     }
 }
 
-fn ports(ranges: &[PortRange]) -> String {
-    if ranges.is_empty() {
-        return "*".to_owned();
-    }
-    ranges
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn end(endpoint: &Endpoint) -> String {
     if endpoint.any {
         return format!("{}\nany address\n(0.0.0.0/0, ::/0)", endpoint.id);
@@ -73,7 +62,7 @@ fn destination(flow: &PlannedFlow) -> String {
             flow.to.id,
             via.proxy,
             via.destination.addresses_text().replace(", ", "\n"),
-            ports(&via.ports)
+            ranges_text(&via.ports)
         );
     }
     let mut text = end(&flow.to);
@@ -99,13 +88,13 @@ fn traffic_only(flow: &PlannedFlow) -> String {
         return flow.protocol.to_string();
     }
     if flow.source_ports.is_empty() {
-        format!("{} {}", flow.protocol, ports(&flow.ports))
+        format!("{} {}", flow.protocol, ranges_text(&flow.ports))
     } else {
         format!(
             "{} {} → {}",
             flow.protocol,
-            ports(&flow.source_ports),
-            ports(&flow.ports)
+            ranges_text(&flow.source_ports),
+            ranges_text(&flow.ports)
         )
     }
 }
