@@ -435,6 +435,32 @@ fn generate_to_dash_prints_and_creates_nothing() {
     assert!(created.is_empty(), "nothing written: {created:?}");
 }
 
+/// A mistyped `--component` is said as `check --as` says it, with a
+/// suggestion, for every target; not blamed on the deployment.
+#[test]
+fn generate_unknown_component_is_a_flag_error() {
+    let spec = example("circonus-inside");
+    let deployment = deployment_of("circonus-inside");
+    for target in ["nftables", "aws"] {
+        let out = portolan(&[
+            "generate",
+            &spec,
+            "-d",
+            &deployment,
+            "-t",
+            target,
+            "-c",
+            "apu",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            "error: `apu` is not a component of the spec; did you mean `api`?\n"
+        );
+        assert!(stdout(&out).is_empty());
+    }
+}
+
 #[test]
 fn schema_of_the_deployment_format() {
     let output = portolan(&["schema", "--deployment"]);

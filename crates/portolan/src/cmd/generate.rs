@@ -2,6 +2,8 @@
 
 use anyhow::bail;
 use portolan_firewall::{GenerateError, Options, Policy, TargetKind};
+use portolan_spec::diag::did_you_mean;
+use portolan_spec::plan::Plan;
 use portolan_spec::Diagnostics;
 
 use crate::cli::{GenerateArgs, GenerateTarget, PolicyArg};
@@ -13,6 +15,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
     let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
+    if let Some(id) = &args.component {
+        check_component(&plan, id)?;
+    }
     let kind = match args.target {
         GenerateTarget::Nftables => TargetKind::Nftables,
         GenerateTarget::Iptables => TargetKind::Iptables,
@@ -93,4 +98,21 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
         },
     }
     Ok(EXIT_OK)
+}
+
+/// A `--component` that names nothing is a mistyped flag, said as `listen`
+/// and `check` say it of `--as`, not a deployment the target cannot serve.
+/// Host names count too: the host firewall targets pick a host by name.
+fn check_component(plan: &Plan, id: &str) -> Result<(), InputError> {
+    if plan.component(id).is_some() || plan.host(id).is_some() {
+        return Ok(());
+    }
+    let ids = plan.components.iter().map(|c| c.id.as_str());
+    let hint = match did_you_mean(id, ids.clone()) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => format!(" (components: {})", ids.collect::<Vec<_>>().join(", ")),
+    };
+    Err(InputError(format!(
+        "`{id}` is not a component of the spec{hint}"
+    )))
 }
