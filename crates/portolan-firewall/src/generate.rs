@@ -124,6 +124,23 @@ impl fmt::Debug for Options {
     }
 }
 
+/// Free text of the spec or deployment (a system, component or deployment
+/// name) made fit for one comment line. Every target comments with `#` to
+/// the end of the line: a line break in a name would end the comment and
+/// turn the rest of the name into rules of the generated file.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            // U+2028 and U+2029 are line breaks to some YAML readers.
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The system resolver (getaddrinfo), for [`Options::resolver`].
 pub fn system_resolver() -> Resolver {
     Arc::new(|host: &str| {

@@ -14,7 +14,7 @@ use portolan_spec::diag::{did_you_mean, Code, Diagnostic};
 use portolan_spec::plan::{net_text, Endpoint, EndpointKind, Plan, PlannedFlow, PlannedHost};
 use portolan_spec::{PortRange, Protocol};
 
-use crate::generate::{GenerateError, GenerateWarning, Options, WarningKind};
+use crate::generate::{one_line, GenerateError, GenerateWarning, Options, WarningKind};
 
 /// Which way a rule matches traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +438,7 @@ impl Builder<'_> {
                 .copied()
                 .collect(),
             name,
-            comment,
+            comment: one_line(&comment),
         };
         let index = self.intern(set);
         self.push_rule(flow, direction, Peer::Set(index));
@@ -633,7 +633,7 @@ pub(crate) fn header(
             lines.push(format!("  {w}"));
         }
     }
-    lines
+    lines.iter().map(|line| one_line(line)).collect()
 }
 
 /// `192.0.2.1`, `192.0.2.0/24`.

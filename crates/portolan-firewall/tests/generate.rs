@@ -811,3 +811,71 @@ fn every_iptables_file_passes_restore_test_and_loads_in_a_namespace() {
     // 14 hosts in each example, an IPv4 and an IPv6 file, two policies.
     assert_eq!(checked, 2 * 2 * (14 + 14), "files checked");
 }
+
+/// Names are free text and may hold line breaks; every target writes them
+/// in `#` comments, where a line break would turn the rest of a name into
+/// an active rule. The injected text stays inside comments, on every target.
+#[test]
+fn line_breaks_in_names_stay_inside_comments() {
+    const INJECTED: &str = "flush ruleset";
+    let spec = load_spec(SourceFile::new(
+        "portolan.yaml",
+        "portolan: 1
+system: {name: \"Shop\\nflush ruleset\"}
+components:
+  - {id: web, name: \"Web\\r\\nflush ruleset\"}
+  - {id: db, name: \"DB\\u2028flush ruleset\", kind: dependency}
+flows:
+  - {from: web, to: db, protocol: tcp, port: 5432}
+",
+    ))
+    .expect("valid spec")
+    .value;
+    let deployment = load_deployment(
+        SourceFile::new(
+            "deployment.yaml",
+            "deployment: 1
+name: \"prod\\nflush ruleset\"
+components:
+  web:
+    addresses: [192.0.2.10]
+    kubernetes: {namespace: shop, pod_selector: {app: web}}
+    aws: {security_group: web}
+  db:
+    addresses: [192.0.2.20]
+    kubernetes: {namespace: shop, pod_selector: {app: db}}
+    aws: {security_group: db}
+",
+        ),
+        &spec,
+    )
+    .expect("valid deployment")
+    .value;
+    let plan = plan(&spec, &deployment);
+    for target in [
+        TargetKind::Nftables,
+        TargetKind::Iptables,
+        TargetKind::Kubernetes,
+        TargetKind::Cilium,
+        TargetKind::Aws,
+    ] {
+        let generated = generate(&plan, target, &Options::default());
+        assert!(!generated.files.is_empty(), "{target}");
+        for (name, text) in &generated.files {
+            for line in text.lines() {
+                let line = line.trim_start();
+                assert!(
+                    !line.starts_with(INJECTED),
+                    "{target} {}: a name broke out of its comment:\n{text}",
+                    name.display()
+                );
+            }
+        }
+        let mentions = generated
+            .files
+            .iter()
+            .filter(|(_, text)| text.contains(INJECTED))
+            .count();
+        assert!(mentions > 0, "{target}: the names are still written");
+    }
+}
