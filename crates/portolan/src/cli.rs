@@ -62,7 +62,7 @@ pub struct ValidateArgs {
     /// The spec file (YAML).
     pub spec: PathBuf,
     /// How to print diagnostics.
-    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
+    #[arg(long, short, value_enum, default_value_t = DiagnosticFormat::Human)]
     pub format: DiagnosticFormat,
     /// Treat warnings as errors (exit 1 when there is any).
     #[arg(long)]

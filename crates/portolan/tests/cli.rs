@@ -94,6 +94,10 @@ fn validate_rejects_an_invalid_spec_with_location_and_exit_1() {
     assert_eq!(items[0]["code"], "spec::unknown-reference");
     assert_eq!(items[0]["line"], 5);
     assert_eq!(items[0]["column"], 19);
+    // `-f` as in render, plan, check, report and lab.
+    let short = portolan(&["validate", "-f", "json", spec.to_str().expect("utf-8 path")]);
+    assert_eq!(short.status.code(), Some(1), "{}", stderr(&short));
+    assert_eq!(short.stdout, json.stdout);
 }
 
 #[test]
