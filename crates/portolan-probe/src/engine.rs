@@ -224,6 +224,11 @@ async fn attempts(
             Protocol::Multicast { token } => {
                 multicast(spec, token, &addrs, deadline, details).await
             }
+            Protocol::IcmpEcho { token } => {
+                // The sequence number tells the attempts apart.
+                let sequence = u16::try_from(used).unwrap_or(u16::MAX);
+                crate::icmp::attempt(spec, token, &addrs, sequence, deadline, details).await
+            }
             Protocol::Tls { sni } => match &ctx.tls {
                 Some(Ok(tls)) => {
                     let sni = sni.clone().unwrap_or_else(|| spec.target.host_str());

@@ -1,7 +1,9 @@
 //! Portolan's probe and listener engine.
 //!
-//! [`run_probes`] sends TCP connects, UDP datagrams, multicast datagrams and
-//! TLS handshakes, and classifies what comes back ([`OutcomeClass`]).
+//! [`run_probes`] sends TCP connects, UDP datagrams, multicast datagrams,
+//! TLS handshakes and ICMP echo requests, and classifies what comes back
+//! ([`OutcomeClass`]). ICMP echo uses unprivileged ICMP ("ping") sockets,
+//! never raw ones: see [`icmp_echo_permitted`].
 //! [`Listener`] answers them on the other side: it accepts TCP connections
 //! and echoes UDP datagrams that carry the run's token, and nothing else.
 //!
@@ -37,6 +39,7 @@
 //! literal addresses.
 
 mod engine;
+mod icmp;
 mod listener;
 mod proxy;
 mod report;
@@ -44,6 +47,7 @@ mod tls;
 mod types;
 
 pub use engine::{run_probes, ProbeOptions, Progress, ProgressFn};
+pub use icmp::icmp_echo_permitted;
 pub use listener::{
     BindFailure, BindFailureReason, BoundEndpoint, Endpoint, ListenProtocol, Listener,
     ListenerConfig, ListenerStats, StatsHandle,

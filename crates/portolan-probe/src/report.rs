@@ -29,7 +29,7 @@ pub fn junit_report(name: &str, results: &[ProbeResult]) -> Report {
             let mut message = format!(
                 "{} {}: {} after {} attempt(s)",
                 result.spec.protocol.name(),
-                result.spec.target,
+                result.spec.target_text(),
                 outcome.class,
                 outcome.attempts
             );
@@ -110,7 +110,7 @@ mod tests {
         .into_iter()
         .enumerate()
         .map(|(i, class)| {
-            let protocol = match i % 4 {
+            let protocol = match i % 5 {
                 0 => Protocol::Tcp,
                 1 => Protocol::Udp {
                     mode: UdpMode::PortolanListener {
@@ -120,7 +120,10 @@ mod tests {
                 2 => Protocol::Tls {
                     sni: Some("db.example".into()),
                 },
-                _ => Protocol::Multicast {
+                3 => Protocol::Multicast {
+                    token: token.clone(),
+                },
+                _ => Protocol::IcmpEcho {
                     token: token.clone(),
                 },
             };
@@ -180,7 +183,12 @@ mod tests {
             "{xml}"
         );
         assert!(
-            xml.contains("tcp 127.0.0.1:5432: open_or_filtered after 2 attempt(s)"),
+            xml.contains("tcp 127.0.0.1:5432: dns_failed after 2 attempt(s)"),
+            "{xml}"
+        );
+        // An ICMP echo has no port: the message names the host alone.
+        assert!(
+            xml.contains("icmp 127.0.0.1: open_or_filtered after 2 attempt(s)"),
             "{xml}"
         );
     }

@@ -48,6 +48,15 @@ impl ProbeSpec {
         self.source_ip = Some(ip);
         self
     }
+
+    /// The target as a person reads it: `host:port`, or the host alone for
+    /// an ICMP echo, which has no port.
+    pub fn target_text(&self) -> String {
+        match self.protocol {
+            Protocol::IcmpEcho { .. } => self.target.host_str(),
+            _ => self.target.to_string(),
+        }
+    }
 }
 
 /// The destination of a probe.
@@ -136,16 +145,27 @@ pub enum Protocol {
         /// The run's token, which the listeners check.
         token: String,
     },
+    /// An ICMP echo request ("ping") through an unprivileged ICMP socket,
+    /// carrying the token in its payload; the target's port is ignored (use
+    /// 0). The target's kernel answers: open when the reply with our payload
+    /// comes back, filtered on silence, unreachable on an ICMP error, and a
+    /// local error, saying how to allow them, where the system refuses ICMP
+    /// sockets to this process (`net.ipv4.ping_group_range`).
+    IcmpEcho {
+        /// The run's token, carried in the payload so that the reply is ours.
+        token: String,
+    },
 }
 
 impl Protocol {
-    /// A short lowercase name: `tcp`, `udp`, `tls`, `multicast`.
+    /// A short lowercase name: `tcp`, `udp`, `tls`, `multicast`, `icmp`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
             Self::Udp { .. } => "udp",
             Self::Tls { .. } => "tls",
             Self::Multicast { .. } => "multicast",
+            Self::IcmpEcho { .. } => "icmp",
         }
     }
 }
@@ -178,7 +198,8 @@ pub enum OutcomeClass {
     Refused,
     /// No answer in time, or dropped by a local firewall rule (`EPERM`).
     Filtered,
-    /// No route: host or network unreachable, or administratively prohibited.
+    /// No route: host or network unreachable, or administratively prohibited;
+    /// for an ICMP echo, any ICMP error about the request.
     Unreachable,
     /// A real UDP service stayed silent: open or filtered, never a pass.
     OpenOrFiltered,

@@ -1043,3 +1043,212 @@ async fn ipv6_loopback() {
     );
     assert!(results[0].details.local.is_some_and(|a| a.is_ipv6()));
 }
+
+fn icmp(token: &str) -> Protocol {
+    Protocol::IcmpEcho {
+        token: token.into(),
+    }
+}
+
+fn ip(text: &str) -> std::net::IpAddr {
+    text.parse().expect("ip")
+}
+
+/// An ICMP target: the port is ignored.
+fn icmp_target(text: &str) -> SocketAddr {
+    SocketAddr::new(ip(text), 0)
+}
+
+/// Writes `net.ipv4.ping_group_range` of the calling thread's network namespace.
+fn set_ping_group_range(range: &str) {
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", range)
+        .expect("write net.ipv4.ping_group_range");
+}
+
+/// Echo requests to 127.0.0.1 and ::1, many at once: every one gets its
+/// own reply.
+async fn loopback_echoes() -> Vec<ProbeResult> {
+    let mut probes = vec![
+        ProbeSpec::new("v4", icmp_target("127.0.0.1"), icmp(TOKEN)),
+        ProbeSpec::new("v6", icmp_target("::1"), icmp(TOKEN)),
+        ProbeSpec::new("by-name", Target::host("127.0.0.1", 0), icmp(TOKEN)),
+        ProbeSpec::new("from", icmp_target("127.0.0.1"), icmp(TOKEN))
+            .with_source_ip(ip("127.0.0.1")),
+    ];
+    for n in 0..40 {
+        let target = if n % 2 == 0 { "127.0.0.1" } else { "::1" };
+        probes.push(ProbeSpec::new(
+            format!("many-{n}"),
+            icmp_target(target),
+            icmp(TOKEN),
+        ));
+    }
+    run_probes(probes, &options(2000, 0)).await
+}
+
+fn assert_all_open(results: &[ProbeResult]) {
+    for result in results {
+        assert_eq!(class(result), &OutcomeClass::Open, "{result:#?}");
+        assert_eq!(result.outcome.attempts, 1);
+        assert_eq!(result.details.peer.map(|p| p.port()), Some(0));
+    }
+    let v6 = &results[1];
+    assert!(v6.details.peer.is_some_and(|p| p.is_ipv6()), "{v6:#?}");
+    assert_eq!(results[0].spec.target_text(), "127.0.0.1", "no port shown");
+}
+
+#[test]
+fn icmp_echo_on_loopback() {
+    const TEST: &str = "icmp_echo_on_loopback";
+    if portolan_probe::icmp_echo_permitted(false).is_ok()
+        && portolan_probe::icmp_echo_permitted(true).is_ok()
+        && StdUdpSocket::bind("[::1]:0").is_ok()
+    {
+        let results = current_thread_runtime().block_on(loopback_echoes());
+        assert_all_open(&results);
+        return;
+    }
+    // This machine refuses ping sockets to our group (or has no ::1): a
+    // namespace of our own, where we set the range, if we may make one.
+    if !nix::unistd::geteuid().is_root() {
+        let why = format!(
+            "ping sockets are refused here ({}) and a namespace of our own needs root",
+            portolan_probe::icmp_echo_permitted(false)
+                .err()
+                .unwrap_or_else(|| "no ::1".to_owned())
+        );
+        if std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() == Ok("1") {
+            panic!("{TEST}: PORTOLAN_REQUIRE_LAB=1 but {why}");
+        }
+        eprintln!(
+            "\n*** SKIPPED {TEST}: {why}; set PORTOLAN_REQUIRE_LAB=1 to make this a failure ***\n"
+        );
+        return;
+    }
+    let Some(netns) = Netns::new("icmp-loopback") else {
+        return;
+    };
+    let results = netns.run(|| {
+        set_ping_group_range("0 2147483647");
+        current_thread_runtime().block_on(loopback_echoes())
+    });
+    assert_all_open(&results);
+}
+
+#[test]
+fn icmp_echo_filtered_unreachable_and_refused_in_a_namespace() {
+    let Some(netns) = Netns::new("icmp") else {
+        return;
+    };
+    for extra in ["::2/128", "::3/128", "::4/128"] {
+        netns.exec(&["ip", "addr", "add", extra, "dev", "lo"], None);
+    }
+    netns.exec(
+        &["nft", "-f", "-"],
+        Some(
+            "table inet portolan_test {
+               chain input {
+                 type filter hook input priority 0;
+                 ip daddr 127.0.0.2 icmp type echo-request drop
+                 ip6 daddr ::2 icmpv6 type echo-request drop
+                 ip daddr 127.0.0.3 icmp type echo-request reject with icmp type admin-prohibited
+                 ip6 daddr ::3 icmpv6 type echo-request reject with icmpv6 type admin-prohibited
+               }
+               chain output {
+                 type filter hook output priority 0;
+                 ip daddr 127.0.0.4 icmp type echo-request drop
+                 ip6 daddr ::4 icmpv6 type echo-request drop
+               }
+             }",
+        ),
+    );
+    let timeout = Duration::from_millis(300);
+    let (results, refused, permitted) = netns.run(|| {
+        set_ping_group_range("0 2147483647");
+        let rt = current_thread_runtime();
+        let probes = [
+            ("open", "127.0.0.1"),
+            ("open-v6", "::1"),
+            ("dropped", "127.0.0.2"),
+            ("dropped-v6", "::2"),
+            ("rejected", "127.0.0.3"),
+            ("rejected-v6", "::3"),
+            ("local-rule", "127.0.0.4"),
+            ("local-rule-v6", "::4"),
+        ]
+        .into_iter()
+        .map(|(id, target)| ProbeSpec::new(id, icmp_target(target), icmp(TOKEN)))
+        .collect();
+        let results = rt.block_on(run_probes(
+            probes,
+            &ProbeOptions {
+                timeout,
+                retries: 1,
+                ..ProbeOptions::default()
+            },
+        ));
+        // No group may open ping sockets: said, with the way to allow them.
+        set_ping_group_range("1 0");
+        let refused = rt.block_on(run_probes(
+            vec![ProbeSpec::new(
+                "refused",
+                icmp_target("127.0.0.1"),
+                icmp(TOKEN),
+            )],
+            &options(1000, 1),
+        ));
+        let permitted = portolan_probe::icmp_echo_permitted(false);
+        (results, refused, permitted)
+    });
+    let classes: Vec<_> = results
+        .iter()
+        .map(|r| (r.spec.id.as_str(), class(r)))
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("open", &OutcomeClass::Open),
+            ("open-v6", &OutcomeClass::Open),
+            ("dropped", &OutcomeClass::Filtered),
+            ("dropped-v6", &OutcomeClass::Filtered),
+            ("rejected", &OutcomeClass::Unreachable),
+            ("rejected-v6", &OutcomeClass::Unreachable),
+            ("local-rule", &OutcomeClass::Filtered),
+            ("local-rule-v6", &OutcomeClass::Filtered),
+        ],
+        "{results:#?}"
+    );
+    for dropped in &results[2..4] {
+        assert_eq!(dropped.outcome.attempts, 2, "a timeout is retried once");
+        assert_eq!(dropped.outcome.os_error, None);
+    }
+    for rejected in &results[4..6] {
+        assert_eq!(rejected.outcome.attempts, 1, "an ICMP error is final");
+        assert!(rejected.outcome.os_error.is_some(), "{rejected:#?}");
+    }
+    // Dropped by this host's own output chain: IPv4 says so at once
+    // (EPERM); Linux does not report it for ICMPv6, which times out.
+    let local = &results[6];
+    assert_eq!(local.outcome.attempts, 1, "{local:#?}");
+    assert!(
+        local
+            .outcome
+            .os_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not permitted")),
+        "{local:#?}"
+    );
+    assert_eq!(results[7].outcome.attempts, 2, "{:#?}", results[7]);
+
+    let refused = &refused[0];
+    assert_eq!(class(refused), &OutcomeClass::LocalError, "{refused:#?}");
+    assert_eq!(refused.outcome.attempts, 1, "a refusal is not retried");
+    let message = refused.outcome.os_error.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("net.ipv4.ping_group_range (here: \"1 0\")")
+            && message.contains("sysctl -w net.ipv4.ping_group_range=\"0 2147483647\""),
+        "{message}"
+    );
+    let permitted = permitted.expect_err("ping sockets are refused");
+    assert!(permitted.contains("ping_group_range"), "{permitted}");
+}
