@@ -122,16 +122,20 @@ fn matrix_table(spec: &Spec, notes: &mut ConditionNotes) -> String {
         out.push_str("---|");
     }
     out.push('\n');
+    // Each cell's flows, in spec order, found in one pass: scanning every
+    // flow for every cell is quadratic in components times flows.
+    let width = spec.components.len();
+    let mut cells: Vec<Vec<&Flow>> = vec![Vec::new(); width * width];
+    for flow in &spec.flows {
+        if let Destination::Component(to) = flow.to {
+            cells[flow.from.0 * width + to.0].push(flow);
+        }
+    }
     for (row, from) in spec.components.iter().enumerate() {
         let _ = write!(out, "| {} |", escape(&from.name));
-        for column in 0..spec.components.len() {
-            let tokens: Vec<String> = spec
-                .flows
+        for column in 0..width {
+            let tokens: Vec<String> = cells[row * width + column]
                 .iter()
-                .filter(|f| {
-                    f.from == ComponentId(row)
-                        && f.to == Destination::Component(ComponentId(column))
-                })
                 .flat_map(|f| marked_tokens(spec, f, notes))
                 .collect();
             let cell = if tokens.is_empty() && row == column {
