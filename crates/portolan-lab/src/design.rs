@@ -19,11 +19,14 @@
 //! # Checks
 //! - every flow that exists with the chosen features (required, or optional
 //!   and on) from every instance of its source to every instance of its
-//!   destination, on IPv4 and IPv6: must pass;
+//!   destination, on IPv4 and IPv6 (ICMP flows with an echo request): must
+//!   pass;
 //! - negative probes, for each ordered pair of parties (one instance of
 //!   each): every port the destination listens on that no flow grants to
-//!   that source, including a few sampled ports nothing grants; and every
-//!   flow whose feature is off: must be blocked;
+//!   that source, including a few sampled ports nothing grants; an ICMP
+//!   echo request, in each family, where no flow grants ICMP (every host's
+//!   kernel answers echo, and the generated firewalls admit no echo of
+//!   their own); and every flow whose feature is off: must be blocked;
 //! - multicast flows: every receiver must get the sender's datagram; other
 //!   senders' datagrams must reach no receiver.
 
@@ -273,15 +276,19 @@ pub enum Transport {
     Udp,
     /// UDP token datagram to a multicast group.
     Multicast,
+    /// ICMP echo request carrying the token, answered by the target's
+    /// kernel (no listener); its checks have port 0.
+    Icmp,
 }
 
 impl Transport {
-    /// `tcp`, `udp`, `multicast`.
+    /// `tcp`, `udp`, `multicast`, `icmp`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
             Transport::Multicast => "multicast",
+            Transport::Icmp => "icmp",
         }
     }
 }
@@ -368,6 +375,9 @@ pub enum CheckKind {
     FeatureOff,
     /// A multicast group this source has no flow to.
     MulticastNotGranted,
+    /// An ICMP echo request from a source that no flow grants ICMP to the
+    /// destination.
+    EchoNotGranted,
 }
 
 impl CheckKind {
@@ -379,6 +389,7 @@ impl CheckKind {
             CheckKind::SampledPort => "sampled port no flow names",
             CheckKind::FeatureOff => "flow of a feature that is off",
             CheckKind::MulticastNotGranted => "multicast group not granted to this source",
+            CheckKind::EchoNotGranted => "ICMP echo not granted to this source",
         }
     }
 }
@@ -413,7 +424,8 @@ pub struct Check {
     pub protocol: Transport,
     /// Address family.
     pub family: Family,
-    /// Where it goes (for names: the address the lab gave the name).
+    /// Where it goes (for names: the address the lab gave the name; port 0
+    /// for ICMP).
     pub target: SocketAddr,
     /// The DNS name probed, resolved through the lab DNS.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -427,6 +439,17 @@ pub struct Check {
     /// Anything a reader should know (sampling, loopback).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+impl Check {
+    /// Where it goes, as a person reads it: `address:port`, or the address
+    /// alone for ICMP, which has no port.
+    pub fn target_text(&self) -> String {
+        match self.protocol {
+            Transport::Icmp => self.target.ip().to_string(),
+            _ => self.target.to_string(),
+        }
+    }
 }
 
 /// What the lab could not check, and why.
@@ -1017,11 +1040,6 @@ impl Builder<'_> {
                     unusable = Some(l.reason.to_string());
                 }
             }
-            if flow.protocol == Protocol::Icmp {
-                unusable = Some(
-                    "ICMP flows are not probed: the probe engine sends TCP and UDP only".to_owned(),
-                );
-            }
             if from.is_empty() || to.is_empty() {
                 unusable = Some("an end of the flow has no host in the lab".to_owned());
             }
@@ -1060,6 +1078,8 @@ impl Builder<'_> {
                         (None, Transport::Tcp) => {
                             listens.tcp.insert(port);
                         }
+                        // The destination's kernel answers echo requests.
+                        (None, Transport::Icmp) => {}
                         (None, _) => {
                             listens.udp.insert(port);
                         }
@@ -1398,6 +1418,8 @@ impl Builder<'_> {
                             .then_some((Transport::Udp, crate::dns::DNS_PORT)),
                     )
                     .collect();
+                // Every host's kernel answers ICMP echo: no listener needed.
+                let ports = ports.into_iter().chain([(Transport::Icmp, 0)]);
                 let mut candidates = Vec::new();
                 for (transport, port) in ports {
                     for family in FAMILIES {
@@ -1429,8 +1451,14 @@ impl Builder<'_> {
                 skipped += candidates.len() - cap;
                 thinned += 1;
                 let key = format!("{seed}/{}/{}", self.nodes[s].host, self.nodes[d].host);
-                candidates
-                    .sort_by_cached_key(|(t, p, f)| fnv(&format!("{key}/{}/{p}/{f}", t.as_str())));
+                // ICMP echo first (two probes at most, and the only check of
+                // a pair's ICMP rules), then a deterministic sample of ports.
+                candidates.sort_by_cached_key(|(t, p, f)| {
+                    (
+                        *t != Transport::Icmp,
+                        fnv(&format!("{key}/{}/{p}/{f}", t.as_str())),
+                    )
+                });
                 candidates.truncate(cap);
                 candidates.sort();
             }
@@ -1438,7 +1466,9 @@ impl Builder<'_> {
                 let sampled = self.other_samples[d].contains(&(transport, port))
                     || (self.listens[d].dns && port == crate::dns::DNS_PORT);
                 self.push(Draft {
-                    kind: if sampled {
+                    kind: if transport == Transport::Icmp {
+                        CheckKind::EchoNotGranted
+                    } else if sampled {
                         CheckKind::SampledPort
                     } else {
                         CheckKind::NotGranted
@@ -1527,7 +1557,8 @@ impl Builder<'_> {
 
 /// How ports of a flow are probed: every port of short lists and ranges,
 /// otherwise a sample (both ends and one inside of a long range; two random
-/// ports for "every port"; TCP and UDP for "every protocol").
+/// ports for "every port"; TCP and UDP for "every protocol"); ICMP flows
+/// with one echo request (port 0).
 fn sample_ports(
     protocol: Protocol,
     ports: &[PortRange],
@@ -1538,7 +1569,7 @@ fn sample_ports(
         Protocol::Tcp => &[Transport::Tcp],
         Protocol::Udp => &[Transport::Udp],
         Protocol::Any => &[Transport::Tcp, Transport::Udp],
-        Protocol::Icmp => return (Vec::new(), None),
+        Protocol::Icmp => return (vec![(Transport::Icmp, 0)], None),
     };
     let mut out = Vec::new();
     let mut note = None;
@@ -1664,7 +1695,7 @@ fn protocol_admits(protocol: Protocol, transport: Transport) -> bool {
         Protocol::Any => true,
         Protocol::Tcp => transport == Transport::Tcp,
         Protocol::Udp => matches!(transport, Transport::Udp | Transport::Multicast),
-        Protocol::Icmp => false,
+        Protocol::Icmp => transport == Transport::Icmp,
     }
 }
 
@@ -1978,22 +2009,23 @@ flows:
             .collect();
         assert!(!negatives.is_empty());
         for c in &negatives {
-            let t = if c.protocol == Transport::Tcp {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            };
             assert!(
                 !oracle.allowed(
                     index(&c.from_host),
                     index(&c.to_host),
-                    t,
+                    c.protocol,
                     c.source_port,
                     c.target.port(),
                     c.family
                 ),
                 "{c:?}"
             );
+            if c.protocol == Transport::Icmp {
+                // The kernel answers echo: no listener.
+                assert_eq!(c.kind, CheckKind::EchoNotGranted, "{c:?}");
+                assert_eq!(c.target.port(), 0);
+                continue;
+            }
             // A negative probe counts only where a listener is.
             let l = &d.listens[index(&c.to_host)];
             let port = c.target.port();
@@ -2122,6 +2154,128 @@ flows:
         assert_eq!(flows(&full), flows(&thin));
     }
 
+    const PING: &str = "portolan: 1
+system: {name: Ping}
+components:
+  - {id: web}
+  - {id: db, kind: dependency}
+  - {id: users, kind: external}
+features:
+  - {id: diag}
+flows:
+  - {from: users, to: web, protocol: tcp, port: 443}
+  - {from: web, to: db, protocol: icmp}
+  - {from: db, to: web, protocol: icmp, required: false, when: diag}
+";
+
+    #[test]
+    fn icmp_flows_are_echoed_and_echo_elsewhere_must_be_blocked() {
+        let spec = portolan_spec::load_spec(SourceFile::new("portolan.yaml", PING))
+            .expect("valid spec")
+            .value;
+        let d = design(&spec, &options(&[], 2)).expect("designed");
+        assert!(d.not_checked.is_empty(), "{:?}", d.not_checked);
+        let flow: Vec<&Check> = d
+            .checks
+            .iter()
+            .filter(|c| c.kind == CheckKind::Flow && c.protocol == Transport::Icmp)
+            .collect();
+        // Each web instance to db, both families.
+        assert_eq!(flow.len(), 4, "{flow:?}");
+        assert!(flow
+            .iter()
+            .all(|c| c.flow.as_deref() == Some("web->db/icmp")
+                && c.expect == Expect::Open
+                && c.to_host == "db-1"
+                && c.target.port() == 0));
+        let v6 = flow
+            .iter()
+            .find(|c| c.family == Family::Ipv6)
+            .expect("IPv6");
+        assert_eq!(v6.target_text(), v6.target.ip().to_string(), "no port");
+        // The feature's flow is off: its echo must be blocked.
+        let off: Vec<&Check> = d
+            .checks
+            .iter()
+            .filter(|c| c.kind == CheckKind::FeatureOff)
+            .collect();
+        assert_eq!(off.len(), 2, "{off:?}");
+        assert!(off.iter().all(|c| c.protocol == Transport::Icmp
+            && c.condition.as_deref() == Some("diag")
+            && c.from_host == "db-1"));
+        // Echo no flow grants, per ordered pair, both families; none where
+        // a flow grants it.
+        let echo = |from: &str, to: &str| {
+            d.checks
+                .iter()
+                .filter(|c| {
+                    c.kind == CheckKind::EchoNotGranted
+                        && c.from_host.starts_with(from)
+                        && c.to_host.starts_with(to)
+                })
+                .map(|c| c.family)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(echo("outside", "web-"), [Family::Ipv4, Family::Ipv6]);
+        assert_eq!(echo("outside", "db-"), [Family::Ipv4, Family::Ipv6]);
+        assert_eq!(echo("web-", "outside"), [Family::Ipv4, Family::Ipv6]);
+        assert_eq!(echo("web-", "web-"), [Family::Ipv4, Family::Ipv6]);
+        assert!(echo("web-", "db-").is_empty(), "granted by web->db/icmp");
+        assert!(d
+            .checks
+            .iter()
+            .all(|c| c.protocol != Transport::Icmp
+                || (c.target.port() == 0 && c.source_port.is_none())));
+        // Echo needs no listener.
+        assert!(d
+            .listens
+            .iter()
+            .all(|l| !l.tcp.contains(&0) && !l.udp.contains(&0)));
+
+        // The feature on: its flow passes, and db's echo to web is granted.
+        let on = design(&spec, &options(&["diag"], 2)).expect("designed");
+        assert_eq!(
+            on.checks
+                .iter()
+                .filter(|c| c.flow.as_deref() == Some("db->web/icmp") && c.expect == Expect::Open)
+                .count(),
+            4
+        );
+        assert!(
+            !on.checks.iter().any(|c| c.kind == CheckKind::EchoNotGranted
+                && c.from_host == "db-1"
+                && c.to_host.starts_with("web-"))
+        );
+
+        // Thinned to two probes a pair, the echo requests are what stays.
+        let thin = design(
+            &spec,
+            &LabOptions {
+                max_negative_per_pair: 2,
+                ..options(&[], 1)
+            },
+        )
+        .expect("designed");
+        let echo_pairs: BTreeSet<(&str, &str)> = thin
+            .checks
+            .iter()
+            .filter(|c| c.kind == CheckKind::EchoNotGranted)
+            .map(|c| (c.from_host.as_str(), c.to_host.as_str()))
+            .collect();
+        assert!(echo_pairs.contains(&("outside", "web-1")), "{echo_pairs:?}");
+        let ports_there: Vec<&Check> = thin
+            .checks
+            .iter()
+            .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
+            .filter(|c| echo_pairs.contains(&(c.from_host.as_str(), c.to_host.as_str())))
+            .collect();
+        assert!(ports_there.is_empty(), "{ports_there:?}");
+        assert!(thin
+            .not_checked
+            .iter()
+            .any(|n| n.what.contains("negative probes")));
+    }
+
     #[test]
     fn port_sampling() {
         let mut rng = Rng::new(1, "t");
@@ -2138,7 +2292,10 @@ flows:
             s.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
             [Transport::Tcp, Transport::Tcp, Transport::Udp]
         );
-        assert!(sample_ports(Protocol::Icmp, &[], &mut rng).0.is_empty());
+        assert_eq!(
+            sample_ports(Protocol::Icmp, &[], &mut rng),
+            (vec![(Transport::Icmp, 0)], None)
+        );
     }
 
     #[test]

@@ -559,10 +559,16 @@ fn namespace_sysctls(namespace: &str, host: bool) -> Result<(), LabError> {
         netns::write_sysctl(namespace, &format!("net/ipv6/conf/{scope}/accept_dad"), "0")?;
     }
     if host {
-        // Let probes send ICMP echo without raw sockets. Best effort: inside
-        // a user namespace only mapped groups are accepted (EINVAL), and raw
-        // sockets work there anyway.
-        let _ = netns::write_sysctl(namespace, "net/ipv4/ping_group_range", "0 2147483647");
+        // Let probes send ICMP echo through unprivileged ICMP ("ping")
+        // sockets, never raw ones: every group. Inside a user namespace only
+        // groups mapped into it are accepted (EINVAL), so there the range
+        // falls back to our own group. Should both fail, the ICMP probes say
+        // so themselves (a probe that cannot be made is an error of the lab).
+        const KEY: &str = "net/ipv4/ping_group_range";
+        if netns::write_sysctl(namespace, KEY, "0 2147483647").is_err() {
+            let gid = nix::unistd::getegid();
+            let _ = netns::write_sysctl(namespace, KEY, &format!("{gid} {gid}"));
+        }
     } else {
         // The bridge and its ports need no IP of their own: keep them quiet.
         netns::write_sysctl(namespace, "net/ipv6/conf/default/disable_ipv6", "1")?;

@@ -88,9 +88,9 @@ impl CheckResult {
             (_, kind) => kind.describe().to_owned(),
         };
         let target = match (&c.name, c.protocol) {
-            (Some(name), _) => format!("{} {name} ({})", c.to_host, c.target),
+            (Some(name), _) => format!("{} {name} ({})", c.to_host, c.target_text()),
             (None, Transport::Multicast) => format!("group {}", c.target),
-            (None, _) => format!("{} {}", c.to_host, c.target),
+            (None, _) => format!("{} {}", c.to_host, c.target_text()),
         };
         let sport = c
             .source_port
@@ -197,6 +197,9 @@ pub struct Summary {
     pub blocked: usize,
     /// Negative probes that got through.
     pub not_blocked: usize,
+    /// Negative probes that were ICMP echo requests (also counted in
+    /// `blocked` or `not_blocked`).
+    pub icmp_negative: usize,
     /// Probes that could not be made.
     pub errors: usize,
 }
@@ -343,7 +346,7 @@ impl LabReport {
                 c.probe,
                 c.flow.as_deref().unwrap_or(c.kind.describe()),
                 c.from_host,
-                c.name.clone().unwrap_or_else(|| c.target.to_string()),
+                c.name.clone().unwrap_or_else(|| c.target_text()),
                 c.protocol.as_str(),
                 c.family,
                 match c.expect {
@@ -493,10 +496,15 @@ impl LabReport {
         let negatives = s.blocked + s.not_blocked;
         let _ = writeln!(
             out,
-            "\nChecks: {} — flows {}/{flows} passed, negative probes {}/{negatives} blocked{}",
+            "\nChecks: {} — flows {}/{flows} passed, negative probes {}/{negatives} blocked{}{}",
             s.checks,
             s.passed,
             s.blocked,
+            if s.icmp_negative > 0 {
+                format!(" ({} of them ICMP echo)", s.icmp_negative)
+            } else {
+                String::new()
+            },
             if s.errors > 0 {
                 format!(", {} could not be made", s.errors)
             } else {
@@ -626,6 +634,9 @@ pub(crate) fn tally(parties: &[(String, bool)], results: &[CheckResult]) -> (Mat
             Verdict::Blocked => summary.blocked += 1,
             Verdict::NotBlocked => summary.not_blocked += 1,
             Verdict::Error => summary.errors += 1,
+        }
+        if result.check.expect == Expect::Blocked && result.check.protocol == Transport::Icmp {
+            summary.icmp_negative += 1;
         }
         let r = rows.iter().position(|p| *p == result.check.from);
         let c = columns.iter().position(|p| *p == result.check.to);
@@ -786,6 +797,32 @@ mod tests {
             multicast_verdict(&c, &["fd-1".into()]).0,
             Verdict::NotBlocked
         );
+    }
+
+    #[test]
+    fn icmp_lines_have_no_port_and_negative_echoes_are_counted() {
+        let mut c = check("c5", Expect::Blocked, "db", "web");
+        c.kind = CheckKind::EchoNotGranted;
+        c.protocol = Transport::Icmp;
+        c.family = Family::Ipv6;
+        c.target = "[fd00:706f:7274::2]:0".parse().expect("addr");
+        let mut r = result(c, Verdict::NotBlocked);
+        r.reason = Some("got through: the echo reply came back".into());
+        assert_eq!(
+            r.line(),
+            "ICMP echo not granted to this source: db-1 -> web-1 fd00:706f:7274::2 icmp/ipv6: NOT BLOCKED, got through: the echo reply came back"
+        );
+        let parties = vec![("web".to_owned(), true), ("db".to_owned(), true)];
+        let blocked = result(r.check.clone(), Verdict::Blocked);
+        let (_, s) = tally(
+            &parties,
+            &[
+                r,
+                blocked,
+                result(check("c1", Expect::Blocked, "db", "web"), Verdict::Blocked),
+            ],
+        );
+        assert_eq!((s.blocked, s.not_blocked, s.icmp_negative), (2, 1, 2));
     }
 
     #[test]

@@ -427,7 +427,10 @@ fn unicast_probe(
     }
     let protocol = match check.protocol {
         Transport::Tcp => ProbeProtocol::Tcp,
-        _ => ProbeProtocol::Udp {
+        Transport::Icmp => ProbeProtocol::IcmpEcho {
+            token: token.to_owned(),
+        },
+        Transport::Udp | Transport::Multicast => ProbeProtocol::Udp {
             mode: UdpMode::PortolanListener {
                 token: token.to_owned(),
             },
@@ -729,6 +732,7 @@ fn unicast_result(
             Verdict::NotBlocked,
             Some(match check.protocol {
                 Transport::Tcp => "got through: the connection was accepted".to_owned(),
+                Transport::Icmp => "got through: the echo reply came back".to_owned(),
                 _ => "got through: the listener's echo came back".to_owned(),
             }),
         ),

@@ -309,6 +309,174 @@ fn an_extra_accept_is_caught_by_a_negative_probe() {
     assert!(failures.iter().any(|f| f.check.from_host == "outside"));
 }
 
+/// Two components that may ping one way, and a dependency no one may ping.
+const PING_SPEC: &str = "portolan: 1
+system: {name: Ping}
+components:
+  - {id: monitor}
+  - {id: node}
+  - {id: db, kind: dependency}
+flows:
+  - {from: monitor, to: node, protocol: icmp}
+  - {from: monitor, to: node, protocol: tcp, port: 9100}
+  - {from: node, to: db, protocol: tcp, port: 5432}
+";
+
+fn ping_spec() -> Spec {
+    load_spec(SourceFile::new("ping.yaml", PING_SPEC))
+        .expect("valid spec")
+        .value
+}
+
+fn icmp_flow_checks(report: &LabReport) -> Vec<&portolan_lab::report::CheckResult> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.check.kind == CheckKind::Flow && r.check.protocol == Transport::Icmp)
+        .collect()
+}
+
+fn echo_negatives(report: &LabReport) -> Vec<&portolan_lab::report::CheckResult> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.check.kind == CheckKind::EchoNotGranted)
+        .collect()
+}
+
+#[test]
+fn icmp_flows_pass_and_echo_no_flow_grants_is_blocked() {
+    if !lab_available("icmp_flows_pass_and_echo_no_flow_grants_is_blocked") {
+        return;
+    }
+    let report = run(&ping_spec(), &options(features(&[]), 2));
+    assert_holds(&report);
+    // monitor-1/2 to node-1/2, both families, by echo.
+    let flows = icmp_flow_checks(&report);
+    assert_eq!(flows.len(), 8);
+    for f in &flows {
+        assert_eq!(f.check.flow.as_deref(), Some("monitor->node/icmp"));
+        assert_eq!((f.verdict, f.outcome.as_str()), (Verdict::Passed, "open"));
+    }
+    let families: BTreeSet<Family> = flows.iter().map(|f| f.check.family).collect();
+    assert_eq!(families.len(), 2);
+    // Echo between every other ordered pair, and from and to the outside
+    // world, is blocked by the generated firewalls (which admit ICMP
+    // errors, not echo).
+    let negatives = echo_negatives(&report);
+    let pairs: BTreeSet<(&str, &str)> = negatives
+        .iter()
+        .map(|r| (r.check.from.as_str(), r.check.to.as_str()))
+        .collect();
+    for pair in [
+        ("node", "monitor"),
+        ("node", "db"),
+        ("monitor", "db"),
+        ("db", "node"),
+        ("node", "node"),
+        ("monitor", "monitor"),
+        ("world", "node"),
+        ("node", "world"),
+    ] {
+        assert!(pairs.contains(&pair), "no echo probe {pair:?}: {pairs:?}");
+    }
+    assert!(!pairs.contains(&("monitor", "node")), "granted by the flow");
+    assert!(negatives.iter().all(|r| r.verdict == Verdict::Blocked));
+    assert_eq!(report.summary.icmp_negative, negatives.len());
+    assert!(report
+        .not_checked
+        .iter()
+        .all(|n| !n.reason.contains("ICMP")));
+    assert!(report
+        .render_text()
+        .contains(&format!("({} of them ICMP echo)", negatives.len())));
+}
+
+#[test]
+fn a_deleted_icmp_rule_fails_exactly_its_check() {
+    if !lab_available("a_deleted_icmp_rule_fails_exactly_its_check") {
+        return;
+    }
+    let comment = "comment \"monitor->node/icmp\"";
+    let mut opts = options(features(&[]), 1);
+    // The IPv4 rule of the flow in node's input chain.
+    opts.mutate_ruleset = Some(without_lines("node", move |l| {
+        l.trim_start().starts_with("ip saddr") && l.contains(comment)
+    }));
+    let report = run(&ping_spec(), &opts);
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(
+        failures.len(),
+        1,
+        "{:#?}",
+        failures.iter().map(|f| f.line()).collect::<Vec<_>>()
+    );
+    let f = failures[0];
+    assert_eq!(f.check.flow.as_deref(), Some("monitor->node/icmp"));
+    assert_eq!(f.check.family, Family::Ipv4);
+    assert_eq!(f.check.protocol, Transport::Icmp);
+    assert_eq!(f.verdict, Verdict::Failed);
+    assert!(
+        f.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{}",
+        f.line()
+    );
+    // Its IPv6 twin still passes; negative echoes are still blocked.
+    assert!(icmp_flow_checks(&report)
+        .iter()
+        .any(|r| r.check.family == Family::Ipv6 && r.verdict == Verdict::Passed));
+    assert!(echo_negatives(&report)
+        .iter()
+        .all(|r| r.verdict == Verdict::Blocked));
+    assert!(!report.holds());
+}
+
+#[test]
+fn an_extra_icmp_accept_is_caught_by_a_negative_echo() {
+    if !lab_available("an_extra_icmp_accept_is_caught_by_a_negative_echo") {
+        return;
+    }
+    let mut opts = options(features(&[]), 1);
+    // db admits every ICMP message: no flow grants echo to it.
+    opts.mutate_ruleset = Some(std::sync::Arc::new(|c: &str, text: &str| {
+        if c != "db" {
+            return text.to_owned();
+        }
+        text.replacen(
+            "\t\tiif \"lo\" accept\n",
+            "\t\tiif \"lo\" accept\n\t\tmeta l4proto { icmp, ipv6-icmp } accept comment \"extra\"\n",
+            1,
+        )
+    }));
+    let report = run(&ping_spec(), &opts);
+    let failures: Vec<_> = report.failures().collect();
+    assert!(!failures.is_empty(), "the extra accept went unnoticed");
+    for f in &failures {
+        assert_eq!(f.verdict, Verdict::NotBlocked, "{}", f.line());
+        assert_eq!(f.check.kind, CheckKind::EchoNotGranted, "{}", f.line());
+        assert_eq!(f.check.to, "db", "{}", f.line());
+        assert!(
+            f.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("echo reply came back"),
+            "{}",
+            f.line()
+        );
+    }
+    // The outside world has no firewall of its own: its echo shows it, in
+    // both families.
+    let outside: BTreeSet<Family> = failures
+        .iter()
+        .filter(|f| f.check.from_host == "outside")
+        .map(|f| f.check.family)
+        .collect();
+    assert_eq!(outside.len(), 2, "{outside:?}");
+}
+
 #[test]
 fn an_error_midway_leaves_nothing_behind() {
     if !lab_available("an_error_midway_leaves_nothing_behind") {
