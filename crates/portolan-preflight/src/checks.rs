@@ -46,6 +46,11 @@ pub struct CheckOptions {
     /// Flows with more destination ports than this are not probed (a port
     /// range is probed port by port).
     pub max_ports_per_flow: u32,
+    /// Why this host cannot send ICMP echo requests, as
+    /// [`portolan_probe::icmp_echo_permitted`] says (ping sockets refused):
+    /// ICMP flows are then listed as untested with the reason. `None`: they
+    /// are probed by echo.
+    pub icmp_unavailable: Option<String>,
 }
 
 impl Default for CheckOptions {
@@ -56,6 +61,7 @@ impl Default for CheckOptions {
             udp: UdpAgainst::Listener,
             tls_ports: DEFAULT_TLS_PORTS.to_vec(),
             max_ports_per_flow: 1024,
+            icmp_unavailable: None,
         }
     }
 }
@@ -157,10 +163,12 @@ fn ports(ranges: &[PortRange]) -> impl Iterator<Item = u16> + '_ {
     ranges.iter().flat_map(|r| r.start..=r.end)
 }
 
-/// The probes of every flow `component` originates in the plan, and every
-/// flow (or part of one) that cannot be probed, with the reason:
-/// ICMP and `any` flows, flows to every port, flows with more ports than
-/// [`CheckOptions::max_ports_per_flow`], destinations that are "any address",
+/// The probes of every flow `component` originates in the plan (ICMP flows
+/// by echo request), and every flow (or part of one) that cannot be probed,
+/// with the reason: `any` flows, ICMP flows when the host cannot send echo
+/// ([`CheckOptions::icmp_unavailable`]), flows to every port, flows with
+/// more ports than [`CheckOptions::max_ports_per_flow`], destinations that
+/// are "any address",
 /// CIDR blocks (no host in them is probed), wildcard patterns, endpoints
 /// placed only by a Kubernetes selector or AWS group, and addresses of a
 /// family the source does not have.
@@ -215,11 +223,15 @@ fn derive_flow(
             reason,
         });
     };
-    if !flow.protocol.has_ports() {
+    let icmp = flow.protocol == portolan_spec::Protocol::Icmp;
+    if !flow.protocol.has_ports() && !icmp {
         return untested(format!(
             "{} flows are not probed: only TCP and UDP flows have ports to probe",
             flow.protocol
         ));
+    }
+    if let (true, Some(reason)) = (icmp, &options.icmp_unavailable) {
+        return untested(format!("ICMP echo cannot be sent from this host: {reason}"));
     }
     let (destination, dest_ports, proxy) = match &flow.via_proxy {
         Some(via) => (
@@ -229,7 +241,7 @@ fn derive_flow(
         ),
         None => (&flow.to, flow.ports.as_slice(), None),
     };
-    if dest_ports.is_empty() {
+    if dest_ports.is_empty() && !icmp {
         return untested("every port: there is no single port to probe".to_owned());
     }
     let count = port_count(dest_ports);
@@ -244,7 +256,8 @@ fn derive_flow(
     let family_name = |ip: &IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
     let mut probes = Vec::new();
     let mut push = |target: Target, protocol: Protocol, proxy: Option<String>| {
-        let mut probe = ProbeSpec::new(format!("{} @ {target}", flow.id), target, protocol);
+        let mut probe = ProbeSpec::new(String::new(), target, protocol);
+        probe.id = format!("{} @ {}", flow.id, probe.target_text());
         probe.source_port = source_port;
         probe.source_ip = options.from;
         probes.push(PlannedProbe {
@@ -326,6 +339,12 @@ fn derive_flow(
     } else {
         (destination, dest_ports, proxy)
     };
+    // An echo request has no port: one probe per address, on port 0.
+    let probe_ports: Vec<u16> = if icmp {
+        vec![0]
+    } else {
+        ports(dest_ports).collect()
+    };
     let mut targets: Vec<(String, u16)> = Vec::new();
     let mut blocks = Vec::new();
     let mut other_family = Vec::new();
@@ -335,13 +354,13 @@ fn derive_flow(
         } else if !family_ok(&net.addr()) {
             other_family.push(net_text(net));
         } else {
-            for port in ports(dest_ports) {
+            for &port in &probe_ports {
                 targets.push((net.addr().to_string(), port));
             }
         }
     }
     for host in &destination.hosts {
-        for port in ports(dest_ports) {
+        for &port in &probe_ports {
             targets.push((host.clone(), port));
         }
     }
@@ -352,6 +371,9 @@ fn derive_flow(
         };
         let protocol = match flow.protocol {
             portolan_spec::Protocol::Udp => udp_protocol(),
+            portolan_spec::Protocol::Icmp => Protocol::IcmpEcho {
+                token: options.token.clone(),
+            },
             _ if proxy.is_some() => Protocol::Tls {
                 sni: match &target {
                     Target::Addr(_) => spec_host.clone(),
@@ -443,6 +465,7 @@ impl<'a> Allowlist<'a> {
             }
             (Protocol::Udp { .. }, portolan_spec::Protocol::Udp) => flow.multicast.is_none(),
             (Protocol::Multicast { .. }, portolan_spec::Protocol::Udp) => flow.multicast.is_some(),
+            (Protocol::IcmpEcho { .. }, portolan_spec::Protocol::Icmp) => flow.multicast.is_none(),
             _ => false,
         };
         if !protocol_ok {
@@ -461,7 +484,10 @@ impl<'a> Allowlist<'a> {
                 .any(|n| n.prefix_len() == n.max_prefix_len() && n.addr() == addr.ip()),
             Target::Host { name, .. } => endpoint.hosts.iter().any(|h| h == name),
         };
-        let allowed = if let Protocol::Multicast { .. } = probe.protocol {
+        let allowed = if let Protocol::IcmpEcho { .. } = probe.protocol {
+            // An echo request has no port: the target's is 0.
+            port == 0 && !flow.to.any && names(&flow.to)
+        } else if let Protocol::Multicast { .. } = probe.protocol {
             matches!(&probe.target, Target::Addr(a) if Some(a.ip()) == flow.multicast)
                 && in_ports(&flow.ports)
         } else if let Some(proxy) = &planned.proxy {
@@ -481,7 +507,8 @@ impl<'a> Allowlist<'a> {
         } else {
             Err(refuse(format!(
                 "{} is not a destination of flow `{}`",
-                probe.target, flow.id
+                probe.target_text(),
+                flow.id
             )))
         }
     }
@@ -604,7 +631,7 @@ externals:
     fn targets(set: &CheckSet) -> Vec<String> {
         set.probes
             .iter()
-            .map(|p| format!("{} {}", p.probe.protocol.name(), p.probe.target))
+            .map(|p| format!("{} {}", p.probe.protocol.name(), p.probe.target_text()))
             .collect()
     }
 
@@ -622,6 +649,7 @@ externals:
                 "multicast 225.0.1.9:8082",
                 "tls slack.com:443",
                 "tcp 198.51.100.7:5567",
+                "icmp 198.18.0.3",
                 "tcp s3.example.com:80",
                 "tls s3.example.com:443",
             ]
@@ -640,7 +668,7 @@ externals:
             "web->aws/tcp/443: wildcard pattern monitoring.*.amazonaws.com: there is no single name to probe",
             "web->partner/tcp/22: address block 203.0.113.0/24: no address inside a block is probed",
             "web->users/tcp/8080: the destination is any address: there is no host to probe",
-            "web->db/icmp: icmp flows are not probed: only TCP and UDP flows have ports to probe",
+            "web->db/icmp: fd00:706f:7274::3: not the address family this host sends from",
             "web->db/udp/*: every port: there is no single port to probe",
             "web->db/tcp/1-2000: 2000 ports: more than the limit of 1024 per flow (--max-ports)",
             "web->kube/tcp/80: `kube` has no address or host name in the deployment (only a Kubernetes or AWS placement)",
@@ -651,6 +679,56 @@ externals:
         for p in &set.probes {
             allow.check(p).expect("derived from the plan");
         }
+    }
+
+    #[test]
+    fn icmp_flows_are_echoed_unless_the_host_cannot_send_echo() {
+        let (spec, plan) = loaded(DEPLOYMENT);
+        let set = derive_checks(&spec, &plan, "web", &options()).expect("derives");
+        let echo = set
+            .probes
+            .iter()
+            .find(|p| p.flow == "web->db/icmp")
+            .expect("probed");
+        assert_eq!(
+            echo.probe.protocol,
+            Protocol::IcmpEcho { token: "t".into() }
+        );
+        assert_eq!(echo.probe.target.to_string(), "198.18.0.3:0");
+        assert_eq!(echo.probe.id, "web->db/icmp @ 198.18.0.3");
+        let allow = Allowlist::new(&plan, "web").expect("web");
+        allow.check(echo).expect("derived from the plan");
+        // Anything else an echo could be aimed at is refused.
+        let mut port = echo.clone();
+        port.probe.target = Target::Addr("198.18.0.3:7".parse().expect("addr"));
+        let mut other = echo.clone();
+        other.probe.target = Target::Addr("198.18.0.4:0".parse().expect("addr"));
+        let mut tcp_flow = echo.clone();
+        tcp_flow.flow = "web->db/tcp/5432".into();
+        for bad in [port, other, tcp_flow] {
+            let err = allow.check(&bad).expect_err("refused");
+            assert!(
+                matches!(err, PreflightError::TargetOutsidePlan { .. }),
+                "{err}"
+            );
+        }
+        // Ping sockets refused here: said untested, with the reason.
+        let o = CheckOptions {
+            icmp_unavailable: Some("ping sockets are refused (ping_group_range)".into()),
+            ..options()
+        };
+        let set = derive_checks(&spec, &plan, "web", &o).expect("derives");
+        assert!(set.probes.iter().all(|p| p.flow != "web->db/icmp"));
+        let untested: Vec<&Untested> = set
+            .untested
+            .iter()
+            .filter(|u| u.flow == "web->db/icmp")
+            .collect();
+        assert_eq!(untested.len(), 1);
+        assert_eq!(
+            untested[0].reason,
+            "ICMP echo cannot be sent from this host: ping sockets are refused (ping_group_range)"
+        );
     }
 
     #[test]

@@ -261,7 +261,7 @@ pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error>
         let mut message = format!(
             "{} {}: {} after {} attempt(s)",
             result.spec.protocol.name(),
-            result.spec.target,
+            result.spec.target_text(),
             outcome.class,
             outcome.attempts
         );
@@ -300,10 +300,11 @@ pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error>
     Ok(report.to_string()?)
 }
 
-/// A short description of what a probe does, for tables: `tcp 198.18.0.3:5432`.
+/// A short description of what a probe does, for tables: `tcp 198.18.0.3:5432`,
+/// `icmp 198.18.0.3`.
 pub fn probe_text(check: &CheckRecord) -> String {
     let spec = &check.result.spec;
-    let mut text = format!("{} {}", spec.protocol.name(), spec.target);
+    let mut text = format!("{} {}", spec.protocol.name(), spec.target_text());
     if let Protocol::Tls { sni: Some(sni) } = &spec.protocol {
         if *sni != spec.target.host_str() {
             text.push_str(&format!(" (SNI {sni})"));

@@ -56,6 +56,12 @@ pub fn derive_listeners(
             (Protocol::Tcp, None) => ListenProtocol::Tcp,
             (Protocol::Udp, None) => ListenProtocol::Udp,
             (Protocol::Udp, Some(group)) => ListenProtocol::Multicast { group },
+            (Protocol::Icmp, _) => {
+                set.skipped.push(skip(
+                    "icmp flows need no listener: the host's kernel answers ICMP echo".to_owned(),
+                ));
+                continue;
+            }
             (p, _) if !p.has_ports() => {
                 set.skipped.push(skip(format!(
                     "{p} flows need no listener: only TCP and UDP ports are bound"
@@ -157,7 +163,7 @@ mod tests {
         assert_eq!(
             skipped,
             [
-                "icmp flows need no listener: only TCP and UDP ports are bound",
+                "icmp flows need no listener: the host's kernel answers ICMP echo",
                 "every port: there is no single port to bind",
                 "2000 ports: more than the limit of 1024 per flow (--max-ports)"
             ]

@@ -300,8 +300,9 @@ endpoints, on the flows' ports: TCP connect (open, refused, filtered, unreachabl
 OS error); UDP with a token against `portolan listen`, or against the real service \
 (--udp service); multicast; external endpoints with DNS timed on its own, TCP and, on TLS \
 ports, a TLS handshake with SNI verified against the system roots (issuer reported), \
-through HTTPS_PROXY unless NO_PROXY matches. Flows that cannot be probed (ICMP, every port, \
-address blocks, wildcard patterns) are listed as untested.\n\
+through HTTPS_PROXY unless NO_PROXY matches; ICMP with an echo request (an unprivileged ping \
+socket). Flows that cannot be probed (`any`, every port, address blocks, wildcard patterns, \
+ICMP where net.ipv4.ping_group_range refuses ping sockets) are listed as untested.\n\
 Exit codes: 0 every probe of a required flow passed; 1 one did not (or, with --strict, a \
 required flow was not probed), or invalid input; 2 usage or internal error."
 )]

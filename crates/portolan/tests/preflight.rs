@@ -81,11 +81,14 @@ flows:
   - {from: api, to: cache, protocol: udp, port: 8082, multicast: 239.255.0.9, name: multicast}
   - {from: api, to: idle, protocol: udp, port: 7001, name: port unreachable}
   - {from: api, to: db, protocol: icmp, name: ping}
+  - {from: api, to: cache, protocol: icmp, name: ping dropped}
+  - {from: api, to: idle, protocol: icmp, name: ping rejected}
   - {from: cache, to: db, protocol: tcp, port: 5432}
 ";
 
 /// db drops TCP 6000 and rejects TCP 6001 as administratively prohibited;
-/// cache drops UDP 11212.
+/// cache drops UDP 11212 and ICMP echo; idle rejects ICMP echo as
+/// administratively prohibited.
 const DB_FIREWALL: &str = "table inet preflight_test {
   chain input {
     type filter hook input priority filter; policy accept;
@@ -98,6 +101,14 @@ const CACHE_FIREWALL: &str = "table inet preflight_test {
   chain input {
     type filter hook input priority filter; policy accept;
     udp dport 11212 drop
+    icmp type echo-request drop
+  }
+}
+";
+const IDLE_FIREWALL: &str = "table inet preflight_test {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    icmp type echo-request reject with icmp type admin-prohibited
   }
 }
 ";
@@ -242,6 +253,7 @@ fn lab_hosts_listen_check_and_report() {
     lab.load_nft("db", DB_FIREWALL).expect("db firewall");
     lab.load_nft("cache", CACHE_FIREWALL)
         .expect("cache firewall");
+    lab.load_nft("idle", IDLE_FIREWALL).expect("idle firewall");
     let (spec_s, dep_s) = (
         spec.to_str().expect("utf-8"),
         deployment.to_str().expect("utf-8"),
@@ -397,10 +409,27 @@ fn lab_hosts_listen_check_and_report() {
             .next(),
         Some(ip("cache").to_string().as_str())
     );
-    // ICMP is said untested, never silently dropped.
-    assert_eq!(api["untested"][0]["flow"], "api->db/icmp");
-    assert_eq!(api["summary"]["required_failed"], 5);
-    assert_eq!(api["summary"]["passed"], 5);
+    // ICMP by echo (the lab allows ping sockets in its namespaces): the
+    // reply with our payload is open, a dropped request filtered, an
+    // administratively prohibited one unreachable. No port is shown.
+    assert_eq!(class(&api, "api->db/icmp"), "open");
+    let ping = probe(&api, "api->db/icmp");
+    assert_eq!(ping["result"]["spec"]["protocol"]["kind"], "icmp_echo");
+    assert_eq!(
+        ping["result"]["spec"]["id"],
+        format!("api->db/icmp @ {}", ip("db"))
+    );
+    assert!(table.contains(&format!("icmp {} ", ip("db"))), "{table}");
+    assert_eq!(class(&api, "api->cache/icmp"), "filtered");
+    assert_eq!(class(&api, "api->idle/icmp"), "unreachable");
+    assert!(
+        probe(&api, "api->idle/icmp")["result"]["outcome"]["os_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
+    assert_eq!(api["untested"].as_array().map(Vec::len), Some(0));
+    assert_eq!(api["summary"]["required_failed"], 7);
+    assert_eq!(api["summary"]["passed"], 6);
 
     // The same against real services: silence is open|filtered, never a
     // pass (the listener ignores datagrams without the token); ICMP port
@@ -437,13 +466,16 @@ fn lab_hosts_listen_check_and_report() {
         xml.contains("<testsuite name=\"portolan check api on "),
         "{xml}"
     );
-    assert!(xml.contains("tests=\"11\""), "{xml}");
+    assert!(xml.contains("tests=\"13\""), "{xml}");
     assert!(
         xml.contains("udp ") && xml.contains(":11212: open_or_filtered after 1 attempt(s)"),
         "{xml}"
     );
     assert!(
-        xml.contains("not probed: icmp flows are not probed"),
+        xml.contains(&format!(
+            "icmp {}: filtered after 1 attempt(s)",
+            ip("cache")
+        )),
         "{xml}"
     );
 
@@ -513,6 +545,57 @@ fn lab_hosts_listen_check_and_report() {
     // token); the second check's token-less datagrams are ignored.
     assert!(stopped.contains(" 4 datagram(s) echoed"), "{stopped}");
     assert!(!stopped.contains(" 0 ignored"), "{stopped}");
+
+    // Where this host refuses ping sockets (no group in
+    // net.ipv4.ping_group_range), ICMP flows are said untested, with the
+    // reason and the way to allow them (the listeners are gone: the other
+    // flows fail).
+    let mut command = Command::new("sh");
+    command.args(["-c", "echo 1 0 > /proc/sys/net/ipv4/ping_group_range"]);
+    let set = lab.exec("api", command).expect("set the range");
+    assert!(set.status.success(), "{}", show(&set));
+    let refused_json = files.path("api-refused.json");
+    let out = check(
+        &lab,
+        "api",
+        &[
+            spec_s,
+            "-d",
+            dep_s,
+            "--as",
+            "api",
+            "--timeout",
+            "300",
+            "--retries",
+            "0",
+            "-f",
+            "json",
+            "-o",
+            refused_json.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let refused = results(&refused_json);
+    let untested = refused["untested"].as_array().expect("untested");
+    let flows: Vec<&str> = untested
+        .iter()
+        .map(|u| u["flow"].as_str().expect("flow"))
+        .collect();
+    assert_eq!(flows, ["api->db/icmp", "api->cache/icmp", "api->idle/icmp"]);
+    for u in untested {
+        let reason = u["reason"].as_str().expect("reason");
+        assert!(
+            reason.starts_with("ICMP echo cannot be sent from this host: ")
+                && reason.contains("net.ipv4.ping_group_range (here: \"1 0\")")
+                && reason.contains("sysctl -w net.ipv4.ping_group_range=\"0 2147483647\""),
+            "{reason}"
+        );
+    }
+    assert!(refused["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .all(|c| c["result"]["spec"]["protocol"]["kind"] != "icmp_echo"));
     drop(lab);
 
     report_of(&files, &spec, &[api_json, cache_json]);

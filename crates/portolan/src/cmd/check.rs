@@ -84,6 +84,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
             .clone()
             .unwrap_or_else(|| DEFAULT_TLS_PORTS.to_vec()),
         max_ports_per_flow: args.max_ports,
+        // Asked here, on the thread that probes: the answer belongs to this
+        // network namespace.
+        icmp_unavailable: portolan_probe::icmp_echo_permitted(
+            args.from.is_some_and(|from| from.is_ipv6()),
+        )
+        .err(),
     };
     let set = derive_checks(&loaded.spec, &loaded.plan, &args.component, &options)
         .map_err(preflight_error)?;
