@@ -601,3 +601,38 @@ fn portolan_lab_runs_here() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Output files get the mode a plain write gives them (0666 less the umask;
+/// an existing file keeps its mode), not the private mode of the temporary
+/// file they are written through.
+#[cfg(unix)]
+#[test]
+fn output_files_get_the_usual_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("page.md");
+    let render = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg("umask 022 && exec \"$0\" render \"$1\" -o \"$2\"")
+            .arg(env!("CARGO_BIN_EXE_portolan"))
+            .arg(example("circonus-inside"))
+            .arg(&page)
+            .output()
+            .expect("sh runs")
+    };
+    let mode = || {
+        std::fs::metadata(&page)
+            .expect("written")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let out = render();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode(), 0o644);
+    std::fs::set_permissions(&page, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let out = render();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode(), 0o640, "an existing file keeps its mode");
+}
