@@ -319,13 +319,15 @@ pub struct CheckArgs {
     #[arg(long, value_name = "ADDR")]
     pub from: Option<std::net::IpAddr>,
     /// Time allowed for one attempt, in milliseconds.
-    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    #[arg(long, default_value_t = 3000, value_name = "MS",
+          value_parser = at_least_one::<u64>)]
     pub timeout: u64,
     /// Further attempts after an attempt timed out.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub retries: u32,
     /// Probes in flight at once.
-    #[arg(long, default_value_t = 512, value_name = "N")]
+    #[arg(long, default_value_t = 512, value_name = "N",
+          value_parser = at_least_one::<usize>)]
     pub concurrency: usize,
     /// What to print.
     #[arg(long, short, value_enum, default_value_t = CheckFormat::Table)]
@@ -387,6 +389,18 @@ pub struct ReportArgs {
 }
 
 /// `30s`, `5m`, `500ms`, `1h`; a bare number is seconds.
+/// A whole number of at least 1: a flag error (exit 2) otherwise, like any
+/// other value clap cannot take.
+fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match text.parse::<T>() {
+        Ok(value) if value >= T::from(1) => Ok(value),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
@@ -457,7 +471,8 @@ pub struct LabArgs {
     #[arg(long)]
     pub all_features: bool,
     /// Instances of each system component (dependencies have one).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = at_least_one::<usize>)]
     pub replicas: usize,
     /// Report format.
     #[arg(long, short, value_enum, default_value_t = LabFormat::Table)]

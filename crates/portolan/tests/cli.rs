@@ -636,3 +636,56 @@ fn output_files_get_the_usual_mode() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(mode(), 0o640, "an existing file keeps its mode");
 }
+
+/// Regression: out-of-range flag values used to exit 1 (as if the input
+/// were invalid) while malformed ones exited 2; both are usage errors.
+#[test]
+fn out_of_range_flag_values_are_usage_errors() {
+    let spec = example("circonus-inside");
+    for args in [
+        vec!["lab", spec.as_str(), "--replicas", "0"],
+        vec![
+            "check",
+            spec.as_str(),
+            "-d",
+            "d.yaml",
+            "--as",
+            "api",
+            "--concurrency",
+            "0",
+        ],
+        vec![
+            "check",
+            spec.as_str(),
+            "-d",
+            "d.yaml",
+            "--as",
+            "api",
+            "--timeout",
+            "0",
+        ],
+        vec![
+            "check",
+            spec.as_str(),
+            "-d",
+            "d.yaml",
+            "--as",
+            "api",
+            "--timeout",
+            "soon",
+        ],
+    ] {
+        let output = portolan(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("at least 1"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
