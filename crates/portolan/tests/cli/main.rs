@@ -1,6 +1,12 @@
 //! End-to-end tests of the `portolan` binary: help texts (snapshots), exit
 //! codes, and that failures leave no partial output behind.
 
+// One integration-test binary for the whole command line: each module
+// drives `portolan` as a user would, for one area.
+mod lab;
+mod licences;
+mod preflight;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -10,6 +10,9 @@
 //! netns`) and the tools; without them they skip loudly, unless
 //! `PORTOLAN_REQUIRE_LAB=1`, where they fail.
 
+// One integration-test binary for the crate: the cloud targets are a module.
+mod cloud;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
