@@ -92,7 +92,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     let tls_roots = match &args.ca_file {
         Some(path) => {
             let pem = std::fs::read(path)
-                .map_err(|e| InputError(format!("{}: cannot read: {e}", path.display())))?;
+                .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
             Some(roots_with_pem(&path.display().to_string(), &pem).map_err(preflight_error)?)
         }
         None => None,

@@ -23,7 +23,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     for path in &args.results {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError(format!("{file}: cannot read: {e}")))?;
+            .map_err(|e| InputError(format!("cannot read {file}: {e}")))?;
         let results = read_results(&file, &text).map_err(|e| InputError(e.to_string()))?;
         inputs.push(ResultsInput { file, results });
     }

@@ -695,3 +695,24 @@ fn out_of_range_flag_values_are_usage_errors() {
         );
     }
 }
+
+/// Regression: `report` and `check --ca-file` said "FILE: cannot read: …"
+/// where every other command says "cannot read FILE: …".
+#[test]
+fn unreadable_inputs_read_the_same_in_every_command() {
+    let missing = "/nonexistent/results.json";
+    let output = portolan(&["report", missing]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("cannot read {missing}")),
+        "{}",
+        stderr(&output)
+    );
+    let output = portolan(&["validate", missing]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("cannot read {missing}")),
+        "{}",
+        stderr(&output)
+    );
+}
