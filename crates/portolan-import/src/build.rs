@@ -30,6 +30,8 @@ pub struct Comp {
     pub aliases: Vec<String>,
     /// Link targets that named it (`/Components.md#API`).
     pub anchors: Vec<String>,
+    /// What it is, when the importer had to introduce it itself.
+    pub description: Option<String>,
 }
 
 /// Where an external endpoint is.
@@ -331,6 +333,7 @@ impl Builder {
             kind,
             aliases: Vec::new(),
             anchors: Vec::new(),
+            description: None,
         });
         self.components.len() - 1
     }
@@ -650,6 +653,9 @@ impl Builder {
             if !c.aliases.is_empty() {
                 let list: Vec<String> = c.aliases.iter().map(|a| q(a)).collect();
                 let _ = writeln!(out, "    aliases: [{}]", list.join(", "));
+            }
+            if let Some(d) = &c.description {
+                let _ = writeln!(out, "    description: {}", q(d));
             }
         }
         let used_externals: HashSet<usize> = self

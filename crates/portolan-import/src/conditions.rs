@@ -143,6 +143,19 @@ pub fn condition_in(raw: &str) -> Option<CondText> {
     None
 }
 
+/// Feature phrases of a leading "If you …" clause, given what follows
+/// "If you " ("deploy your workers using our Kubernetes operator" gives
+/// "Kubernetes operator"): what the operator does *with* names the feature
+/// better than the verb phrase around it.
+pub fn if_you_phrases(clause: &str) -> Vec<String> {
+    let clause = plain(clause);
+    let clause = clause.trim();
+    match find_ci(clause, " using ") {
+        Some(p) => phrases_of(&clause[p + " using ".len()..]),
+        None => phrases_of(&format!("you {clause}")),
+    }
+}
+
 /// Feature phrases at the start of a clause: up to the end of the sentence,
 /// split at " or ".
 fn phrases_of(rest: &str) -> Vec<String> {

@@ -228,23 +228,10 @@ fn align_features(
     (mapping, renamed)
 }
 
-/// Example flows whose origin is prose, which the importer does not read
-/// (it warns about the sentence instead): the Spacelift page's "Container
-/// registries" paragraph.
-fn from_prose(spec: &Spec) -> BTreeSet<Item> {
-    let mut prose = spec.clone();
-    prose
-        .flows
-        .retain(|f| f.origin.as_deref() == Some("Container registries section"));
-    items(&prose)
-}
-
-fn compare_seed(page: &Path, example: &str) -> (usize, usize, BTreeMap<String, String>) {
+fn compare_seed(page: &Path, example: &str) -> (usize, BTreeMap<String, String>) {
     let imported = import_path(page);
     let spec = load(&page.display().to_string(), &imported.yaml);
-    let example = load_example(example);
-    let excluded = from_prose(&example);
-    let expected: BTreeSet<Item> = items(&example).difference(&excluded).cloned().collect();
+    let expected = items(&load_example(example));
     let (mapping, mine) = align_features(&items(&spec), &expected);
     assert!(
         mine == expected,
@@ -253,19 +240,18 @@ fn compare_seed(page: &Path, example: &str) -> (usize, usize, BTreeMap<String, S
         diff(&mine, &expected)
     );
     eprintln!(
-        "{}: {} flow items equal the example's ({} prose items excluded); features renamed: {mapping:?}",
+        "{}: {} of {} flow items equal the example's; features renamed: {mapping:?}",
         page.display(),
         mine.len(),
-        excluded.len()
+        expected.len()
     );
-    (mine.len(), excluded.len(), mapping)
+    (mine.len(), mapping)
 }
 
 #[test]
 fn seed_fixtures_match_the_examples() {
-    let (n, excluded, mapping) =
-        compare_seed(&fixture("seeds/circonus-inside.md"), "circonus-inside");
-    assert_eq!((n, excluded), (108, 0));
+    let (n, mapping) = compare_seed(&fixture("seeds/circonus-inside.md"), "circonus-inside");
+    assert_eq!(n, 108);
     // The importer names features after the page's words; two of the
     // example's were chosen by hand.
     assert_eq!(
@@ -281,17 +267,26 @@ fn seed_fixtures_match_the_examples() {
             ),
         ])
     );
-    let (n, excluded, mapping) = compare_seed(
+    let (n, mapping) = compare_seed(
         &fixture("seeds/spacelift-self-hosted.md"),
         "spacelift-self-hosted",
     );
-    assert_eq!((n, excluded), (22, 2));
+    // Every flow, the two the "Container registries" prose states included.
+    assert_eq!(n, 24);
+    // The launcher-image feature is named after the page's "If you deploy
+    // your workers using our Kubernetes operator".
     assert_eq!(
         mapping,
-        BTreeMap::from([(
-            "built-in-mqtt-broker".to_owned(),
-            "builtin-mqtt-broker".to_owned()
-        )])
+        BTreeMap::from([
+            (
+                "built-in-mqtt-broker".to_owned(),
+                "builtin-mqtt-broker".to_owned()
+            ),
+            (
+                "kubernetes-operator".to_owned(),
+                "kubernetes-workers".to_owned()
+            ),
+        ])
     );
 }
 
@@ -449,6 +444,59 @@ fn fixture_pages_import_to_the_expected_flows() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The image-pull prose rule, worded differently from Spacelift's page:
+/// what it makes of each sentence, and that it leaves the rest of the
+/// section's prose a warning.
+#[test]
+fn image_pull_prose_becomes_flows() {
+    let imported = import_path(&fixture("pages/image-registry.md"));
+    let spec = load("image-registry", &imported.yaml);
+    let runtime = spec
+        .components
+        .iter()
+        .find(|c| c.name == "Container runtime")
+        .unwrap();
+    assert!(runtime.description.is_some());
+    let pulls: Vec<_> = spec
+        .flows
+        .iter()
+        .filter(|f| spec.component(f.from).name == "Container runtime")
+        .collect();
+    assert_eq!(pulls.len(), 2, "{}", imported.yaml);
+    let agent = pulls
+        .iter()
+        .find(|f| f.name.as_deref() == Some("Agent image"))
+        .unwrap();
+    assert!(agent.required && agent.when.is_none());
+    assert_eq!(
+        agent.purpose.as_deref(),
+        Some("Your nodes must be able to pull the agent image from the registry.")
+    );
+    assert_eq!(
+        agent.origin.as_deref(),
+        Some("tests/fixtures/pages/image-registry.md:7")
+    );
+    assert!(agent.guess.as_deref().unwrap().contains("443"));
+    let scanner = pulls
+        .iter()
+        .find(|f| f.name.as_deref() == Some("Scanner images"))
+        .unwrap();
+    assert!(!scanner.required);
+    assert_eq!(
+        features(&spec, scanner.when.as_ref().unwrap()),
+        BTreeSet::from(["vulnerability-scanner".to_owned()])
+    );
+    // Prose the rule does not match stays a warning.
+    let warnings: Vec<&str> = imported
+        .report
+        .warnings
+        .iter()
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("must be able to reach your object storage bucket"));
+}
+
 /// Lines that start a table body row or a list item, found without the
 /// importer's reader: what "every row and item" means.
 fn row_and_item_lines(text: &str) -> BTreeSet<usize> {
@@ -591,10 +639,18 @@ fn seed_import_reports_what_it_guessed() {
         .warnings
         .iter()
         .any(|w| w.line == 21 && w.message.contains("Clients")));
-    assert!(r
+    // The image pulls the "Container registries" prose states are flows
+    // now, with their guessed port said, not warnings.
+    assert!(!r
         .warnings
         .iter()
-        .any(|w| w.line == 11 && w.message.contains("pull the backend image")));
+        .any(|w| w.line == 11 && w.message.contains("pull the")));
+    assert_eq!(r.guesses.iter().filter(|g| g.line == 11).count(), 2);
+    assert!(imported.yaml.contains("name: Backend image"));
+    assert!(imported.yaml.contains("name: Launcher image"));
+    assert!(imported
+        .yaml
+        .contains("origin: \"tests/fixtures/seeds/spacelift-self-hosted.md:11\""));
     assert!(imported.yaml.contains("shown_as: \"443 or user-defined\""));
     assert!(
         imported
