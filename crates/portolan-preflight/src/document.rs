@@ -258,16 +258,7 @@ pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error>
     for check in &results.checks {
         let result = &check.result;
         let outcome = &result.outcome;
-        let mut message = format!(
-            "{} {}: {} after {} attempt(s)",
-            result.spec.protocol.name(),
-            result.spec.target_text(),
-            outcome.class,
-            outcome.attempts
-        );
-        if let Some(os_error) = &outcome.os_error {
-            message.push_str(&format!(" ({os_error})"));
-        }
+        let message = result.summary();
         let status = if result.is_pass() {
             TestCaseStatus::success()
         } else if check.required {

@@ -26,17 +26,9 @@ pub fn junit_report(name: &str, results: &[ProbeResult]) -> Report {
             TestCaseStatus::success()
         } else {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            let mut message = format!(
-                "{} {}: {} after {} attempt(s)",
-                result.spec.protocol.name(),
-                result.spec.target_text(),
-                outcome.class,
-                outcome.attempts
-            );
-            if let Some(os_error) = &outcome.os_error {
-                message.push_str(&format!(" ({os_error})"));
-            }
-            status.set_message(message).set_type(outcome.class.name());
+            status
+                .set_message(result.summary())
+                .set_type(outcome.class.name());
             status
         };
         let mut case = TestCase::new(result.spec.id.as_str(), status);

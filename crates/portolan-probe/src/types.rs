@@ -344,6 +344,24 @@ impl ProbeResult {
     pub fn is_pass(&self) -> bool {
         self.outcome.is_pass()
     }
+
+    /// One line saying what was probed and what came of it, e.g.
+    /// `tcp 192.0.2.10:5432: refused after 1 attempt(s) (Connection refused (os error 111))`:
+    /// the message of a JUnit failure, wherever results are reported.
+    pub fn summary(&self) -> String {
+        let outcome = &self.outcome;
+        let mut line = format!(
+            "{} {}: {} after {} attempt(s)",
+            self.spec.protocol.name(),
+            self.spec.target_text(),
+            outcome.class,
+            outcome.attempts
+        );
+        if let Some(os_error) = &outcome.os_error {
+            line.push_str(&format!(" ({os_error})"));
+        }
+        line
+    }
 }
 
 /// Durations as fractional milliseconds in JSON.
