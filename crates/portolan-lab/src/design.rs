@@ -1617,11 +1617,7 @@ fn sample_ports(
     if sampled {
         note = Some(format!(
             "ports {}: sampled {}",
-            ports
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            portolan_spec::ranges_text(ports),
             sample_text(&out)
         ));
     }
