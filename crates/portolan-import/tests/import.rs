@@ -4,6 +4,9 @@
 //! input, and robustness on truncated and garbled pages.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+#[path = "support/score.rs"]
+mod score;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -838,4 +841,55 @@ fn truncated_and_garbled_pages_never_panic() {
         imported > runs / 2,
         "most damaged pages still import ({imported}/{runs})"
     );
+}
+
+/// The floor the corpus's overall flow-level F1 must not fall below; raise
+/// it with the importer (docs/import-corpus.md).
+const CORPUS_F1_FLOOR: f64 = 0.19;
+
+#[test]
+fn corpus_scores_hold() {
+    let pages = score::corpus_pages(&crate_dir().join("tests/corpus"));
+    assert!(pages.len() >= 20, "the corpus has {} pages", pages.len());
+    let scores: Vec<score::PageScore> = pages
+        .iter()
+        .map(|p| score::score_page(p).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let (flows, ports) = score::overall(&scores);
+    eprintln!("{}", score::table(&scores));
+    assert!(
+        flows.f1() >= CORPUS_F1_FLOOR,
+        "corpus flow-level F1 {:.3} is below the floor {CORPUS_F1_FLOOR}",
+        flows.f1()
+    );
+    assert!(ports.f1() > flows.f1() - 1e-9 || ports.f1() >= 0.8);
+}
+
+#[test]
+fn scorer_counts_parties_protocols_and_ports() {
+    let key = score::key_atoms(
+        &score::parse_key(
+            "# comment\nA|Alpha -> B tcp,udp/53\n? -> B tcp/80,443 optional\nAlpha -> x.example.com icmp\n",
+        )
+        .unwrap(),
+    );
+    assert_eq!(key.len(), 5);
+    let spec = load(
+        "s.yaml",
+        "portolan: 1\nsystem: {name: S}\ncomponents:\n  - {id: alpha, name: Alpha}\n  - {id: b, name: B}\n  - {id: unspecified-source, name: Unspecified source, kind: external}\n  - {id: clients, name: Clients, kind: external}\nexternals:\n  - {id: x, host: x.example.com}\nflows:\n  - {from: alpha, to: b, protocol: tcp, port: 53}\n  - {from: alpha, to: b, protocol: udp, port: 53}\n  - {from: unspecified-source, to: b, protocol: tcp, port: 80, required: false}\n  - {from: clients, to: b, protocol: tcp, port: 443}\n  - {from: alpha, to: x, protocol: icmp}\n  - {from: b, to: alpha, protocol: tcp, port: 8080}\n",
+    );
+    let imported = score::spec_atoms(&spec);
+    let s = score::score("t", &key, &imported);
+    // Clients is not the unspecified party; b -> alpha is not in the key.
+    assert_eq!(
+        (s.flows.hits, s.flows.given, s.flows.expected),
+        (4, 6, 5),
+        "{s:?}"
+    );
+    assert_eq!(s.optional_agree, (4, 4));
+    assert_eq!(s.missed, vec!["line 3: ? -> b tcp/443".to_owned()]);
+    // Port level: 53/tcp, 53/udp, 80, 443, icmp are all in both; 8080 is extra.
+    assert_eq!((s.ports.hits, s.ports.given, s.ports.expected), (5, 6, 5));
+    assert!(score::parse_key("A -> B xyz/1").is_err());
+    assert!(score::parse_key("A B tcp/1").is_err());
 }
