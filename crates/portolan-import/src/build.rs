@@ -155,6 +155,17 @@ pub type FlowKey = (
     Option<Cond>,
 );
 
+/// What the flows use, by index.
+#[derive(Debug, Default)]
+pub struct Used {
+    /// External endpoints some flow reaches.
+    pub externals: HashSet<usize>,
+    /// Features some flow's condition names.
+    pub features: HashSet<usize>,
+    /// Parameters some flow's ports name.
+    pub parameters: HashSet<usize>,
+}
+
 /// Everything read so far.
 #[derive(Debug, Default)]
 pub struct Builder {
@@ -630,8 +641,42 @@ impl Builder {
         }
     }
 
+    /// The externals, features and parameters the flows use: only these
+    /// are written, and the report counts them.
+    pub fn used(&self) -> Used {
+        let externals = self
+            .flows
+            .iter()
+            .filter_map(|f| match f.to {
+                Dest::Ext(e) => Some(e),
+                Dest::Comp(_) => None,
+            })
+            .collect();
+        let mut features = HashSet::new();
+        for f in &self.flows {
+            if let Some(c) = &f.when {
+                collect_features(c, &mut features);
+            }
+        }
+        let parameters = self
+            .flows
+            .iter()
+            .flat_map(|f| f.ports.iter().chain(&f.source_ports))
+            .filter_map(|p| match p {
+                PItem::Param(i) => Some(*i),
+                PItem::Range(..) => None,
+            })
+            .collect();
+        Used {
+            externals,
+            features,
+            parameters,
+        }
+    }
+
     /// The spec as YAML.
     pub fn yaml(&self, system: &str) -> String {
+        let used = self.used();
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -658,14 +703,7 @@ impl Builder {
                 let _ = writeln!(out, "    description: {}", q(d));
             }
         }
-        let used_externals: HashSet<usize> = self
-            .flows
-            .iter()
-            .filter_map(|f| match f.to {
-                Dest::Ext(e) => Some(e),
-                Dest::Comp(_) => None,
-            })
-            .collect();
+        let used_externals = &used.externals;
         if !used_externals.is_empty() {
             out.push_str("\nexternals:\n");
             for (i, e) in self.externals.iter().enumerate() {
@@ -689,12 +727,7 @@ impl Builder {
                 }
             }
         }
-        let mut used_features = HashSet::new();
-        for f in &self.flows {
-            if let Some(c) = &f.when {
-                collect_features(c, &mut used_features);
-            }
-        }
+        let used_features = &used.features;
         if !used_features.is_empty() {
             out.push_str("\nfeatures:\n");
             for (i, f) in self.features.iter().enumerate() {
@@ -708,15 +741,7 @@ impl Builder {
                 }
             }
         }
-        let used_params: HashSet<usize> = self
-            .flows
-            .iter()
-            .flat_map(|f| f.ports.iter().chain(&f.source_ports))
-            .filter_map(|p| match p {
-                PItem::Param(i) => Some(*i),
-                PItem::Range(..) => None,
-            })
-            .collect();
+        let used_params = &used.parameters;
         if !used_params.is_empty() {
             out.push_str("\nparameters:\n");
             for (i, p) in self.params.iter().enumerate() {

@@ -32,9 +32,18 @@
 mod blocks;
 mod build;
 mod conditions;
+mod definitions;
+mod hosts;
+mod matrix;
 mod page;
+mod peers;
+mod port_rows;
+mod port_table;
 mod ports;
+mod prose;
 mod report;
+mod roles;
+mod structure;
 mod text;
 
 use std::sync::Arc;

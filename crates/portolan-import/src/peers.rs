@@ -1,0 +1,182 @@
+//! Peers named in cells: components, address blocks, host names, "Self" and
+//! "All", and the explicit unspecified party when the page names none.
+
+use crate::build::{Addr, Kind};
+use crate::page::Reader;
+use crate::text::inline;
+
+impl Reader<'_, '_> {
+    /// The implicit peer of a row that names none: Clients for a source,
+    /// the Internet for a destination.
+    pub(crate) fn implicit(
+        &mut self,
+        source: bool,
+        line: usize,
+        guesses: &mut Vec<String>,
+    ) -> Peer {
+        let (name, what) = if source {
+            ("Clients", "source")
+        } else {
+            ("Internet", "destination")
+        };
+        self.b.warn(
+            line,
+            format!(
+                "the {what} is not named on the page; taken as \"{name}\" (an external component)"
+            ),
+        );
+        guesses.push(format!("{what} not named on the page; {name} assumed"));
+        let c = self.b.component(name, Kind::External);
+        Peer::Comp(c)
+    }
+
+    pub(crate) fn peers(
+        &mut self,
+        names: &[String],
+        source: bool,
+        subject: Option<usize>,
+        line: usize,
+    ) -> Vec<Peer> {
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(p) = self.peer(name, source, subject, line, Kind::System) {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn peer(
+        &mut self,
+        name: &str,
+        source: bool,
+        subject: Option<usize>,
+        line: usize,
+        default: Kind,
+    ) -> Option<Peer> {
+        let lower = name.trim().to_lowercase();
+        if matches!(
+            lower.as_str(),
+            "all" | "any" | "anywhere" | "everyone" | "everything" | "*" | "any host" | "all hosts"
+        ) {
+            let mut g = Vec::new();
+            self.b.warn(line, format!("peer \"{name}\" is implicit"));
+            return Some(self.implicit(source, line, &mut g));
+        }
+        if matches!(
+            lower.as_str(),
+            "self"
+                | "itself"
+                | "localhost"
+                | "local"
+                | "same host"
+                | "this host"
+                | "this node"
+                | "the same node"
+        ) {
+            return match subject {
+                Some(s) => {
+                    let sname = self.b.components[s].name.clone();
+                    self.b
+                        .warn(line, format!("peer \"{name}\" taken as {sname} itself"));
+                    Some(Peer::Comp(s))
+                }
+                None => {
+                    self.b.skip(
+                        line,
+                        name,
+                        "\"Self\" without a heading naming the component",
+                    );
+                    None
+                }
+            };
+        }
+        if let Some(net) = cidr_of(name) {
+            if source {
+                let label = if net == "0.0.0.0/0" || net == "::/0" {
+                    "Anywhere".to_owned()
+                } else {
+                    net.clone()
+                };
+                return Some(Peer::Comp(self.b.component(&label, Kind::External)));
+            }
+            return Some(Peer::Ext(self.b.external(Addr::Cidr(net), None)));
+        }
+        if let Some(host) = host_of(name) {
+            if source {
+                return Some(Peer::Comp(self.b.component(&host, Kind::External)));
+            }
+            return Some(Peer::Ext(self.b.external(Addr::Host(host), None)));
+        }
+        let kind = self.kind_for(name, default);
+        Some(Peer::Comp(self.b.component(name.trim(), kind)))
+    }
+}
+
+/// A peer named in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peer {
+    Comp(usize),
+    Ext(usize),
+}
+
+/// Peer names in a cell: "Self, Control plane", "<ul><li>a</li><li>b</li></ul>", "a / b".
+pub(crate) fn peer_names(raw: &str) -> Vec<String> {
+    let cell = inline(raw);
+    let mut out = Vec::new();
+    for item in cell.items() {
+        for part in item
+            .replace("; ", ",")
+            .replace(" and ", ",")
+            .replace(" & ", ",")
+            .replace(" / ", ",")
+            .split(',')
+        {
+            let part = part.trim().trim_end_matches('.').trim();
+            if !part.is_empty() && !matches!(part, "-" | "—" | "N/A" | "n/a") {
+                out.push(part.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// An address block or a single address, as a CIDR.
+pub(crate) fn cidr_of(text: &str) -> Option<String> {
+    let t = text.trim();
+    if let Ok(net) = t.parse::<ipnet::IpNet>() {
+        return Some(net.trunc().to_string());
+    }
+    if let Ok(addr) = t.parse::<std::net::IpAddr>() {
+        return Some(addr.to_string());
+    }
+    None
+}
+
+pub(crate) const FILE_EXTENSIONS: &[&str] = &[
+    "md", "yaml", "yml", "json", "txt", "html", "htm", "png", "jpg", "jpeg", "svg", "sh", "rs",
+    "py", "toml", "conf", "cfg", "log", "xml", "csv", "gz", "zip", "tar", "exe", "js", "ts", "css",
+    "pdf", "ini", "pem", "crt", "key", "jar", "go", "rb", "java", "deb", "rpm",
+];
+
+/// A DNS name (wildcards allowed) with at least one dot and a top-level
+/// label of letters, lowercased.
+pub(crate) fn host_of(text: &str) -> Option<String> {
+    let t = text.trim().trim_end_matches('.').to_lowercase();
+    if !t.contains('.') || !portolan_spec::check::is_valid_host(&t) {
+        return None;
+    }
+    let tld = t.rsplit('.').next()?;
+    if tld.len() < 2
+        || !tld.chars().all(|c| c.is_ascii_alphabetic())
+        || FILE_EXTENSIONS.contains(&tld)
+    {
+        return None;
+    }
+    if t.split('.').all(|l| l == "*") {
+        return None;
+    }
+    Some(t)
+}
