@@ -60,6 +60,7 @@ pub mod privileges;
 pub mod report;
 mod run;
 mod topology;
+pub mod trace;
 
 pub use cleanup::{cleanup_stale, CleanupReport, LOCK_DIR};
 pub use design::{

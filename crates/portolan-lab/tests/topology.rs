@@ -622,3 +622,181 @@ fn ctrl_c_task_tears_down_registered_labs() {
     assert!(netns::list_named(&run).expect("list").is_empty());
     assert!(!lock_file(&run).exists());
 }
+
+/// Starts a TCP connection from `host` (bound to `from`, an ephemeral
+/// port) to `to`; returns the local address at once and the thread that
+/// waits for the connection (at most `limit`).
+fn start_connect(
+    lab: &Lab,
+    host: &str,
+    from: IpAddr,
+    to: SocketAddr,
+    limit: Duration,
+) -> (SocketAddr, portolan_lab::NsThread<std::io::Result<()>>) {
+    let (tx, rx) = mpsc::channel();
+    let thread = lab
+        .run_in(host, move || -> std::io::Result<()> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(to),
+                socket2::Type::STREAM,
+                None,
+            )?;
+            socket.bind(&SocketAddr::new(from, 0).into())?;
+            let local = socket
+                .local_addr()?
+                .as_socket()
+                .expect("an IP socket address");
+            let _ = tx.send(local);
+            socket.connect_timeout(&to.into(), limit)
+        })
+        .expect("enter namespace");
+    let local = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("local address");
+    (local, thread)
+}
+
+#[test]
+fn the_tracer_names_the_rule_or_policy_that_decided_each_packet() {
+    use portolan_lab::trace::{Decider, HopVerdict, PacketKey, Tracer};
+    if !lab_available("the_tracer_names_the_rule_or_policy_that_decided_each_packet")
+        || !nft_available("the_tracer_names_the_rule_or_policy_that_decided_each_packet")
+    {
+        return;
+    }
+    let lab = lab_with(&["client", "server"]);
+    lab.load_nft(
+        "server",
+        "table inet portolan {\n  chain input {\n    type filter hook input priority filter; policy drop;\n\
+         \x20   tcp dport 8080 accept comment \"client->server/tcp/8080\"\n\
+         \x20   tcp dport 9090 reject comment \"no 9090\"\n  }\n}\n",
+    )
+    .expect("load server ruleset");
+    lab.load_nft(
+        "client",
+        "table inet portolan {\n  chain output {\n    type filter hook output priority filter; policy accept;\n\
+         \x20   udp dport 5353 drop\n  }\n}\n",
+    )
+    .expect("load client ruleset");
+    let tracer = Tracer::start(&lab, &["client", "server"]).expect("start the tracer");
+    let client = IpAddr::V4(lab.host("client").expect("client").ipv4());
+    let server = lab.host("server").expect("server").ipv4();
+    let _listener = listen_in(&lab, "server", SocketAddr::new(server.into(), 8080));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let settle = |key: PacketKey| {
+        let settled = tracer.settle(key);
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), settled).await })
+            .ok()
+            .flatten()
+    };
+
+    // A port nothing grants: the input chain's policy drops the SYN, and the
+    // tracer says so long before the connection would time out.
+    let to = SocketAddr::new(server.into(), 7070);
+    let started = Instant::now();
+    let (local, connecting) = start_connect(&lab, "client", client, to, Duration::from_secs(3));
+    let hop = settle(PacketKey::tcp(local, to)).expect("a drop event for the SYN to 7070");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "settled by the event, not a timeout"
+    );
+    assert_eq!(hop.host, "server");
+    assert_eq!(
+        (hop.family.as_str(), hop.table.as_str(), hop.chain.as_str()),
+        ("inet", "portolan", "input")
+    );
+    assert_eq!(hop.decider, Decider::Policy);
+    assert_eq!(hop.verdict, HopVerdict::Drop);
+    assert_eq!(
+        tracer.describe(&hop),
+        "policy drop of chain input of table inet portolan on host server"
+    );
+    assert!(
+        connecting.join().expect("thread").is_err(),
+        "the SYN was dropped"
+    );
+
+    // A reject rule: the drop event names the rule, its text and comment.
+    let to = SocketAddr::new(server.into(), 9090);
+    let (local, connecting) = start_connect(&lab, "client", client, to, Duration::from_secs(3));
+    let hop = settle(PacketKey::tcp(local, to)).expect("a drop event for the SYN to 9090");
+    let Decider::Rule { handle } = hop.decider else {
+        panic!("a rule decided: {hop:?}");
+    };
+    let rule = tracer.rule_text(&hop).expect("rule text by handle");
+    assert_eq!(rule.text, "tcp dport 9090 reject");
+    assert_eq!(rule.comment.as_deref(), Some("no 9090"));
+    assert_eq!(
+        tracer.describe(&hop),
+        format!("rule {handle} `tcp dport 9090 reject` (comment \"no 9090\") in chain input of table inet portolan on host server")
+    );
+    assert!(connecting.join().expect("thread").is_err(), "rejected");
+
+    // A granted port: the connection succeeds, and the accept is on record
+    // with its rule (no drop).
+    let to = SocketAddr::new(server.into(), 8080);
+    let (local, connecting) = start_connect(&lab, "client", client, to, Duration::from_secs(3));
+    connecting.join().expect("thread").expect("8080 is granted");
+    let key = PacketKey::tcp(local, to);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let accept = loop {
+        let hops = tracer.hops(&key);
+        if let Some(hop) = hops.iter().find(|h| h.host == "server") {
+            break hop.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no accept event for the SYN to 8080"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(accept.verdict, HopVerdict::Accept);
+    let rule = tracer.rule_text(&accept).expect("rule text");
+    assert_eq!(rule.text, "tcp dport 8080 accept");
+    assert_eq!(rule.comment.as_deref(), Some("client->server/tcp/8080"));
+    assert!(tracer
+        .hops(&key)
+        .iter()
+        .all(|h| h.verdict == HopVerdict::Accept));
+
+    // The sender's own output chain: a UDP datagram dropped there.
+    let to = SocketAddr::new(server.into(), 5353);
+    let local = lab
+        .run_in("client", move || {
+            let socket = UdpSocket::bind(SocketAddr::new(client, 0)).expect("bind");
+            let _ = socket.send_to(b"x", to);
+            socket.local_addr().expect("local")
+        })
+        .expect("enter")
+        .join()
+        .expect("thread");
+    let hop = settle(PacketKey::udp(local, to)).expect("a drop event in the client");
+    assert_eq!(
+        (hop.host.as_str(), hop.chain.as_str()),
+        ("client", "output")
+    );
+    assert_eq!(
+        tracer.rule_text(&hop).expect("text").text,
+        "udp dport 5353 drop"
+    );
+
+    let stats = tracer.stats();
+    assert!(stats.events > 0);
+    assert_eq!(stats.overruns, 0);
+    // The trace table is the lab's own and can be removed again.
+    tracer.remove_tables().expect("remove the trace tables");
+    let listing = lab
+        .exec("server", {
+            let mut c = Command::new("nft");
+            c.args(["list", "tables"]);
+            c
+        })
+        .expect("nft list tables");
+    let tables = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(tables.contains("table inet portolan"), "{tables}");
+    assert!(!tables.contains("portolan_trace"), "{tables}");
+    tracer.stop();
+}
