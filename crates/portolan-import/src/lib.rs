@@ -32,6 +32,7 @@
 mod blocks;
 mod build;
 mod conditions;
+mod context;
 mod definitions;
 mod hosts;
 mod matrix;

@@ -3,30 +3,77 @@
 
 use crate::build::{Addr, Kind};
 use crate::page::Reader;
-use crate::text::inline;
+use crate::text::{contains_words, inline, plain};
+
+/// Words that say a port serves the product's users, whose source is then
+/// "Clients" rather than unspecified.
+const CLIENT_WORDS: &[&str] = &[
+    "frontend",
+    "front end",
+    "front-end",
+    "web ui",
+    "web interface",
+    "browser",
+    "browsers",
+    "end users",
+    "webhooks",
+];
 
 impl Reader<'_, '_> {
-    /// The implicit peer of a row that names none: Clients for a source,
-    /// the Internet for a destination.
+    /// The peer of a row that names none. A source is "Clients" when the
+    /// row or its section says it serves a frontend, a web interface,
+    /// browsers or webhooks (the product's users); otherwise, and for a
+    /// destination, it is the explicit unspecified party the user must
+    /// place. Either way the flow's `guess:` says so.
     pub(crate) fn implicit(
         &mut self,
         source: bool,
         line: usize,
+        section: Option<usize>,
+        text: &str,
         guesses: &mut Vec<String>,
     ) -> Peer {
-        let (name, what) = if source {
-            ("Clients", "source")
+        let what = if source { "source" } else { "destination" };
+        if source {
+            let said = CLIENT_WORDS.iter().find(|w| {
+                contains_words(text, w)
+                    || section.is_some_and(|s| {
+                        self.doc.enclosing_sections(s).iter().any(|&k| {
+                            self.doc.prose[k]
+                                .iter()
+                                .any(|(_, p)| contains_words(&plain(p), w))
+                        })
+                    })
+            });
+            if let Some(word) = said {
+                self.b.warn(
+                    line,
+                    format!("the source is not named on the page; taken as \"Clients\" (an external component), as the page says it serves the {word}"),
+                );
+                guesses.push(format!(
+                    "source not named on the page; Clients assumed (it serves the {word})"
+                ));
+                return Peer::Comp(self.b.component("Clients", Kind::External));
+            }
+        }
+        let name = if source {
+            "Unspecified source"
         } else {
-            ("Internet", "destination")
+            "Unspecified destination"
         };
         self.b.warn(
             line,
-            format!(
-                "the {what} is not named on the page; taken as \"{name}\" (an external component)"
-            ),
+            format!("the {what} is not named on the page; the flow goes to \"{name}\", which you must place"),
         );
-        guesses.push(format!("{what} not named on the page; {name} assumed"));
+        guesses.push(format!(
+            "{what} not named on the page; left unspecified: place it by hand"
+        ));
         let c = self.b.component(name, Kind::External);
+        if self.b.components[c].description.is_none() {
+            self.b.components[c].description = Some(format!(
+                "The page does not say what the {what} of these flows is: replace it with the component, network or endpoint it is."
+            ));
+        }
         Peer::Comp(c)
     }
 
@@ -63,7 +110,7 @@ impl Reader<'_, '_> {
         ) {
             let mut g = Vec::new();
             self.b.warn(line, format!("peer \"{name}\" is implicit"));
-            return Some(self.implicit(source, line, &mut g));
+            return Some(self.implicit(source, line, None, "", &mut g));
         }
         if matches!(
             lower.as_str(),

@@ -237,10 +237,16 @@ impl Reader<'_, '_> {
                     let name = row.name.clone().unwrap_or_default();
                     match self.b.find_component(&name).filter(|&c| c != me) {
                         Some(c) => vec![Peer::Comp(c)],
-                        None => vec![self.implicit(true, row.line, &mut guesses)],
+                        None => vec![self.implicit(
+                            true,
+                            row.line,
+                            Some(row.section),
+                            &row.raw,
+                            &mut guesses,
+                        )],
                     }
                 } else {
-                    vec![self.implicit(true, row.line, &mut guesses)]
+                    vec![self.implicit(true, row.line, Some(row.section), &row.raw, &mut guesses)]
                 };
                 for f in froms {
                     if let Peer::Comp(f) = f {
@@ -262,9 +268,9 @@ impl Reader<'_, '_> {
                 } else if let (Some(name), false) = (&row.name, row.name_is_peer) {
                     // A Name column in a table without peers: the service, not a peer.
                     let _ = name;
-                    vec![self.implicit(false, row.line, &mut guesses)]
+                    vec![self.implicit(false, row.line, Some(row.section), &row.raw, &mut guesses)]
                 } else {
-                    vec![self.implicit(false, row.line, &mut guesses)]
+                    vec![self.implicit(false, row.line, Some(row.section), &row.raw, &mut guesses)]
                 };
                 for t in tos {
                     pairs.push((me, t));

@@ -7,7 +7,7 @@ use crate::page::Reader;
 use crate::peers::peer_names;
 use crate::ports::{port_cell, port_or_range, protocols_in, PortCell, PortItem, Proto};
 use crate::roles::{paren_protocols, required_word, role, Role};
-use crate::structure::{direction_word, path_direction, path_subject, Ctx, Dir};
+use crate::structure::{direction_word, path_direction, Dir};
 use crate::text::{find_ci, inline, plain, squash};
 
 impl Reader<'_, '_> {
@@ -37,7 +37,7 @@ impl Reader<'_, '_> {
             }
             self.used_sections.insert(ctx.section);
             let footnotes = self.footnotes_after(i);
-            self.read_port_table(table, &roles, ctx, &footnotes, &mut rows);
+            self.read_port_table(i, table, &roles, &footnotes, &mut rows);
         }
         self.emit_port_rows(rows);
     }
@@ -59,9 +59,9 @@ impl Reader<'_, '_> {
 
     pub(crate) fn read_port_table(
         &mut self,
+        index: usize,
         table: &Table,
         roles: &[Role],
-        ctx: &Ctx,
         footnotes: &[(String, String, usize)],
         out: &mut Vec<PortRow>,
     ) {
@@ -77,12 +77,19 @@ impl Reader<'_, '_> {
         let has_peer_columns = col(Role::Source).is_some()
             || col(Role::Destination).is_some()
             || col(Role::SourceOrDestination).is_some();
-        let heading_dir = path_direction(&ctx.path);
-        let needs_subject = !(col(Role::Source).is_some() && col(Role::Destination).is_some());
-        let subject = if needs_subject {
-            path_subject(&ctx.path).map(|(name, _)| self.section_component(&name, ctx.section))
-        } else {
+        let ctx = &self.doc.ctx[index];
+        let scope = self.doc.scope(index);
+        let heading_dir = path_direction(&ctx.path).or(scope.dir);
+        let has_sources = col(Role::Source).is_some() || !scope.sources.is_empty();
+        let has_dests = col(Role::Destination).is_some() || !scope.dests.is_empty();
+        let has_peer_columns = has_peer_columns || has_sources || has_dests;
+        let subject = if has_sources && has_dests {
             None
+        } else {
+            scope
+                .subject
+                .as_ref()
+                .map(|(name, _)| self.section_component(name, ctx.section))
         };
         if table.delimiter_cells == 0 {
             self.b.warn(
@@ -305,8 +312,15 @@ impl Reader<'_, '_> {
                 dir,
                 dir_stated,
                 name: name.clone(),
-                sources: split(col(Role::Source)),
-                dests: split(col(Role::Destination)),
+                sources: match split(col(Role::Source)) {
+                    named if named.is_empty() => scope.sources.clone(),
+                    named => named,
+                },
+                dests: match split(col(Role::Destination)) {
+                    named if named.is_empty() => scope.dests.clone(),
+                    named => named,
+                },
+                section: ctx.section,
                 either: split(col(Role::SourceOrDestination)),
                 name_is_peer: !has_peer_columns
                     && name.is_some()
@@ -332,6 +346,8 @@ impl Reader<'_, '_> {
 pub(crate) struct PortRow {
     pub(crate) line: usize,
     pub(crate) raw: String,
+    /// The section it is in.
+    pub(crate) section: usize,
     pub(crate) subject: Option<usize>,
     pub(crate) dir: Option<Dir>,
     pub(crate) dir_stated: bool,

@@ -236,6 +236,10 @@ pub fn spec_atoms(spec: &Spec) -> Vec<Atom> {
                 let x = spec.external(e);
                 let addr = match &x.address {
                     ExternalAddress::Host(h) | ExternalAddress::Pattern(h) => h.clone(),
+                    // A block of one address is that address.
+                    ExternalAddress::Cidr(c) if c.prefix_len() == c.max_prefix_len() => {
+                        c.addr().to_string()
+                    }
                     ExternalAddress::Cidr(c) => c.to_string(),
                     ExternalAddress::Placeholder(p) => p.clone(),
                 };
