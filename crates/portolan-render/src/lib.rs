@@ -43,6 +43,13 @@ use portolan_spec::Spec;
 
 pub use token::{flow_tokens, ConditionNotes};
 
+/// Escaping for every page that shows text from input (shared with other
+/// stages' reports).
+pub mod escape {
+    pub use crate::markdown::escape as markdown;
+    pub use crate::results::html;
+}
+
 /// What [`render`] produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

@@ -4,7 +4,7 @@
 /// that could start emphasis, a link, HTML, inline math (GitHub's `$`),
 /// strikethrough or end a table cell gets a CommonMark backslash escape;
 /// line breaks become spaces because a cell is one line.
-pub(crate) fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

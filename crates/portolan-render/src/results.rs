@@ -323,7 +323,7 @@ pub fn results_markdown(matrix: &ResultsMatrix) -> String {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-fn html(text: &str) -> String {
+pub fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

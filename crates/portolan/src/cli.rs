@@ -41,6 +41,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Merge the JSON results of many hosts into the connection matrix (markdown, HTML).
     Report(ReportArgs),
+    /// Verify an existing firewall (Kubernetes NetworkPolicies, AWS security groups) against the spec.
+    Verify(VerifyArgs),
     /// Print the JSON Schema of the spec format (for editor completion).
     Schema(SchemaArgs),
     /// Print a shell completion script.
@@ -496,4 +498,44 @@ pub struct LabArgs {
     /// Without root, fail instead of running in a private user namespace.
     #[arg(long, hide = true)]
     pub no_user_namespace: bool,
+}
+
+/// Output formats of `portolan verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    /// Summary, matrix, and per input every flow with its deciding rules.
+    Table,
+    /// The verification as JSON.
+    Json,
+    /// JUnit XML: a suite per input, a case per flow.
+    Junit,
+    /// A markdown page.
+    Markdown,
+    /// One self-contained HTML page.
+    Html,
+}
+
+/// Arguments of `portolan verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The spec file (YAML).
+    pub spec: PathBuf,
+    /// The deployment file (YAML).
+    #[arg(long, short)]
+    pub deployment: PathBuf,
+    /// NetworkPolicy manifests (multi-document YAML or a `List`); repeatable.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub kubernetes: Vec<PathBuf>,
+    /// The JSON of `aws ec2 describe-security-groups`; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub aws: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = VerifyFormat::Table)]
+    pub format: VerifyFormat,
+    /// Write here instead of standard output (written whole or not at all).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Exit 1 also when an input opens more than the plan needs.
+    #[arg(long)]
+    pub strict: bool,
 }

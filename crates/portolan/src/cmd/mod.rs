@@ -12,6 +12,7 @@ mod render;
 mod report;
 mod schema;
 mod validate;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Listen(args) => listen::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Completions(args) => completions::run(&args),
     }

@@ -6,6 +6,7 @@
 mod lab;
 mod licences;
 mod preflight;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,59 @@
+//! `portolan verify`: the plan's flows against the firewall already in place.
+
+use anyhow::bail;
+use portolan_verify::kubernetes::Manifests;
+use portolan_verify::{aws, kubernetes, read_text, render, Verification, VerifyError};
+
+use crate::cli::{VerifyArgs, VerifyFormat};
+use crate::output::write_output;
+use crate::{InputError, EXIT_INVALID, EXIT_OK};
+
+pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
+    if args.kubernetes.is_empty() && args.aws.is_empty() {
+        bail!("nothing to verify: give --kubernetes FILE… and/or --aws FILE");
+    }
+    let spec = super::load_spec_for_deployment(&args.spec)?;
+    let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
+    let plan = portolan_spec::plan::plan(&spec, &deployment);
+    let verification = verify(&plan, args).map_err(|e| match e {
+        VerifyError::Environment(_) => anyhow::Error::from(e),
+        other => InputError(format!("{other}\nnothing was written")).into(),
+    })?;
+    let text = match args.format {
+        VerifyFormat::Table => render::table(&verification),
+        VerifyFormat::Json => render::json(&verification),
+        VerifyFormat::Junit => render::junit(&verification, args.strict)?,
+        VerifyFormat::Markdown => render::markdown_page(&verification),
+        VerifyFormat::Html => render::html_page(&verification),
+    };
+    write_output(args.output.as_deref(), &text)?;
+    Ok(if verification.passes(args.strict) {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    })
+}
+
+fn verify(
+    plan: &portolan_spec::plan::Plan,
+    args: &VerifyArgs,
+) -> Result<Verification, VerifyError> {
+    let mut verification = portolan_verify::verification(plan);
+    if !args.kubernetes.is_empty() {
+        let mut manifests = Manifests::default();
+        let mut names = Vec::new();
+        for path in &args.kubernetes {
+            let name = path.display().to_string();
+            manifests.read(&name, &read_text(path)?)?;
+            names.push(name);
+        }
+        verification
+            .sections
+            .push(kubernetes::verify(plan, &manifests, &names.join(", "))?);
+    }
+    for path in &args.aws {
+        let groups = aws::Groups::read(&path.display().to_string(), &read_text(path)?)?;
+        verification.sections.push(aws::verify(plan, &groups)?);
+    }
+    Ok(verification)
+}

@@ -1,0 +1,162 @@
+//! `portolan verify` end to end: exit codes (0 all admitted, 1 blocked or
+//! invalid input, 2 usage), every format, `--strict`, nothing partial
+//! written on bad input.
+
+use std::path::PathBuf;
+
+use super::{portolan, root, stderr, stdout};
+
+fn fixture(name: &str) -> String {
+    root()
+        .join("crates/portolan-verify/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn spec() -> String {
+    fixture("shop.portolan.yaml")
+}
+
+#[test]
+fn help() {
+    let output = portolan(&["verify", "--help"]);
+    assert!(output.status.success());
+    insta::assert_snapshot!("help_verify", stdout(&output));
+}
+
+#[test]
+fn a_blocked_required_flow_exits_1_and_the_table_says_why() {
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.k8s.deployment.yaml"),
+        "--kubernetes",
+        &fixture("kubernetes/endport.yaml"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output).replace(&fixture(""), "fixtures/");
+    insta::assert_snapshot!("verify_endport_table", text);
+}
+
+#[test]
+fn every_format_and_strict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The groups block api->db/tcp/8000-8100: exit 1, and the report is
+    // written whole in every format.
+    for format in ["table", "json", "junit", "markdown", "html"] {
+        let out: PathBuf = dir.path().join(format!("report.{format}"));
+        let output = portolan(&[
+            "verify",
+            &spec(),
+            "-d",
+            &fixture("shop.aws.deployment.yaml"),
+            "--aws",
+            &fixture("aws/shop-groups.json"),
+            "-f",
+            format,
+            "-o",
+            out.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{format}: {}",
+            stderr(&output)
+        );
+        let text = std::fs::read_to_string(&out).expect("written");
+        assert!(text.contains("db/tcp/8000-8100"), "{format}: {text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report.json")).expect("json"),
+    )
+    .expect("valid JSON");
+    assert_eq!(json["sections"][0]["kind"], "aws");
+}
+
+#[test]
+fn all_admitted_exits_0_and_strict_fails_on_excess() {
+    // Without any policy nothing is isolated: every flow passes, and every
+    // pod is open to everything (excess).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("ns.yaml");
+    std::fs::write(
+        &empty,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
+    )
+    .expect("write");
+    let args = [
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.k8s.deployment.yaml"),
+        "--kubernetes",
+        empty.to_str().expect("utf-8"),
+    ];
+    let output = portolan(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    assert_eq!(portolan(&strict).status.code(), Some(1));
+}
+
+#[test]
+fn bad_input_exits_1_with_position_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("report.md");
+    let ruleset = dir.path().join("host.nft");
+    std::fs::write(&ruleset, "table inet filter {\n  chain input {\n  }\n}\n").expect("write");
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.k8s.deployment.yaml"),
+        "--kubernetes",
+        ruleset.to_str().expect("utf-8"),
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("host.nft:"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!out.exists());
+    // A policy in a namespace no component has.
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x, namespace: billing}\nspec: {podSelector: {}}\n",
+    )
+    .expect("write");
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.k8s.deployment.yaml"),
+        "--kubernetes",
+        policy.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("p.yaml:2:7: NetworkPolicy billing/x"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn no_input_is_a_usage_error() {
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.k8s.deployment.yaml"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("nothing to verify"),
+        "{}",
+        stderr(&output)
+    );
+}
