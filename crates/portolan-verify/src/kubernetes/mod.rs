@@ -851,10 +851,7 @@ pub(crate) fn push_excess(
     // (peer id or None, peers text, any) -> cells
     type Key = (Option<String>, String, bool);
     let mut groups: Vec<(Key, Vec<Traffic>)> = Vec::new();
-    let mut add = |key: Key, t: &Traffic| match groups
-        .iter_mut()
-        .find(|(k, _)| *k == key)
-    {
+    let mut add = |key: Key, t: &Traffic| match groups.iter_mut().find(|(k, _)| *k == key) {
         Some((_, cells)) => cells.push(t.clone()),
         None => groups.push((key, vec![t.clone()])),
     };
