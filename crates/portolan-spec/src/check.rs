@@ -35,6 +35,7 @@ pub fn load_spec(source: Arc<SourceFile>) -> Result<Loaded<Spec>, Diagnostics> {
     let mut checker = Checker {
         source: &source,
         diagnostics: Vec::new(),
+        errors: 0,
         needs_value_reported: BTreeSet::new(),
     };
     let spec = checker.check(raw);
@@ -59,10 +60,25 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result
             .with_label(Span::new(0, 0), "nothing here")
             .with_help("a spec starts with `portolan: 1`; see docs/spec-format.md"));
     }
-    // serde-saphyr's default budget bounds nesting, aliases and events, so
-    // hostile input (alias bombs, deep nesting) fails cleanly instead of
-    // exhausting memory.
-    serde_saphyr::from_str(&source.text).map_err(|error| yaml_error_to_diagnostic(&error, source))
+    serde_saphyr::from_str_with_options(&source.text, yaml_options())
+        .map_err(|error| yaml_error_to_diagnostic(&error, source))
+}
+
+/// Largest number of YAML nodes (mappings, sequences, scalars) a file may
+/// hold: room for a system of 100,000 flows (about ten nodes each).
+pub const MAX_YAML_NODES: usize = 2_000_000;
+
+/// serde-saphyr's options: its budget bounds nesting, aliases, events and
+/// nodes, so that hostile input (alias bombs, deep nesting) fails cleanly
+/// instead of exhausting memory. The node and event limits are raised from
+/// the defaults (250,000 nodes), which a spec of 20,000 flows exceeds.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_YAML_NODES;
+    budget.max_events = 4 * MAX_YAML_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// Converts a serde-saphyr error into a diagnostic.
@@ -201,6 +217,8 @@ pub fn is_valid_host(host: &str) -> bool {
 struct Checker<'a> {
     source: &'a SourceFile,
     diagnostics: Vec<Diagnostic>,
+    /// How many of `diagnostics` are errors.
+    errors: usize,
     /// Parameters already reported as needing a deployment value (once each).
     needs_value_reported: BTreeSet<ParameterId>,
 }
@@ -217,10 +235,11 @@ impl Checker<'_> {
     }
 
     fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
+        self.errors
     }
 
     fn push(&mut self, diagnostic: Diagnostic) {
+        self.errors += usize::from(diagnostic.is_error());
         self.diagnostics.push(diagnostic);
     }
 
@@ -334,8 +353,9 @@ impl Checker<'_> {
             source: Arc::new(self.source.clone()),
         };
         let mut flows = Vec::new();
+        let index = spec.endpoint_index();
         for raw_flow in raw.flows {
-            self.check_flow(&spec, raw_flow, &mut flows);
+            self.check_flow(&spec, &index, raw_flow, &mut flows);
         }
         spec.flows = flows;
         self.check_duplicate_flows(&spec);
@@ -594,11 +614,17 @@ impl Checker<'_> {
         }
     }
 
-    fn resolve_source(&mut self, spec: &Spec, id: &str, span: Span) -> Option<ComponentId> {
-        if let Some(c) = spec.component_by_id(id) {
+    fn resolve_source(
+        &mut self,
+        spec: &Spec,
+        index: &EndpointIndex<'_>,
+        id: &str,
+        span: Span,
+    ) -> Option<ComponentId> {
+        if let Some(c) = index.component(id) {
             return Some(c);
         }
-        if spec.externals.iter().any(|e| e.id == id) {
+        if index.external(id).is_some() {
             self.push(
                 Diagnostic::new(
                     Code::InvalidSource,
@@ -613,12 +639,18 @@ impl Checker<'_> {
         None
     }
 
-    fn resolve_destination(&mut self, spec: &Spec, id: &str, span: Span) -> Option<Destination> {
-        if let Some(c) = spec.component_by_id(id) {
+    fn resolve_destination(
+        &mut self,
+        spec: &Spec,
+        index: &EndpointIndex<'_>,
+        id: &str,
+        span: Span,
+    ) -> Option<Destination> {
+        if let Some(c) = index.component(id) {
             return Some(Destination::Component(c));
         }
-        if let Some(e) = spec.externals.iter().position(|e| e.id == id) {
-            return Some(Destination::External(ExternalId(e)));
+        if let Some(e) = index.external(id) {
+            return Some(Destination::External(e));
         }
         self.unknown_reference(spec, id, span, true);
         None
@@ -648,7 +680,13 @@ impl Checker<'_> {
         );
     }
 
-    fn check_flow(&mut self, spec: &Spec, raw: RawFlow, out: &mut Vec<Flow>) {
+    fn check_flow(
+        &mut self,
+        spec: &Spec,
+        index: &EndpointIndex<'_>,
+        raw: RawFlow,
+        out: &mut Vec<Flow>,
+    ) {
         // A flow with an error of its own is left out of the model, so that
         // it cannot cause follow-on diagnostics (a broken port list would
         // otherwise read as "every port" and look like a duplicate).
@@ -670,14 +708,14 @@ impl Checker<'_> {
             .value
             .as_slice()
             .iter()
-            .map(|id| self.resolve_source(spec, id, from_span))
+            .map(|id| self.resolve_source(spec, index, id, from_span))
             .collect();
         let destinations: Vec<Option<Destination>> = raw
             .to
             .value
             .as_slice()
             .iter()
-            .map(|id| self.resolve_destination(spec, id, to_span))
+            .map(|id| self.resolve_destination(spec, index, id, to_span))
             .collect();
         let protocol = match raw.protocol.value {
             RawProtocol::Tcp => Protocol::Tcp,

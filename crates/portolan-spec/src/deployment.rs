@@ -24,7 +24,7 @@
 //! assert_eq!(deployment.components[&db].addresses.len(), 2);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -359,14 +359,15 @@ impl Deployment {
     /// `host:` of a group wins.
     pub fn hosts(&self, spec: &Spec) -> Vec<Host> {
         let mut hosts: Vec<Host> = Vec::new();
-        let mut keys: Vec<BTreeSet<&Address>> = Vec::new();
+        // Address set → index in `hosts`.
+        let mut keys: HashMap<BTreeSet<&Address>, usize> = HashMap::new();
         for (&id, placement) in &self.components {
             if placement.addresses.is_empty() || spec.component(id).kind == ComponentKind::External
             {
                 continue;
             }
             let key: BTreeSet<&Address> = placement.addresses.iter().collect();
-            match keys.iter().position(|k| *k == key) {
+            match keys.get(&key).copied() {
                 Some(i) => {
                     let host = &mut hosts[i];
                     host.components.push(id);
@@ -376,7 +377,7 @@ impl Deployment {
                     }
                 }
                 None => {
-                    keys.push(key);
+                    keys.insert(key, hosts.len());
                     hosts.push(Host {
                         name: placement.host.clone().unwrap_or_default(),
                         named: placement.host.is_some(),
@@ -481,6 +482,8 @@ pub fn load_deployment(
         spec,
         source: &source,
         diagnostics: Vec::new(),
+        errors: 0,
+        index: spec.endpoint_index(),
         already_reported: BTreeSet::new(),
     };
     let deployment = checker.check(raw);
@@ -556,6 +559,10 @@ struct DeploymentChecker<'a> {
     spec: &'a Spec,
     source: &'a SourceFile,
     diagnostics: Vec<Diagnostic>,
+    /// How many of `diagnostics` are errors.
+    errors: usize,
+    /// The spec's components and externals by id.
+    index: EndpointIndex<'a>,
     /// Ids whose placement already has an error (a bad address, or a
     /// misspelt key that likely meant them): "unplaced" would only repeat it.
     already_reported: BTreeSet<String>,
@@ -587,11 +594,12 @@ impl DeploymentChecker<'_> {
     }
 
     fn push(&mut self, d: Diagnostic) {
+        self.errors += usize::from(d.is_error());
         self.diagnostics.push(d);
     }
 
     fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
+        self.errors
     }
 
     fn check(&mut self, raw: RawDeployment) -> Deployment {
@@ -687,7 +695,7 @@ impl DeploymentChecker<'_> {
             .0
             .iter()
             .filter_map(|(key, p)| {
-                let id = self.spec.component_by_id(&key.value)?;
+                let id = self.index.component(&key.value)?;
                 let host = p.as_ref()?.host.as_ref()?;
                 Some((id, self.span(host)))
             })
@@ -733,9 +741,14 @@ impl DeploymentChecker<'_> {
             );
         }
         let hosts = deployment.hosts(self.spec);
+        // Host name → indices of the hosts of that name, in order.
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, host) in hosts.iter().enumerate() {
+            by_name.entry(host.name.as_str()).or_default().push(i);
+        }
         let id = |c: ComponentId| self.spec.component(c).id.clone();
         let mut diagnostics = Vec::new();
-        for host in &hosts {
+        for (index, host) in hosts.iter().enumerate() {
             // Two different names for one host.
             let named: Vec<(ComponentId, &String)> = host
                 .components
@@ -770,9 +783,11 @@ impl DeploymentChecker<'_> {
             };
             let span = host_spans.get(named_by).copied().unwrap_or(host.span);
             // One name for two hosts (file names would collide).
-            if let Some(other) = hosts
-                .iter()
-                .find(|o| o.name == host.name && o.components != host.components)
+            // Hosts have disjoint components: another index is another host.
+            if let Some(other) = by_name
+                .get(host.name.as_str())
+                .and_then(|same| same.iter().find(|&&o| o != index))
+                .map(|&o| &hosts[o])
             {
                 if other.components[0] < host.components[0] || !other.named {
                     diagnostics.push(
@@ -796,7 +811,7 @@ impl DeploymentChecker<'_> {
                 }
             }
             // The name of a component that is not on this host.
-            if let Some(c) = self.spec.component_by_id(&host.name) {
+            if let Some(c) = self.index.component(&host.name) {
                 if !host.components.contains(&c) {
                     diagnostics.push(
                         Diagnostic::new(
@@ -918,10 +933,10 @@ impl DeploymentChecker<'_> {
     }
 
     fn component_key(&mut self, id: &str, span: Span) -> Option<ComponentId> {
-        if let Some(c) = self.spec.component_by_id(id) {
+        if let Some(c) = self.index.component(id) {
             return Some(c);
         }
-        let help = if self.spec.externals.iter().any(|e| e.id == id) {
+        let help = if self.index.external(id).is_some() {
             format!("`{id}` is an external endpoint: put it under `externals:`")
         } else if let Some(c) = self.spec.components.iter().find(|c| {
             c.name.eq_ignore_ascii_case(id) || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))
@@ -946,10 +961,10 @@ impl DeploymentChecker<'_> {
     }
 
     fn external_key(&mut self, id: &str, span: Span) -> Option<ExternalId> {
-        if let Some(e) = self.spec.externals.iter().position(|e| e.id == id) {
-            return Some(ExternalId(e));
+        if let Some(e) = self.index.external(id) {
+            return Some(e);
         }
-        let help = if self.spec.component_by_id(id).is_some() {
+        let help = if self.index.component(id).is_some() {
             format!("`{id}` is a component: put it under `components:`")
         } else if let Some(near) = suggest(id, self.spec.externals.iter().map(|e| e.id.as_str())) {
             self.already_reported.insert(near.to_owned());
@@ -1199,8 +1214,13 @@ impl DeploymentChecker<'_> {
         addressed: &[(Owner, IpNet, Span)],
         hosts: &[Host],
     ) {
+        let host_index: HashMap<ComponentId, usize> = hosts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, h)| h.components.iter().map(move |c| (*c, i)))
+            .collect();
         let host_of = |owner: &Owner| match owner {
-            Owner::Component(c) => hosts.iter().position(|h| h.components.contains(c)),
+            Owner::Component(c) => host_index.get(c).copied(),
             Owner::External(_) => None,
         };
         let mut reported_hosts = BTreeSet::new();
@@ -1221,20 +1241,18 @@ impl DeploymentChecker<'_> {
             }
         }
         let mut reported = BTreeSet::new();
-        for (i, (owner_a, net_a, span_a)) in all.iter().enumerate() {
-            for (owner_b, net_b, span_b) in &all[i + 1..] {
-                if owner_a == owner_b
-                    || matches!((owner_a, owner_b), (Owner::External(_), Owner::External(_)))
-                {
-                    continue;
-                }
+        let nets: Vec<IpNet> = all.iter().map(|(_, net, _)| *net).collect();
+        let pairs = overlapping_pairs(&nets, |i, j| {
+            let ((owner_a, ..), (owner_b, ..)) = (&all[i], &all[j]);
+            let (host_a, host_b) = (host_of(owner_a), host_of(owner_b));
+            owner_a != owner_b
+                && !matches!((owner_a, owner_b), (Owner::External(_), Owner::External(_)))
+                && !(host_a.is_some() && host_a == host_b)
+        });
+        for (i, j) in pairs {
+            let ((owner_a, net_a, span_a), (owner_b, net_b, span_b)) = (&all[i], &all[j]);
+            {
                 let (host_a, host_b) = (host_of(owner_a), host_of(owner_b));
-                if host_a.is_some() && host_a == host_b {
-                    continue;
-                }
-                if !(net_a.contains(&net_b.network()) || net_b.contains(&net_a.network())) {
-                    continue;
-                }
                 if let (Some(a), Some(b)) = (host_a, host_b) {
                     if !reported_hosts.insert((
                         a.min(b),
@@ -1403,6 +1421,35 @@ impl DeploymentChecker<'_> {
             }
         }
     }
+}
+
+/// Every pair `(i, j)`, `i < j`, of `nets` that overlap (one contains the
+/// other: address blocks never overlap partially) and that `keep` accepts,
+/// sorted. A sweep over the nets in address order with a stack of the
+/// blocks enclosing the current one: linear in the nets plus the pairs
+/// found, where comparing every pair would be quadratic.
+fn overlapping_pairs(nets: &[IpNet], keep: impl Fn(usize, usize) -> bool) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..nets.len()).collect();
+    order.sort_by_key(|&i| (nets[i].network(), nets[i].prefix_len(), i));
+    let mut enclosing: Vec<usize> = Vec::new();
+    let mut pairs = Vec::new();
+    for i in order {
+        while let Some(&outer) = enclosing.last() {
+            if nets[outer].contains(&nets[i].network()) {
+                break;
+            }
+            enclosing.pop();
+        }
+        for &outer in &enclosing {
+            let pair = (outer.min(i), outer.max(i));
+            if keep(pair.0, pair.1) {
+                pairs.push(pair);
+            }
+        }
+        enclosing.push(i);
+    }
+    pairs.sort_unstable();
+    pairs
 }
 
 /// Whether a flow end has anything that says where it is. Components of kind
@@ -1925,6 +1972,39 @@ components:
             "{}",
             err.items[0].message
         );
+    }
+
+    #[test]
+    fn the_overlap_sweep_finds_every_pair_the_pairwise_scan_finds() {
+        let nets: Vec<IpNet> = [
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "10.1.2.3/32",
+            "10.1.2.3/32",
+            "10.2.0.0/16",
+            "192.0.2.0/24",
+            "192.0.2.128/25",
+            "198.51.100.7/32",
+            "2001:db8::/32",
+            "2001:db8::10/128",
+            "0.0.0.0/0",
+            "10.1.2.3/32",
+        ]
+        .iter()
+        .map(|n| n.parse().expect("net"))
+        .collect();
+        let mut pairwise = Vec::new();
+        for i in 0..nets.len() {
+            for j in i + 1..nets.len() {
+                if nets[i].contains(&nets[j].network()) || nets[j].contains(&nets[i].network()) {
+                    pairwise.push((i, j));
+                }
+            }
+        }
+        assert_eq!(overlapping_pairs(&nets, |_, _| true), pairwise);
+        let odd = |i: usize, j: usize| (i + j) % 2 == 1;
+        let kept: Vec<_> = pairwise.into_iter().filter(|&(i, j)| odd(i, j)).collect();
+        assert_eq!(overlapping_pairs(&nets, odd), kept);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! [`Spec`]'s vectors. Each item keeps the [`Span`] it was read from so that
 //! later stages (planning, generating) can point at it in their diagnostics.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -454,6 +454,22 @@ impl Spec {
             .map(ComponentId)
     }
 
+    /// Components and external endpoints indexed by id, for lookups in
+    /// constant time: a spec can have thousands of components, and the
+    /// checks look up every flow end and every placement.
+    pub fn endpoint_index(&self) -> EndpointIndex<'_> {
+        let mut index = EndpointIndex::default();
+        // The first definition wins, as with `component_by_id` (a second one
+        // is a `duplicate-id` error).
+        for (i, c) in self.components.iter().enumerate().rev() {
+            index.components.insert(c.id.as_str(), ComponentId(i));
+        }
+        for (i, e) in self.externals.iter().enumerate().rev() {
+            index.externals.insert(e.id.as_str(), ExternalId(i));
+        }
+        index
+    }
+
     /// A feature's index by its id string.
     pub fn feature_by_id(&self, id: &str) -> Option<FeatureId> {
         self.features.iter().position(|f| f.id == id).map(FeatureId)
@@ -497,6 +513,25 @@ impl Spec {
             })
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// A spec's components and external endpoints by id (see [`Spec::endpoint_index`]).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointIndex<'s> {
+    components: HashMap<&'s str, ComponentId>,
+    externals: HashMap<&'s str, ExternalId>,
+}
+
+impl EndpointIndex<'_> {
+    /// A component by id.
+    pub fn component(&self, id: &str) -> Option<ComponentId> {
+        self.components.get(id).copied()
+    }
+
+    /// An external endpoint by id.
+    pub fn external(&self, id: &str) -> Option<ExternalId> {
+        self.externals.get(id).copied()
     }
 }
 

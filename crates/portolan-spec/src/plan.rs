@@ -18,6 +18,7 @@
 //!   addresses in the deployment stays a name: targets that cannot match
 //!   names say so with a warning.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -412,11 +413,13 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
         })
         .collect();
     // Components of one machine: a flow between two of them stays on it.
-    let machine_of = |c: ComponentId| {
-        hosts
-            .iter()
-            .position(|h| h.one_machine && h.runs(&spec.component(c).id))
-    };
+    let machines: HashMap<&str, usize> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.one_machine)
+        .flat_map(|(i, h)| h.components.iter().map(move |c| (c.as_str(), i)))
+        .collect();
+    let machine_of = |c: ComponentId| machines.get(spec.component(c).id.as_str()).copied();
     let mut flows = Vec::new();
     let mut left_out = Vec::new();
     for (index, flow) in spec.flows.iter().enumerate() {
