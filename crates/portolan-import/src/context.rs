@@ -22,6 +22,8 @@ pub(crate) struct Scope {
     pub(crate) dir: Option<Dir>,
     /// The line of the caption or sentence that gave sources or destinations.
     pub(crate) line: Option<usize>,
+    /// Whether the subject is a heading (not a sentence).
+    pub(crate) from_heading: bool,
 }
 
 /// Words that open a caption naming the source of what follows.
@@ -124,7 +126,9 @@ const NON_PARTIES: &[&str] = &[
 ];
 
 /// Articles and determiners dropped from the front of a party.
-const ARTICLES: &[&str] = &["the ", "a ", "an ", "your ", "our ", "its ", "their "];
+const ARTICLES: &[&str] = &[
+    "the ", "a ", "an ", "your ", "our ", "its ", "their ", "other ",
+];
 
 /// A party as the page names it: articles dropped, first letter upper case,
 /// "all-machine" read as "All machines".
@@ -300,30 +304,34 @@ impl Doc<'_> {
         out
     }
 
-    /// The sentence that introduces block `i`: the pseudo-heading just
-    /// above it, else the last sentence of the paragraph just above it in
-    /// the same section.
-    pub(crate) fn intro(&self, i: usize) -> Option<(String, usize)> {
+    /// The sentences that introduce block `i`: the pseudo-heading just
+    /// above it, else the paragraph just above it in the same section when
+    /// it ends with ':' ("The application servers must be able to reach the
+    /// following hosts:"); its sentences, last first.
+    pub(crate) fn intro(&self, i: usize) -> Vec<(String, usize)> {
         let ctx = &self.ctx[i];
-        let above = i.checked_sub(1)?;
-        match &self.blocks[above] {
-            Block::Paragraph { line, text } => {
-                if let Some((p, pline)) = &ctx.pseudo {
-                    if pline == line {
-                        return Some((p.clone(), *pline));
-                    }
-                }
-                let p = plain(text);
-                let last = p
-                    .split(". ")
-                    .filter(|s| !s.trim().is_empty())
-                    .last()?
-                    .trim()
-                    .to_owned();
-                Some((last, *line))
+        let Some(above) = i.checked_sub(1) else {
+            return Vec::new();
+        };
+        let Block::Paragraph { line, text } = &self.blocks[above] else {
+            return Vec::new();
+        };
+        if let Some((p, pline)) = &ctx.pseudo {
+            if pline == line {
+                return vec![(p.clone(), *pline)];
             }
-            _ => None,
         }
+        let p = plain(text);
+        if !p.trim_end().ends_with(':') {
+            return Vec::new();
+        }
+        let mut sentences: Vec<(String, usize)> = p
+            .split(". ")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| (s.trim().to_owned(), *line))
+            .collect();
+        sentences.reverse();
+        sentences
     }
 
     /// What block `i` inherits: captions, the introducing sentence, the
@@ -349,8 +357,12 @@ impl Doc<'_> {
                 scope.line = Some(*line);
             }
         }
-        if let Some((sentence, line)) = self.intro(i) {
-            if let Some((subjects, dir, objects)) = connect_sentence(&sentence) {
+        let said = self
+            .intro(i)
+            .into_iter()
+            .find_map(|(sentence, line)| connect_sentence(&sentence).map(|c| (c, line)));
+        if let Some(((subjects, dir, objects), line)) = said {
+            {
                 if objects.is_empty() && subjects.len() == 1 {
                     scope.subject = Some((subjects[0].clone(), line));
                     scope.dir = Some(dir);
@@ -369,6 +381,7 @@ impl Doc<'_> {
                 .filter(|h| h.level > 1)
                 .find(|h| !is_topic(&h.text))
                 .map(|h| (strip_generic(&h.text), h.line));
+            scope.from_heading = scope.subject.is_some();
         }
         scope
     }

@@ -3,12 +3,16 @@
 
 use crate::blocks::{Block, Item};
 use crate::build::{Addr, Dest, Draft, Kind, PItem};
+use crate::bullets::{bullet, Bullet};
 use crate::conditions::{condition_in, purpose_phrases, CondText};
 use crate::page::Reader;
 use crate::peers::{cidr_of, host_of};
 use crate::ports::{port_cell, port_or_range, service_port_hint, PortItem, Proto};
-use crate::structure::{is_conditional, path_subject, strip_generic, Ctx, ALL_HOSTS};
-use crate::text::{find_ci, plain, squash, words};
+use crate::structure::{is_conditional, strip_generic, Dir, ALL_HOSTS};
+use crate::text::{contains_words, find_ci, plain, squash, words};
+
+/// Headings of sections that explain a notation rather than state flows.
+const NOTATION_HEADINGS: &[&str] = &["legend", "notation", "how to read", "key"];
 
 impl Reader<'_, '_> {
     pub(crate) fn lists(&mut self) {
@@ -18,14 +22,30 @@ impl Reader<'_, '_> {
             if self.consumed.contains(&i) {
                 continue;
             }
-            let ctx = &doc.ctx[i];
-            self.list(items, ctx);
+            self.list(i, items);
         }
     }
 
-    pub(crate) fn list(&mut self, items: &[Item], ctx: &Ctx) {
+    pub(crate) fn list(&mut self, index: usize, items: &[Item]) {
+        let ctx = &self.doc.ctx[index];
         let entries: Vec<Option<HostEntry>> = items.iter().map(|it| host_entry(&it.text)).collect();
-        if entries.iter().all(Option::is_none) {
+        // A legend explains a notation with examples; its ports are no flows.
+        let legend = ctx
+            .path
+            .iter()
+            .any(|h| NOTATION_HEADINGS.iter().any(|w| contains_words(&h.text, w)));
+        let bullets: Vec<Option<Bullet>> = items
+            .iter()
+            .zip(&entries)
+            .map(|(it, e)| {
+                if e.is_none() && !legend {
+                    bullet(&it.text)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if entries.iter().all(Option::is_none) && bullets.iter().all(Option::is_none) {
             for item in items {
                 self.b.report.rows_read += 1;
                 self.b.skip(
@@ -45,7 +65,7 @@ impl Reader<'_, '_> {
         let conditional = self.doc.conditional[ctx.section] || is_conditional(&pseudo_text);
         let pseudo_condition = condition_in(&pseudo_text);
         // Subjects of the list as a whole.
-        let list_subjects = self.list_subjects(ctx, items.first().map_or(0, |i| i.line));
+        let list_subjects = self.list_subjects(index);
         // Parents by indent.
         let mut subjects_of: Vec<Option<Vec<usize>>> = vec![None; items.len()];
         // Open items by indent: the parent of an item is the last open one
@@ -77,6 +97,23 @@ impl Reader<'_, '_> {
                         pseudo_condition.as_ref(),
                     );
                 }
+                None if bullets[k].is_some() => {
+                    let subjects = inherited
+                        .clone()
+                        .or_else(|| list_subjects.clone())
+                        .unwrap_or_default();
+                    subjects_of[k] = inherited.clone();
+                    let scope = self.doc.scope(index);
+                    if let Some(b) = &bullets[k] {
+                        if self.bullet_flows(b, item.line, &subjects, &scope) == 0 {
+                            self.b.skip(
+                                item.line,
+                                &plain(&item.text),
+                                "bullet names no source or destination that could be read",
+                            );
+                        }
+                    }
+                }
                 None => {
                     let has_children = items[k + 1..]
                         .iter()
@@ -98,7 +135,14 @@ impl Reader<'_, '_> {
         }
     }
 
-    pub(crate) fn list_subjects(&mut self, ctx: &Ctx, line: usize) -> Option<Vec<usize>> {
+    pub(crate) fn list_subjects(&mut self, index: usize) -> Option<Vec<usize>> {
+        let ctx = &self.doc.ctx[index];
+        let scope = self.doc.scope(index);
+        if let (Some((name, line)), true) = (&scope.subject, scope.dir == Some(Dir::Out)) {
+            if !scope.from_heading {
+                return Some(self.subjects_named(name, *line));
+            }
+        }
         if let Some((pseudo, pline)) = &ctx.pseudo {
             if ALL_HOSTS.contains(&squash(pseudo).as_str()) {
                 return Some(self.subjects_named(pseudo, *pline));
@@ -111,8 +155,7 @@ impl Reader<'_, '_> {
                 return Some(self.subjects_named(&name, *pline));
             }
         }
-        let _ = line;
-        let (name, hline) = path_subject(&ctx.path)?;
+        let (name, hline) = scope.subject?;
         if ALL_HOSTS.contains(&squash(&name).as_str()) {
             return Some(self.subjects_named(&name, hline));
         }

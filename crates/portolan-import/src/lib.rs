@@ -31,6 +31,8 @@
 
 mod blocks;
 mod build;
+mod bullets;
+mod clauses;
 mod conditions;
 mod context;
 mod definitions;
@@ -44,6 +46,7 @@ mod ports;
 mod prose;
 mod report;
 mod roles;
+mod row_peers;
 mod structure;
 mod text;
 

@@ -7,12 +7,12 @@ use crate::blocks::{Block, Table};
 use crate::build::{Dest, Draft, Kind};
 use crate::page::Reader;
 use crate::ports::PortItem;
-use crate::roles::{role, Role};
+use crate::roles::{roles, Role};
 use crate::text::{contains_words, inline, plain, squash};
 
 impl Reader<'_, '_> {
     pub(crate) fn is_matrix(&self, table: &Table) -> bool {
-        let roles: Vec<Role> = table.header.iter().map(|h| role(h)).collect();
+        let roles: Vec<Role> = roles(&table.header);
         if roles
             .iter()
             .any(|r| matches!(r, Role::Port | Role::StartPort))

@@ -66,6 +66,69 @@ pub fn import(source: &SourceFile, options: &ImportOptions) -> Result<Imported, 
     })
 }
 
+/// Endings of a title that say what the page is about, not what the
+/// product is called ("Vault network requirements", "Ceph firewall ports").
+const TITLE_SUFFIXES: &[&str] = &[
+    ": networking requirements",
+    " networking requirements",
+    ": network requirements",
+    " network requirements",
+    ": networking",
+    " networking",
+    ": ports and connections",
+    ": ports to open",
+    ": ports",
+    " ports and protocols",
+    " ports reference",
+    " port requirements",
+    " network ports",
+    " firewall ports",
+    " firewall rules",
+    ": firewall configuration",
+    " firewall configuration",
+    " installation prerequisites",
+    " prerequisites",
+];
+
+/// Last words of a title that name a deployment of the product, not the
+/// product: "Nextcloud server" is Nextcloud.
+const ROLE_NOUNS: &[&str] = &["server", "instance", "cluster", "deployment"];
+
+/// The run of capitalised words in a title that is not only its first
+/// word: "Configuring firewall port access for Cassandra" gives
+/// "Cassandra", "Security group rules for a managed GitLab instance" gives
+/// "GitLab", "Elastic Stack" stays whole. `None` when only the first word
+/// is capitalised (sentence case: "Billing database host" is the name).
+fn proper_run(title: &str) -> Option<String> {
+    let words: Vec<&str> = title.split_whitespace().collect();
+    let capital = |w: &str| w.chars().any(char::is_uppercase);
+    let mut best: Option<(usize, usize)> = None;
+    let mut i = 0;
+    while i < words.len() {
+        if !capital(words[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < words.len() && capital(words[i]) {
+            i += 1;
+        }
+        if i - start > 1 || start > 0 {
+            best.get_or_insert((start, i));
+        }
+    }
+    let (a, b) = best?;
+    if a == 0 && b == words.len() {
+        return None;
+    }
+    Some(
+        words[a..b]
+            .join(" ")
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_owned(),
+    )
+}
+
 fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
     if let Some(name) = options.system_name.as_deref().map(str::trim) {
         if !name.is_empty() {
@@ -77,25 +140,25 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
         _ => None,
     });
     if let Some(title) = title {
-        let cut = [
-            ": networking requirements",
-            " networking requirements",
-            ": network requirements",
-            ": networking",
-            " networking",
-            ": ports",
-            " ports and protocols",
-            " port requirements",
-            " firewall rules",
-        ]
-        .iter()
-        .find_map(|s| find_ci(&title, s));
+        let cut = TITLE_SUFFIXES.iter().find_map(|s| find_ci(&title, s));
         let name = match cut {
             Some(p) => title[..p].trim().to_owned(),
             None => title.clone(),
         };
-        if !strip_generic(&name).is_empty() {
-            return name;
+        // A title with no capital letter beyond generic words names a topic
+        // ("Network ports and outbound proxy"), not the product.
+        let stripped = strip_generic(&name);
+        if stripped.chars().any(char::is_uppercase) {
+            let name = proper_run(&name).unwrap_or(name);
+            // "Nextcloud server", "GitLab instance": the product is the name.
+            return match name.rsplit_once(' ') {
+                Some((head, last))
+                    if ROLE_NOUNS.contains(&last) && head.chars().any(char::is_uppercase) =>
+                {
+                    head.to_owned()
+                }
+                _ => name,
+            };
         }
     }
     // The proper noun the page repeats most ("Spacelift", "Circonus").

@@ -12,7 +12,14 @@ use crate::structure::Dir;
 use crate::text::squash;
 
 impl Reader<'_, '_> {
-    pub(crate) fn emit_port_rows(&mut self, rows: Vec<PortRow>) {
+    pub(crate) fn emit_port_rows(&mut self, mut rows: Vec<PortRow>) {
+        // A row with a listener is about that listener.
+        for row in &mut rows {
+            if let Some(name) = row.listeners.first() {
+                let kind = self.kind_for(name, Kind::System);
+                row.subject = Some(self.b.component(name, kind));
+            }
+        }
         // Egress rows that name their target: resolve, pairing with ingress
         // rows of other sections that state the same row (the two sides of
         // one flow, as per-component pages list them).

@@ -3,10 +3,12 @@
 
 use crate::blocks::{Block, Table};
 use crate::conditions::{condition_in, CondText};
+use crate::context::party_list;
 use crate::page::Reader;
 use crate::peers::peer_names;
 use crate::ports::{port_cell, port_or_range, protocols_in, PortCell, PortItem, Proto};
-use crate::roles::{paren_protocols, required_word, role, Role};
+use crate::roles::{paren_protocols, required_word, roles, Role};
+use crate::row_peers::fan_out_listeners;
 use crate::structure::{direction_word, path_direction, Dir};
 use crate::text::{find_ci, inline, plain, squash};
 
@@ -20,7 +22,7 @@ impl Reader<'_, '_> {
                 continue;
             }
             let ctx = &doc.ctx[i];
-            let roles: Vec<Role> = table.header.iter().map(|h| role(h)).collect();
+            let roles: Vec<Role> = roles(&table.header);
             if !roles
                 .iter()
                 .any(|r| matches!(r, Role::Port | Role::StartPort))
@@ -97,6 +99,10 @@ impl Reader<'_, '_> {
                 "table without a delimiter row; its first row was taken as the header",
             );
         }
+        // A protocol cell left empty under a filled one continues it (a
+        // merged cell flattened: "TCP" over three rows).
+        let mut protocol_above = String::new();
+        let first_row = out.len();
         for row in &table.rows {
             self.b.report.rows_read += 1;
             if row.is_blank() {
@@ -159,9 +165,14 @@ impl Reader<'_, '_> {
                 pc.unknown = cleaned.unknown;
             }
             // Protocols.
-            let proto_text = col(Role::Protocol)
+            let mut proto_text = col(Role::Protocol)
                 .map(|i| plain(&cell(Some(i))))
                 .unwrap_or_default();
+            if proto_text.trim().is_empty() {
+                proto_text.clone_from(&protocol_above);
+            } else {
+                protocol_above.clone_from(&proto_text);
+            }
             let name = col(Role::Name)
                 .map(|i| plain(&cell(Some(i))))
                 .filter(|s| !s.is_empty());
@@ -321,6 +332,9 @@ impl Reader<'_, '_> {
                     named => named,
                 },
                 section: ctx.section,
+                listeners: col(Role::Listener)
+                    .map(|i| party_list(&plain(&cell(Some(i))).replace(" / ", ", ")))
+                    .unwrap_or_default(),
                 either: split(col(Role::SourceOrDestination)),
                 name_is_peer: !has_peer_columns
                     && name.is_some()
@@ -338,6 +352,15 @@ impl Reader<'_, '_> {
                 rest_of_row,
             });
         }
+        let heading_text: String = ctx
+            .path
+            .iter()
+            .map(|h| h.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.refine_rows(&mut out[first_row..], subject, &heading_text);
+        let fanned = fan_out_listeners(out.split_off(first_row));
+        out.extend(fanned);
     }
 }
 
@@ -348,6 +371,8 @@ pub(crate) struct PortRow {
     pub(crate) raw: String,
     /// The section it is in.
     pub(crate) section: usize,
+    /// The components a Listener column names for this row.
+    pub(crate) listeners: Vec<String>,
     pub(crate) subject: Option<usize>,
     pub(crate) dir: Option<Dir>,
     pub(crate) dir_stated: bool,

@@ -8,6 +8,9 @@ use crate::text::{plain, words};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     Name,
+    /// The component that listens on the row's port ("Component" beside
+    /// a "Listens on" column).
+    Listener,
     Port,
     StartPort,
     EndPort,
@@ -23,171 +26,243 @@ pub(crate) enum Role {
     Other,
 }
 
+/// How a header is compared with a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// The whole header.
+    Exact,
+    /// Anywhere in the header.
+    Contains,
+    /// One of the header's words.
+    Word,
+}
+
+/// What a column is, by its header: the first entry that matches wins, so
+/// the more specific entries come first.
+const ROLE_WORDS: &[(Role, Match, &[&str])] = &[
+    (
+        Role::StartPort,
+        Match::Contains,
+        &[
+            "start port",
+            "from port",
+            "port start",
+            "begin port",
+            "first port",
+            "min port",
+            "lower port",
+            "port from",
+            "starting port",
+        ],
+    ),
+    (
+        Role::EndPort,
+        Match::Contains,
+        &[
+            "end port",
+            "to port",
+            "port end",
+            "last port",
+            "max port",
+            "upper port",
+            "port to",
+            "ending port",
+        ],
+    ),
+    (
+        Role::SourcePort,
+        Match::Contains,
+        &["source port", "src port", "sport", "source ports"],
+    ),
+    (
+        Role::SourceOrDestination,
+        Match::Exact,
+        &[
+            "source/destination",
+            "source / destination",
+            "src/dst",
+            "source or destination",
+            "source/target",
+            "source / target",
+            "from/to",
+            "peer",
+            "peers",
+            "remote",
+            "remote host",
+            "other side",
+            "source / target network",
+            "source/target network",
+            "peer network",
+            "remote network",
+        ],
+    ),
+    (
+        Role::Required,
+        Match::Contains,
+        &["optional", "required", "mandatory"],
+    ),
+    (Role::Required, Match::Exact, &["requirement", "necessity"]),
+    (
+        Role::Port,
+        Match::Contains,
+        &[
+            "port range",
+            "port number",
+            "listens on",
+            "listening port",
+            "listen port",
+        ],
+    ),
+    (Role::Protocol, Match::Contains, &["port type"]),
+    (Role::Port, Match::Word, &["port", "ports", "portrange"]),
+    (
+        Role::Protocol,
+        Match::Word,
+        &["protocol", "protocols", "proto", "transport"],
+    ),
+    (Role::Direction, Match::Word, &["direction"]),
+    (
+        Role::Direction,
+        Match::Exact,
+        &["dir", "traffic", "in/out", "inbound/outbound"],
+    ),
+    (
+        Role::Source,
+        Match::Exact,
+        &[
+            "source",
+            "from",
+            "used by",
+            "client",
+            "clients",
+            "initiator",
+            "consumer",
+            "consumers",
+            "origin",
+            "requester",
+            "caller",
+            "callers",
+            "source host",
+            "allowed from",
+            "accessed by",
+            "sender",
+            "source hosts",
+            "sources",
+            "who connects",
+            "connecting from",
+            "source network",
+            "source role",
+            "source host role",
+        ],
+    ),
+    (
+        Role::Destination,
+        Match::Exact,
+        &[
+            "destination",
+            "target",
+            "to",
+            "dest",
+            "dst",
+            "server",
+            "destination host",
+            "endpoint",
+            "host",
+            "hostname",
+            "receiver",
+            "connects to",
+            "destinations",
+            "targets",
+            "destination hosts",
+            "remote service",
+            "listener",
+            "target network",
+            "destination network",
+            "destination role",
+        ],
+    ),
+    (
+        Role::Purpose,
+        Match::Exact,
+        &[
+            "purpose",
+            "description",
+            "use",
+            "usage",
+            "notes",
+            "note",
+            "comment",
+            "comments",
+            "details",
+            "function",
+            "reason",
+            "why",
+            "remarks",
+            "used for",
+            "explanation",
+            "info",
+            "information",
+            "rule purpose",
+            "why the rule is required",
+            "components",
+        ],
+    ),
+    (
+        Role::Name,
+        Match::Exact,
+        &[
+            "name",
+            "service",
+            "component",
+            "application",
+            "app",
+            "service name",
+            "process",
+            "services",
+            "daemon",
+            "data source",
+            "data sources",
+            "port name",
+            "ceph daemon",
+        ],
+    ),
+    (
+        Role::Condition,
+        Match::Exact,
+        &["condition", "when", "feature", "if", "conditions"],
+    ),
+];
+
 pub(crate) fn role(header: &str) -> Role {
     let t = plain(header).to_lowercase().replace('?', "");
     let t = t.trim();
-    let has = |s: &str| t.contains(s);
     let ws = words(&t.replace(['(', ')', '/'], " "));
-    let w = |s: &str| ws.iter().any(|x| x == s);
-    if [
-        "start port",
-        "from port",
-        "port start",
-        "begin port",
-        "first port",
-        "min port",
-        "lower port",
-        "port from",
-        "starting port",
-    ]
-    .iter()
-    .any(|s| has(s))
-    {
-        return Role::StartPort;
-    }
-    if [
-        "end port",
-        "to port",
-        "port end",
-        "last port",
-        "max port",
-        "upper port",
-        "port to",
-        "ending port",
-    ]
-    .iter()
-    .any(|s| has(s))
-    {
-        return Role::EndPort;
-    }
-    if ["source port", "src port", "sport", "source ports"]
+    ROLE_WORDS
         .iter()
-        .any(|s| has(s))
-    {
-        return Role::SourcePort;
+        .find(|(_, how, keys)| {
+            keys.iter().any(|k| match how {
+                Match::Exact => t == *k,
+                Match::Contains => t.contains(k),
+                Match::Word => ws.iter().any(|w| w == k),
+            })
+        })
+        .map_or(Role::Other, |(r, _, _)| *r)
+}
+
+/// The roles of a table's columns: a Name column beside a "Listens on"
+/// column names the listener.
+pub(crate) fn roles(header: &[String]) -> Vec<Role> {
+    let mut roles: Vec<Role> = header.iter().map(|h| role(h)).collect();
+    let listens = header.iter().any(|h| {
+        let t = plain(h).to_lowercase();
+        t.contains("listens on") || t.contains("listening port")
+    });
+    if listens {
+        for r in roles.iter_mut().filter(|r| **r == Role::Name) {
+            *r = Role::Listener;
+        }
     }
-    if [
-        "source/destination",
-        "source / destination",
-        "src/dst",
-        "source or destination",
-        "source/target",
-        "from/to",
-        "peer",
-        "remote",
-        "remote host",
-        "other side",
-    ]
-    .contains(&t)
-    {
-        return Role::SourceOrDestination;
-    }
-    if has("optional")
-        || has("required")
-        || has("mandatory")
-        || t == "requirement"
-        || t == "necessity"
-    {
-        return Role::Required;
-    }
-    if w("port") || w("ports") || w("portrange") || has("port range") || has("port number") {
-        return Role::Port;
-    }
-    if w("protocol") || w("protocols") || w("proto") || w("transport") {
-        return Role::Protocol;
-    }
-    if w("direction") || t == "dir" || t == "traffic" || t == "in/out" || t == "inbound/outbound" {
-        return Role::Direction;
-    }
-    if [
-        "source",
-        "from",
-        "used by",
-        "client",
-        "clients",
-        "initiator",
-        "consumer",
-        "consumers",
-        "origin",
-        "requester",
-        "caller",
-        "callers",
-        "source host",
-        "allowed from",
-        "accessed by",
-        "sender",
-        "source hosts",
-        "sources",
-        "who connects",
-        "connecting from",
-    ]
-    .contains(&t)
-    {
-        return Role::Source;
-    }
-    if [
-        "destination",
-        "target",
-        "to",
-        "dest",
-        "dst",
-        "server",
-        "destination host",
-        "endpoint",
-        "host",
-        "hostname",
-        "receiver",
-        "connects to",
-        "destinations",
-        "targets",
-        "destination hosts",
-        "remote service",
-        "listener",
-    ]
-    .contains(&t)
-    {
-        return Role::Destination;
-    }
-    if [
-        "purpose",
-        "description",
-        "use",
-        "usage",
-        "notes",
-        "note",
-        "comment",
-        "comments",
-        "details",
-        "function",
-        "reason",
-        "why",
-        "remarks",
-        "used for",
-        "explanation",
-    ]
-    .contains(&t)
-    {
-        return Role::Purpose;
-    }
-    if [
-        "name",
-        "service",
-        "component",
-        "application",
-        "app",
-        "service name",
-        "process",
-        "services",
-        "daemon",
-    ]
-    .contains(&t)
-    {
-        return Role::Name;
-    }
-    if ["condition", "when", "feature", "if", "conditions"].contains(&t) {
-        return Role::Condition;
-    }
-    Role::Other
+    roles
 }
 
 pub(crate) fn required_word(text: &str) -> Option<bool> {

@@ -256,13 +256,6 @@ pub(crate) fn path_direction(path: &[Heading]) -> Option<Dir> {
         })
 }
 
-pub(crate) fn path_subject(path: &[Heading]) -> Option<(String, usize)> {
-    path.iter().rev().find_map(|h| {
-        let s = strip_generic(&h.text);
-        (!s.is_empty()).then_some((s, h.line))
-    })
-}
-
 pub(crate) const CONDITIONAL_SECTION: &[&str] = &[
     "may or may not be required",
     "may or may not",
