@@ -131,191 +131,118 @@ pub enum Severity {
     Warning,
 }
 
-/// A stable diagnostic code. The string form (`as_str`) never changes once
-/// released; every code is documented in `docs/diagnostics.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Code {
-    /// The YAML itself is malformed.
-    YamlSyntax,
-    /// A key that the format does not define.
-    UnknownKey,
-    /// A key the format requires is missing.
-    MissingKey,
-    /// A value of the wrong type (a list where a string belongs, ...).
-    WrongType,
-    /// The same key twice in one mapping.
-    DuplicateKey,
-    /// `portolan:` names a format version this build does not read.
-    UnsupportedVersion,
-    /// An id that is not lowercase letters, digits and dashes.
-    InvalidId,
-    /// Two items share an id.
-    DuplicateId,
-    /// A flow names a component or external endpoint that does not exist.
-    UnknownReference,
-    /// A condition names a feature that does not exist.
-    UnknownFeature,
-    /// A port names a parameter that does not exist.
-    UnknownParameter,
-    /// A port that is not a number, range or parameter.
-    InvalidPort,
-    /// A port outside 1..=65535.
-    PortOutOfRange,
-    /// A range whose start is above its end.
-    InvertedRange,
-    /// A port on a protocol that has none (icmp, any).
-    PortNotAllowed,
-    /// Two flows say the same thing.
-    DuplicateFlow,
-    /// A multicast address outside 224.0.0.0/4 and ff00::/8.
-    InvalidMulticast,
-    /// Multicast over a protocol other than UDP.
-    MulticastProtocol,
-    /// A flow's `from` names an external endpoint: endpoints only receive.
-    InvalidSource,
-    /// An external endpoint with a malformed host or CIDR, or not exactly one address kind.
-    InvalidAddress,
-    /// A parameter used by a flow has no default: the deployment must give it.
-    ParameterNeedsValue,
-    /// An optional flow without a `when`: nothing can switch it on or off.
-    OptionalWithoutCondition,
-    /// A flow allowing every protocol and port to something that is not the outside world.
-    BroadFlow,
-    /// A feature no flow uses.
-    UnusedFeature,
-    /// A parameter no flow uses.
-    UnusedParameter,
-    /// An empty list where at least one item is needed.
-    EmptyList,
-    /// A deployment places a component the spec does not define.
-    DeploymentUnknownComponent,
-    /// A deployment binds an external endpoint the spec does not define.
-    DeploymentUnknownExternal,
-    /// A deployment enables a feature the spec does not define.
-    DeploymentUnknownFeature,
-    /// A deployment sets a parameter the spec does not define.
-    DeploymentUnknownParameter,
-    /// A deployment address that is not an IP address, CIDR or DNS name.
-    DeploymentInvalidAddress,
-    /// A deployment parameter value outside 1..=65535.
-    DeploymentInvalidPort,
-    /// A malformed Kubernetes selector or AWS placement.
-    DeploymentInvalidPlacement,
-    /// Addresses of different components overlap, so a rule about one matches the other.
-    DeploymentOverlappingAddresses,
-    /// A required flow whose source or destination has no placement.
-    DeploymentUnplacedFlow,
-    /// An enabled optional flow whose source or destination has no placement.
-    DeploymentUnplacedOptionalFlow,
-    /// A parameter used by an enabled flow has neither a default nor a value.
-    DeploymentMissingParameter,
-    /// The chosen target cannot serve the deployment (e.g. nftables without addresses).
-    DeploymentUnsupportedByTarget,
-    /// Host names that contradict each other (two names for one host, one name for two hosts).
-    DeploymentHostConflict,
+/// Declares [`Code`] from one table: each variant with its doc, its stable
+/// string and its severity, so that the enum, [`Code::ALL`],
+/// [`Code::as_str`] and [`Code::severity`] cannot drift apart.
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $text:literal, $severity:ident;)+) => {
+        /// A stable diagnostic code. The string form (`as_str`) never changes once
+        /// released; every code is documented in `docs/diagnostics.md`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Code {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),+];
+
+            /// The stable string form, e.g. `spec::unknown-reference`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)+
+                }
+            }
+
+            /// The severity this code always has.
+            pub const fn severity(self) -> Severity {
+                match self {
+                    $(Code::$variant => Severity::$severity,)+
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    /// Every code, in documentation order.
-    pub const ALL: &'static [Code] = &[
-        Code::YamlSyntax,
-        Code::UnknownKey,
-        Code::MissingKey,
-        Code::WrongType,
-        Code::DuplicateKey,
-        Code::UnsupportedVersion,
-        Code::InvalidId,
-        Code::DuplicateId,
-        Code::UnknownReference,
-        Code::UnknownFeature,
-        Code::UnknownParameter,
-        Code::InvalidPort,
-        Code::PortOutOfRange,
-        Code::InvertedRange,
-        Code::PortNotAllowed,
-        Code::DuplicateFlow,
-        Code::InvalidMulticast,
-        Code::MulticastProtocol,
-        Code::InvalidSource,
-        Code::InvalidAddress,
-        Code::ParameterNeedsValue,
-        Code::OptionalWithoutCondition,
-        Code::BroadFlow,
-        Code::UnusedFeature,
-        Code::UnusedParameter,
-        Code::EmptyList,
-        Code::DeploymentUnknownComponent,
-        Code::DeploymentUnknownExternal,
-        Code::DeploymentUnknownFeature,
-        Code::DeploymentUnknownParameter,
-        Code::DeploymentInvalidAddress,
-        Code::DeploymentInvalidPort,
-        Code::DeploymentInvalidPlacement,
-        Code::DeploymentOverlappingAddresses,
-        Code::DeploymentUnplacedFlow,
-        Code::DeploymentUnplacedOptionalFlow,
-        Code::DeploymentMissingParameter,
-        Code::DeploymentUnsupportedByTarget,
-        Code::DeploymentHostConflict,
-    ];
-
-    /// The stable string form, e.g. `spec::unknown-reference`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Code::YamlSyntax => "spec::yaml-syntax",
-            Code::UnknownKey => "spec::unknown-key",
-            Code::MissingKey => "spec::missing-key",
-            Code::WrongType => "spec::wrong-type",
-            Code::DuplicateKey => "spec::duplicate-key",
-            Code::UnsupportedVersion => "spec::unsupported-version",
-            Code::InvalidId => "spec::invalid-id",
-            Code::DuplicateId => "spec::duplicate-id",
-            Code::UnknownReference => "spec::unknown-reference",
-            Code::UnknownFeature => "spec::unknown-feature",
-            Code::UnknownParameter => "spec::unknown-parameter",
-            Code::InvalidPort => "spec::invalid-port",
-            Code::PortOutOfRange => "spec::port-out-of-range",
-            Code::InvertedRange => "spec::inverted-range",
-            Code::PortNotAllowed => "spec::port-not-allowed",
-            Code::DuplicateFlow => "spec::duplicate-flow",
-            Code::InvalidMulticast => "spec::invalid-multicast",
-            Code::MulticastProtocol => "spec::multicast-protocol",
-            Code::InvalidSource => "spec::invalid-source",
-            Code::InvalidAddress => "spec::invalid-address",
-            Code::ParameterNeedsValue => "spec::parameter-needs-value",
-            Code::OptionalWithoutCondition => "spec::optional-without-condition",
-            Code::BroadFlow => "spec::broad-flow",
-            Code::UnusedFeature => "spec::unused-feature",
-            Code::UnusedParameter => "spec::unused-parameter",
-            Code::EmptyList => "spec::empty-list",
-            Code::DeploymentUnknownComponent => "deployment::unknown-component",
-            Code::DeploymentUnknownExternal => "deployment::unknown-external",
-            Code::DeploymentUnknownFeature => "deployment::unknown-feature",
-            Code::DeploymentUnknownParameter => "deployment::unknown-parameter",
-            Code::DeploymentInvalidAddress => "deployment::invalid-address",
-            Code::DeploymentInvalidPort => "deployment::invalid-port",
-            Code::DeploymentInvalidPlacement => "deployment::invalid-placement",
-            Code::DeploymentOverlappingAddresses => "deployment::overlapping-addresses",
-            Code::DeploymentUnplacedFlow => "deployment::unplaced-flow",
-            Code::DeploymentUnplacedOptionalFlow => "deployment::unplaced-optional-flow",
-            Code::DeploymentMissingParameter => "deployment::missing-parameter",
-            Code::DeploymentUnsupportedByTarget => "deployment::unsupported-by-target",
-            Code::DeploymentHostConflict => "deployment::host-conflict",
-        }
-    }
-
-    /// The severity this code always has.
-    pub const fn severity(self) -> Severity {
-        match self {
-            Code::ParameterNeedsValue
-            | Code::OptionalWithoutCondition
-            | Code::BroadFlow
-            | Code::UnusedFeature
-            | Code::UnusedParameter
-            | Code::DeploymentUnplacedOptionalFlow => Severity::Warning,
-            _ => Severity::Error,
-        }
-    }
+codes! {
+    /// The YAML itself is malformed.
+    YamlSyntax = "spec::yaml-syntax", Error;
+    /// A key that the format does not define.
+    UnknownKey = "spec::unknown-key", Error;
+    /// A key the format requires is missing.
+    MissingKey = "spec::missing-key", Error;
+    /// A value of the wrong type (a list where a string belongs, ...).
+    WrongType = "spec::wrong-type", Error;
+    /// The same key twice in one mapping.
+    DuplicateKey = "spec::duplicate-key", Error;
+    /// `portolan:` names a format version this build does not read.
+    UnsupportedVersion = "spec::unsupported-version", Error;
+    /// An id that is not lowercase letters, digits and dashes.
+    InvalidId = "spec::invalid-id", Error;
+    /// Two items share an id.
+    DuplicateId = "spec::duplicate-id", Error;
+    /// A flow names a component or external endpoint that does not exist.
+    UnknownReference = "spec::unknown-reference", Error;
+    /// A condition names a feature that does not exist.
+    UnknownFeature = "spec::unknown-feature", Error;
+    /// A port names a parameter that does not exist.
+    UnknownParameter = "spec::unknown-parameter", Error;
+    /// A port that is not a number, range or parameter.
+    InvalidPort = "spec::invalid-port", Error;
+    /// A port outside 1..=65535.
+    PortOutOfRange = "spec::port-out-of-range", Error;
+    /// A range whose start is above its end.
+    InvertedRange = "spec::inverted-range", Error;
+    /// A port on a protocol that has none (icmp, any).
+    PortNotAllowed = "spec::port-not-allowed", Error;
+    /// Two flows say the same thing.
+    DuplicateFlow = "spec::duplicate-flow", Error;
+    /// A multicast address outside 224.0.0.0/4 and ff00::/8.
+    InvalidMulticast = "spec::invalid-multicast", Error;
+    /// Multicast over a protocol other than UDP.
+    MulticastProtocol = "spec::multicast-protocol", Error;
+    /// A flow's `from` names an external endpoint: endpoints only receive.
+    InvalidSource = "spec::invalid-source", Error;
+    /// An external endpoint with a malformed host or CIDR, or not exactly one address kind.
+    InvalidAddress = "spec::invalid-address", Error;
+    /// A parameter used by a flow has no default: the deployment must give it.
+    ParameterNeedsValue = "spec::parameter-needs-value", Warning;
+    /// An optional flow without a `when`: nothing can switch it on or off.
+    OptionalWithoutCondition = "spec::optional-without-condition", Warning;
+    /// A flow allowing every protocol and port to something that is not the outside world.
+    BroadFlow = "spec::broad-flow", Warning;
+    /// A feature no flow uses.
+    UnusedFeature = "spec::unused-feature", Warning;
+    /// A parameter no flow uses.
+    UnusedParameter = "spec::unused-parameter", Warning;
+    /// An empty list where at least one item is needed.
+    EmptyList = "spec::empty-list", Error;
+    /// A deployment places a component the spec does not define.
+    DeploymentUnknownComponent = "deployment::unknown-component", Error;
+    /// A deployment binds an external endpoint the spec does not define.
+    DeploymentUnknownExternal = "deployment::unknown-external", Error;
+    /// A deployment enables a feature the spec does not define.
+    DeploymentUnknownFeature = "deployment::unknown-feature", Error;
+    /// A deployment sets a parameter the spec does not define.
+    DeploymentUnknownParameter = "deployment::unknown-parameter", Error;
+    /// A deployment address that is not an IP address, CIDR or DNS name.
+    DeploymentInvalidAddress = "deployment::invalid-address", Error;
+    /// A deployment parameter value outside 1..=65535.
+    DeploymentInvalidPort = "deployment::invalid-port", Error;
+    /// A malformed Kubernetes selector or AWS placement.
+    DeploymentInvalidPlacement = "deployment::invalid-placement", Error;
+    /// Addresses of different components overlap, so a rule about one matches the other.
+    DeploymentOverlappingAddresses = "deployment::overlapping-addresses", Error;
+    /// A required flow whose source or destination has no placement.
+    DeploymentUnplacedFlow = "deployment::unplaced-flow", Error;
+    /// An enabled optional flow whose source or destination has no placement.
+    DeploymentUnplacedOptionalFlow = "deployment::unplaced-optional-flow", Warning;
+    /// A parameter used by an enabled flow has neither a default nor a value.
+    DeploymentMissingParameter = "deployment::missing-parameter", Error;
+    /// The chosen target cannot serve the deployment (e.g. nftables without addresses).
+    DeploymentUnsupportedByTarget = "deployment::unsupported-by-target", Error;
+    /// Host names that contradict each other (two names for one host, one name for two hosts).
+    DeploymentHostConflict = "deployment::host-conflict", Error;
 }
 
 impl fmt::Display for Code {
