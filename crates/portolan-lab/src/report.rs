@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use portolan_probe::junit::{self, Case, Status, Suite};
+use quick_junit::Report;
 use serde::{Serialize, Serializer};
 
 use crate::design::{Check, CheckKind, Expect, LabParameter, NotChecked, Role, Transport};
@@ -325,21 +326,21 @@ impl LabReport {
 
     /// The report as JUnit: one suite per sending party, one case per check.
     pub fn junit(&self) -> Report {
-        let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
+        let mut suites: BTreeMap<&str, Suite> = BTreeMap::new();
         let order: Vec<&str> = self.matrix.rows.iter().map(String::as_str).collect();
         for result in &self.results {
             let c = &result.check;
-            let suite = suites
-                .entry(c.from.as_str())
-                .or_insert_with(|| TestSuite::new(format!("portolan lab: from {}", c.from)));
+            let suite = suites.entry(c.from.as_str()).or_insert_with(|| Suite {
+                name: format!("portolan lab: from {}", c.from),
+                cases: Vec::new(),
+            });
             let status = if result.verdict.holds() {
-                TestCaseStatus::success()
+                Status::Pass
             } else {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                status
-                    .set_message(result.line())
-                    .set_type(result.verdict.as_str());
-                status
+                Status::Failure {
+                    message: result.line(),
+                    kind: result.verdict.as_str().to_owned(),
+                }
             };
             let name = format!(
                 "{} {} {} -> {} {}/{}{}",
@@ -354,16 +355,19 @@ impl LabReport {
                     Expect::Blocked => " (must be blocked)",
                 }
             );
-            let mut case = TestCase::new(name, status);
-            case.set_classname(format!("portolan.lab.{}", c.from))
-                .set_time(result.elapsed);
-            suite.add_test_case(case);
+            suite.cases.push(Case {
+                name,
+                classname: format!("portolan.lab.{}", c.from),
+                time: Some(result.elapsed),
+                status,
+            });
         }
-        let mut report = Report::new(format!("portolan lab {}", self.system));
-        let mut ordered: Vec<(&str, TestSuite)> = suites.into_iter().collect();
+        let mut ordered: Vec<(&str, Suite)> = suites.into_iter().collect();
         ordered.sort_by_key(|(party, _)| order.iter().position(|p| p == party));
-        report.add_test_suites(ordered.into_iter().map(|(_, s)| s));
-        report
+        junit::report(
+            &format!("portolan lab {}", self.system),
+            ordered.into_iter().map(|(_, s)| s),
+        )
     }
 
     /// The JUnit report as XML.

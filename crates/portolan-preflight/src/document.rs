@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use portolan_probe::quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use portolan_probe::junit::{self, Case, Status, Suite};
 use portolan_probe::{ProbeResult, Protocol};
 use portolan_spec::plan::Plan;
 use portolan_spec::Spec;
@@ -254,41 +254,44 @@ pub fn read_results(file: &str, text: &str) -> Result<HostResults, ResultsError>
 /// case per flow not probed.
 pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error> {
     let name = format!("portolan check {} on {}", results.component, results.host);
-    let mut suite = TestSuite::new(name.as_str());
-    for check in &results.checks {
+    let probed = results.checks.iter().map(|check| {
         let result = &check.result;
-        let outcome = &result.outcome;
         let message = result.summary();
-        let status = if result.is_pass() {
-            TestCaseStatus::success()
-        } else if check.required {
-            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            status.set_message(message).set_type(outcome.class.name());
-            status
-        } else {
-            let mut status = TestCaseStatus::skipped();
-            status.set_message(format!("optional flow: {message}"));
-            status
-        };
-        let mut case = TestCase::new(result.spec.id.as_str(), status);
-        case.set_classname(format!(
-            "portolan.{}.{}",
-            results.component,
-            result.spec.protocol.name()
-        ))
-        .set_time(outcome.elapsed);
-        suite.add_test_case(case);
-    }
-    for u in &results.untested {
-        let mut status = TestCaseStatus::skipped();
-        status.set_message(format!("not probed: {}", u.reason));
-        let mut case = TestCase::new(u.flow.as_str(), status);
-        case.set_classname(format!("portolan.{}.untested", results.component));
-        suite.add_test_case(case);
-    }
-    let mut report = Report::new(name.as_str());
-    report.add_test_suite(suite);
-    Ok(report.to_string()?)
+        Case {
+            name: result.spec.id.clone(),
+            classname: format!(
+                "portolan.{}.{}",
+                results.component,
+                result.spec.protocol.name()
+            ),
+            time: Some(result.outcome.elapsed),
+            status: if result.is_pass() {
+                Status::Pass
+            } else if check.required {
+                Status::Failure {
+                    message,
+                    kind: result.outcome.class.name().to_owned(),
+                }
+            } else {
+                Status::Skipped {
+                    message: format!("optional flow: {message}"),
+                }
+            },
+        }
+    });
+    let untested = results.untested.iter().map(|u| Case {
+        name: u.flow.clone(),
+        classname: format!("portolan.{}.untested", results.component),
+        time: None,
+        status: Status::Skipped {
+            message: format!("not probed: {}", u.reason),
+        },
+    });
+    let suite = Suite {
+        name: name.clone(),
+        cases: probed.chain(untested).collect(),
+    };
+    Ok(junit::report(&name, [suite]).to_string()?)
 }
 
 /// A short description of what a probe does, for tables: `tcp 198.18.0.3:5432`,

@@ -40,6 +40,7 @@
 
 mod engine;
 mod icmp;
+pub mod junit;
 mod listener;
 mod proxy;
 mod report;

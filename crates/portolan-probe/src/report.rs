@@ -1,6 +1,8 @@
 //! Results as JSON and JUnit XML.
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::Report;
+
+use crate::junit::{self, Case, Status, Suite};
 
 use crate::types::ProbeResult;
 use crate::Error;
@@ -19,26 +21,24 @@ pub fn from_json(json: &str) -> Result<Vec<ProbeResult>, Error> {
 /// probe: passes are successes, everything else (open-or-filtered included)
 /// is a failure whose message gives the outcome.
 pub fn junit_report(name: &str, results: &[ProbeResult]) -> Report {
-    let mut suite = TestSuite::new(name);
-    for result in results {
-        let outcome = &result.outcome;
-        let status = if result.is_pass() {
-            TestCaseStatus::success()
+    let cases = results.iter().map(|result| Case {
+        name: result.spec.id.clone(),
+        classname: format!("portolan.{}", result.spec.protocol.name()),
+        time: Some(result.outcome.elapsed),
+        status: if result.is_pass() {
+            Status::Pass
         } else {
-            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            status
-                .set_message(result.summary())
-                .set_type(outcome.class.name());
-            status
-        };
-        let mut case = TestCase::new(result.spec.id.as_str(), status);
-        case.set_classname(format!("portolan.{}", result.spec.protocol.name()))
-            .set_time(outcome.elapsed);
-        suite.add_test_case(case);
-    }
-    let mut report = Report::new(name);
-    report.add_test_suite(suite);
-    report
+            Status::Failure {
+                message: result.summary(),
+                kind: result.outcome.class.name().to_owned(),
+            }
+        },
+    });
+    let suite = Suite {
+        name: name.to_owned(),
+        cases: cases.collect(),
+    };
+    junit::report(name, [suite])
 }
 
 /// [`junit_report`] as XML text.
