@@ -90,6 +90,43 @@ fn split_description(text: &str) -> (&str, &str) {
         .map_or((text, ""), |(p, n)| (&text[..p], &text[p + n..]))
 }
 
+/// The protocols a bullet states near its port, else the words TCP and
+/// UDP anywhere in it, else TCP for "(HTTPS)", "(HTTP)", "(TLS)".
+fn protocols_or_words(stated: Vec<Proto>, t: &str) -> Vec<Proto> {
+    if !stated.is_empty() {
+        return stated;
+    }
+    let words: Vec<Proto> = ["TCP", "UDP"]
+        .iter()
+        .filter(|w| contains_words(t, w))
+        .flat_map(|w| protocols_in(w))
+        .collect();
+    if !words.is_empty() {
+        return words;
+    }
+    let lower = t.to_lowercase();
+    if ["(https", "(http", "https)", "http)", "(tls", "over https"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return vec![Proto::Tcp];
+    }
+    Vec::new()
+}
+
+/// A sentence of prose read as a bullet without a port: its protocols,
+/// condition and optional words; the caller gives the ports and parties.
+pub(crate) fn sentence_bullet(sentence: &str) -> Bullet {
+    let t = sentence.trim().trim_end_matches('.');
+    Bullet {
+        protos: protocols_or_words(Vec::new(), t),
+        condition: condition_in(t),
+        optional: OPTIONAL_WORDS.iter().any(|w| t.to_lowercase().contains(w)),
+        purpose: format!("{t}."),
+        ..Bullet::default()
+    }
+}
+
 /// Reads a bullet; `None` when it states no port.
 pub(crate) fn bullet(raw: &str) -> Option<Bullet> {
     let text = plain(raw);
@@ -173,23 +210,7 @@ pub(crate) fn bullet(raw: &str) -> Option<Bullet> {
     if let Some(p) = find_ci(&b.purpose, ", for ") {
         b.users = party_list(&b.purpose[p + 6..]);
     }
-    if b.protos.is_empty() {
-        b.protos = ["TCP", "UDP"]
-            .iter()
-            .filter(|w| contains_words(t, w))
-            .flat_map(|w| protocols_in(w))
-            .collect();
-        // "(HTTPS)", "(HTTP)": an application protocol over TCP.
-        if b.protos.is_empty() && stated_protocols(t).contains(&Proto::Tcp) {
-            let lower = t.to_lowercase();
-            if ["(https", "(http", "https)", "http)", "(tls"]
-                .iter()
-                .any(|w| lower.contains(w))
-            {
-                b.protos = vec![Proto::Tcp];
-            }
-        }
-    }
+    b.protos = protocols_or_words(b.protos, t);
     Some(b)
 }
 

@@ -57,6 +57,25 @@ const TO_VERBS: &[&str] = &[
 /// Verbs whose subject listens ("Clients and servers serve the HTTP API here").
 const LISTEN_VERBS: &[&str] = &[" serve ", " serves ", " listen on ", " listens on "];
 
+/// Words saying a group talks among its own members.
+const AMONG: &[&str] = &[
+    " among themselves",
+    " with each other",
+    " with one another",
+    " between themselves",
+];
+/// Verbs of a group talking among itself.
+const SELF_VERBS: &[&str] = &[
+    " replicate",
+    " communicate",
+    " gossip",
+    " exchange",
+    " synchronise",
+    " synchronize",
+    " sync",
+    " talk",
+];
+
 /// Objects that are the subject of the bullet or row.
 const HERE: &[&str] = &["here", "it", "this port", "there", "them", "to it"];
 /// Objects that are the clause's own subject.
@@ -99,9 +118,11 @@ const MEMBERS: &[&str] = &[
 /// Ports standing alone in a text: "on 2888 and 3888", "port 8500", "6800-7300".
 pub(crate) fn ports_in(text: &str) -> Vec<(u16, u16)> {
     let mut out = Vec::new();
-    for token in text.split(|c: char| !(c.is_ascii_digit() || c == '-')) {
+    // Tokens are bounded by anything but letters, digits and '-', so "S3"
+    // and "msgr2" are no ports.
+    for token in text.split(|c: char| !(c.is_alphanumeric() || c == '-')) {
         let token = token.trim_matches('-');
-        if token.is_empty() {
+        if token.is_empty() || !token.chars().all(|c| c.is_ascii_digit() || c == '-') {
             continue;
         }
         if let Some(r) = crate::ports::port_or_range(token) {
@@ -181,11 +202,36 @@ pub(crate) fn clause(text: &str) -> Option<Said> {
             });
         }
     }
+    // "Brokers also replicate partitions among themselves".
+    if let Some(end) = AMONG.iter().find_map(|a| find_ci(&text, a)) {
+        let head = &text[..end];
+        let cut = SELF_VERBS
+            .iter()
+            .filter_map(|v| find_ci(head, v))
+            .min()
+            .unwrap_or(0);
+        let group = party_list(head[..cut].trim().trim_end_matches(" also"));
+        if cut > 0 && !group.is_empty() && head[..cut].split_whitespace().count() <= 4 {
+            let parties: Vec<Party> = group.into_iter().map(Party::Named).collect();
+            return Some(Said {
+                from: parties.clone(),
+                to: parties,
+                ports: ports_in(&text[end..]),
+            });
+        }
+    }
     let (p, verb) = TO_VERBS
         .iter()
         .filter_map(|v| find_ci(&text, v).map(|p| (p, *v)))
         .min_by_key(|(p, _)| *p)?;
-    let head = text[..p].trim();
+    // The subject is the last phrase before the verb ("Only in clusters
+    // that use ZooKeeper, the brokers connect to …").
+    let whole = text[..p].trim();
+    let head = if whole.split_whitespace().count() <= 6 {
+        whole
+    } else {
+        whole.rsplit([',', ';', ':']).next().unwrap_or("").trim()
+    };
     let head = ["each ", "every ", "Each ", "Every "]
         .iter()
         .find_map(|a| head.strip_prefix(a))
@@ -330,6 +376,19 @@ mod tests {
         let c = clauses("Clients, agents and operators connect here (HTTPS).");
         assert_eq!(c[0].to, vec![Party::Subject]);
         assert_eq!(c[0].from.len(), 3);
+        let c = clauses(
+            "Brokers also replicate partitions among themselves over the listener, which is 9092",
+        );
+        assert_eq!(
+            (c[0].from.clone(), c[0].ports.clone()),
+            (named(&["Brokers"]), vec![(9092, 9092)])
+        );
+        let c = clauses("Only in clusters that use ZooKeeper, the brokers connect to the ZooKeeper ensemble on 2181");
+        assert_eq!(c[0].from, named(&["Brokers"]));
+        assert_eq!(
+            ports_in("S3 and Swift on 7480, msgr2, 80/443"),
+            vec![(7480, 7480), (80, 80), (443, 443)]
+        );
         let c = clauses("Gossip between servers, also across regions");
         assert_eq!(c[0].from, named(&["Servers"]));
         let c = clauses("Clients and servers serve the HTTP API here");

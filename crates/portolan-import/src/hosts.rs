@@ -8,11 +8,9 @@ use crate::conditions::{condition_in, purpose_phrases, CondText};
 use crate::page::Reader;
 use crate::peers::{cidr_of, host_of};
 use crate::ports::{port_cell, port_or_range, service_port_hint, PortItem, Proto};
+use crate::prose::NOTATION_HEADINGS;
 use crate::structure::{is_conditional, strip_generic, Dir, ALL_HOSTS};
 use crate::text::{contains_words, find_ci, plain, squash, words};
-
-/// Headings of sections that explain a notation rather than state flows.
-const NOTATION_HEADINGS: &[&str] = &["legend", "notation", "how to read", "key"];
 
 impl Reader<'_, '_> {
     pub(crate) fn lists(&mut self) {

@@ -45,7 +45,8 @@ pub fn import(source: &SourceFile, options: &ImportOptions) -> Result<Imported, 
     reader.matrices();
     reader.port_tables();
     reader.lists();
-    reader.prose_warnings();
+    let read = reader.prose_flows();
+    reader.prose_warnings(&read);
     b.report.system = system.clone();
     b.report.flows_imported = b.flows.len();
     if b.flows.is_empty() {
@@ -88,6 +89,15 @@ const TITLE_SUFFIXES: &[&str] = &[
     " firewall configuration",
     " installation prerequisites",
     " prerequisites",
+];
+
+/// First words of a title that say how the product is run.
+const TITLE_PREFIXES: &[&str] = &[
+    "self-hosted ",
+    "self-managed ",
+    "on-premises ",
+    "managed ",
+    "hosted ",
 ];
 
 /// Last words of a title that name a deployment of the product, not the
@@ -141,10 +151,17 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
     });
     if let Some(title) = title {
         let cut = TITLE_SUFFIXES.iter().find_map(|s| find_ci(&title, s));
-        let name = match cut {
+        let mut name = match cut {
             Some(p) => title[..p].trim().to_owned(),
             None => title.clone(),
         };
+        // "Self-hosted Sentry", "Managed GitLab": how it is run, not its name.
+        while let Some(rest) = TITLE_PREFIXES.iter().find_map(|p| {
+            (name.len() > p.len() && name[..p.len()].eq_ignore_ascii_case(p))
+                .then(|| name[p.len()..].to_owned())
+        }) {
+            name = rest;
+        }
         // A title with no capital letter beyond generic words names a topic
         // ("Network ports and outbound proxy"), not the product.
         let stripped = strip_generic(&name);

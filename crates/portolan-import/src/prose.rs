@@ -2,6 +2,11 @@
 
 use crate::build::{Dest, Draft, Kind, PItem};
 use crate::conditions::{if_you_phrases, CondText};
+use std::collections::HashSet;
+
+use crate::bullets::sentence_bullet;
+use crate::clauses::{clauses, Party};
+use crate::context::Scope;
 use crate::page::Reader;
 use crate::ports::Proto;
 use crate::text::{contains_words, find_ci, plain};
@@ -11,7 +16,50 @@ impl Reader<'_, '_> {
     /// network requirement in prose: an image pull under a registry heading
     /// becomes a flow (see `image_pull`); any other is not imported, and
     /// said so.
-    pub(crate) fn prose_warnings(&mut self) {
+    /// Sentences that say who connects to whom on which port ("the brokers
+    /// connect to the ZooKeeper ensemble on 2181", "Grafana serves its web
+    /// interface on port 3000"): flows, with the sentence as the purpose.
+    /// A sentence without a port, or whose party is a pronoun ("connects to
+    /// it"), gives none. Returns the lines read.
+    pub(crate) fn prose_flows(&mut self) -> HashSet<usize> {
+        let mut read = HashSet::new();
+        for (section, paragraphs) in self.doc.prose.iter().enumerate() {
+            let notation = self.doc.section_heading[section]
+                .as_ref()
+                .is_some_and(|h| NOTATION_HEADINGS.iter().any(|w| contains_words(&h.text, w)));
+            if notation {
+                continue;
+            }
+            for (line, text) in paragraphs {
+                let p = plain(text);
+                let mut offset = 0;
+                for sentence in p.split(". ") {
+                    let at = *line + p[..offset].matches('\n').count();
+                    offset += sentence.len() + 2;
+                    let flat = sentence.replace('\n', " ");
+                    let said: Vec<_> = clauses(&flat)
+                        .into_iter()
+                        .filter(|s| {
+                            !s.ports.is_empty()
+                                && !s.to.is_empty()
+                                && !s.from.iter().chain(&s.to).any(|p| *p == Party::Subject)
+                        })
+                        .collect();
+                    for s in said {
+                        let mut b = sentence_bullet(&flat);
+                        b.ports = s.ports.clone();
+                        b.said = vec![s];
+                        if self.bullet_flows(&b, at, &[], &Scope::default()) > 0 {
+                            read.insert(at);
+                        }
+                    }
+                }
+            }
+        }
+        read
+    }
+
+    pub(crate) fn prose_warnings(&mut self, read: &HashSet<usize>) {
         const TRIGGERS: &[&str] = &[
             "needs to be able to",
             "need to be able to",
@@ -36,6 +84,9 @@ impl Reader<'_, '_> {
             }
             for (line, text) in paragraphs {
                 for (offset_line, raw_line) in (*line..).zip(text.split('\n')) {
+                    if read.contains(&offset_line) {
+                        continue;
+                    }
                     for sentence in plain(raw_line).split(". ") {
                         let lower = sentence.to_lowercase();
                         if TRIGGERS.iter().any(|t| lower.contains(t)) {
@@ -86,6 +137,9 @@ impl Reader<'_, '_> {
         self.b.add(draft);
     }
 }
+
+/// Headings of sections that explain a notation rather than state flows.
+pub(crate) const NOTATION_HEADINGS: &[&str] = &["legend", "notation", "how to read", "key"];
 
 /// A sentence under a registry heading saying something must be able to
 /// pull an image.

@@ -42,6 +42,28 @@ fn named_listeners(purpose: &str) -> Vec<String> {
     }
 }
 
+/// The components a description says a port is for: "The default port
+/// for `mongod` and `mongos` instances" gives mongod and mongos.
+fn port_for(purpose: &str) -> Vec<String> {
+    let Some(p) = crate::text::find_ci(purpose, "port for ") else {
+        return Vec::new();
+    };
+    let rest = &purpose[p + 9..];
+    let end = [" when ", " if ", ",", "(", ".", " to ", " on "]
+        .iter()
+        .filter_map(|s| rest.find(s))
+        .min()
+        .unwrap_or(rest.len());
+    party_list(&rest[..end])
+        .into_iter()
+        .map(|n| {
+            n.strip_suffix(" instances")
+                .or_else(|| n.strip_suffix(" instance"))
+                .map_or(n.clone(), str::to_owned)
+        })
+        .collect()
+}
+
 impl Reader<'_, '_> {
     /// Fills in the peers each row states in words (see the module docs).
     pub(crate) fn refine_rows(
@@ -90,8 +112,14 @@ impl Reader<'_, '_> {
                     })
                     .collect()
             };
-            if let Some(s) = said.first() {
-                let (from, to) = (names(&s.from), names(&s.to));
+            // "From users, or from the reverse proxy": every clause that
+            // reaches the same destination adds its sources.
+            if let Some(first) = said.first() {
+                let mut from = Vec::new();
+                for s in said.iter().filter(|s| s.to == first.to) {
+                    from.extend(names(&s.from));
+                }
+                let to = names(&first.to);
                 if !from.is_empty() && !to.is_empty() {
                     row.sources = from;
                     row.dests = to;
@@ -100,6 +128,12 @@ impl Reader<'_, '_> {
                     continue;
                 }
             }
+            // "The default port for `mongod` and `mongos` instances".
+            let listeners = if listeners.is_empty() {
+                port_for(&row.purpose)
+            } else {
+                listeners
+            };
             if !listeners.is_empty() {
                 row.listeners = listeners;
                 row.dir = Some(Dir::In);
