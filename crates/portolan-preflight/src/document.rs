@@ -253,6 +253,13 @@ pub fn read_results(file: &str, text: &str) -> Result<HostResults, ResultsError>
 /// reported as skipped, as they do not fail the check) and one skipped test
 /// case per flow not probed.
 pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error> {
+    let suite = junit_suite(results);
+    let name = suite.name.clone();
+    Ok(junit::report(&name, [suite]).to_string()?)
+}
+
+/// The test suite of [`junit_xml`], for reports that gather many hosts.
+pub fn junit_suite(results: &HostResults) -> Suite {
     let name = format!("portolan check {} on {}", results.component, results.host);
     let probed = results.checks.iter().map(|check| {
         let result = &check.result;
@@ -287,11 +294,10 @@ pub fn junit_xml(results: &HostResults) -> Result<String, portolan_probe::Error>
             message: format!("not probed: {}", u.reason),
         },
     });
-    let suite = Suite {
-        name: name.clone(),
+    Suite {
+        name,
         cases: probed.chain(untested).collect(),
-    };
-    Ok(junit::report(&name, [suite]).to_string()?)
+    }
 }
 
 /// A short description of what a probe does, for tables: `tcp 198.18.0.3:5432`,

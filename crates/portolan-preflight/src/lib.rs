@@ -33,8 +33,8 @@ pub use checks::{
     Untested, DEFAULT_TLS_PORTS,
 };
 pub use document::{
-    detail_text, junit_xml, probe_text, read_results, AxisRecord, CheckRecord, DeploymentIdentity,
-    FlowRecord, HostResults, Settings, SpecIdentity, Summary, RESULTS_FORMAT,
+    detail_text, junit_suite, junit_xml, probe_text, read_results, AxisRecord, CheckRecord,
+    DeploymentIdentity, FlowRecord, HostResults, Settings, SpecIdentity, Summary, RESULTS_FORMAT,
 };
 pub use error::{PreflightError, ResultsError};
 pub use identity::{default_token, hostname, roots_with_pem, sha256_hex};

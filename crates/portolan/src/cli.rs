@@ -43,6 +43,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Verify an existing firewall (Kubernetes NetworkPolicies, AWS security groups) against the spec.
     Verify(VerifyArgs),
+    /// Preflight every host of a deployment over SSH: listen, check, one report.
+    Preflight(PreflightArgs),
     /// Print the JSON Schema of the spec format (for editor completion).
     Schema(SchemaArgs),
     /// Print a shell completion script.
@@ -538,4 +540,77 @@ pub struct VerifyArgs {
     /// Exit 1 also when an input opens more than the plan needs.
     #[arg(long)]
     pub strict: bool,
+}
+
+/// Output formats of `portolan preflight`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreflightFormat {
+    /// Tables for the terminal: hosts, components, failures.
+    Table,
+    /// Every host and every host's results document.
+    Json,
+    /// JUnit XML: one case per host, then every probe.
+    Junit,
+    /// The connection matrix as a markdown page.
+    Markdown,
+    /// The connection matrix as one self-contained HTML page.
+    Html,
+}
+
+/// Arguments of `portolan preflight`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Logs in to every host with the system's ssh (one multiplexed connection \
+each; ~/.ssh/config, ProxyJump, agents, keys and known_hosts apply), puts this portolan binary \
+(unless the same one is on the host's PATH), the spec and the deployment in a private \
+directory (mktemp -d), starts `listen` for every component of the host, waits until each is \
+ready, runs `check` for every component that sends flows, stops every listener and removes \
+the directory: always, also on Ctrl-C, a failing host or a lost connection. Hosts come from \
+the deployment, or from an Ansible inventory (groups named after components or deployment \
+hosts, or the host variable portolan_components). See docs/preflight.md.\n\
+Exit codes: 0 every host checked and every required flow passed; 1 a required flow failed, \
+a host could not be checked, or invalid input; 2 usage or internal error; 130 interrupted."
+)]
+pub struct PreflightArgs {
+    /// The spec file (YAML).
+    pub spec: PathBuf,
+    /// The deployment file (YAML).
+    #[arg(long, short)]
+    pub deployment: PathBuf,
+    /// An Ansible inventory (YAML or INI) naming the hosts to log in to.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// An ssh configuration file instead of ~/.ssh/config (ssh -F).
+    #[arg(long = "ssh-config", short = 'F', value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// An ssh option, ahead of every configuration file (ssh -o); repeatable.
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
+    pub ssh_options: Vec<String>,
+    /// Run listen and check through `sudo -n` (privileged ports); hosts where it is refused are reported.
+    #[arg(long)]
+    pub sudo: bool,
+    /// Hosts handled at once in each phase (1 to 256).
+    #[arg(long, default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Leave the private directories (binary, spec, deployment) on the hosts.
+    #[arg(long)]
+    pub keep: bool,
+    /// Time allowed for one probe attempt, in milliseconds (check --timeout).
+    #[arg(long, default_value_t = 3000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout: u64,
+    /// Further attempts after a probe timed out (check --retries, 0 to 10).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
+    /// Time allowed to connect and log in to a host (1s to 10m).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: std::time::Duration,
+    /// What to print.
+    #[arg(long, short, value_enum, default_value_t = PreflightFormat::Table)]
+    pub format: PreflightFormat,
+    /// Write the output here (written whole or not at all); the table is still printed.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }

@@ -8,6 +8,7 @@ mod import;
 mod lab;
 mod listen;
 mod plan;
+mod preflight;
 mod render;
 mod report;
 mod schema;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Listen(args) => listen::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Preflight(args) => preflight::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Completions(args) => completions::run(&args),

@@ -3,6 +3,7 @@
 
 // One integration-test binary for the whole command line: each module
 // drives `portolan` as a user would, for one area.
+mod fleet;
 mod lab;
 mod licences;
 mod preflight;
@@ -53,6 +54,7 @@ fn help_texts() {
         &["listen", "--help"],
         &["check", "--help"],
         &["report", "--help"],
+        &["preflight", "--help"],
     ] {
         let output = portolan(args);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));

@@ -1,0 +1,26 @@
+//! What can stop a fleet preflight before any host is reached.
+
+/// A problem with the request, or with this machine.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// An `--ssh-option` that cannot be used.
+    #[error("ssh option `{option}`: {reason}")]
+    SshOption {
+        /// The option as given.
+        option: String,
+        /// Why.
+        reason: String,
+    },
+    /// The inventory cannot be used.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
+    /// A setting out of its bounds.
+    #[error("{0}")]
+    Setting(String),
+    /// Something on this machine failed (reading the binary, a temp dir).
+    #[error("{0}")]
+    Local(String),
+    /// No host to preflight.
+    #[error("no host to preflight: {0}")]
+    NoHosts(String),
+}

@@ -1,0 +1,597 @@
+//! `portolan preflight` over real SSH: Debian's `sshd` in network
+//! namespaces made by the test (lab addresses in 198.18.0.0/16, no route
+//! out), throwaway host and user keys, a throwaway `known_hosts` and ssh
+//! configuration, and `portolan preflight` itself run from a client
+//! namespace (never the root namespace). The namespaces share this
+//! machine's filesystem, so each host's private directory is distinct by
+//! `mktemp`, and cleanup is verified by path and by process.
+//!
+//! Needs root, `nft`, `sshd` and `ssh-keygen`; skips loudly otherwise,
+//! unless `PORTOLAN_REQUIRE_LAB=1`.
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use portolan_lab::{Lab, Topology};
+use serde_json::Value;
+
+const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
+const SSHD: &str = "/usr/sbin/sshd";
+
+fn loud(message: &str) {
+    let bar = "!".repeat(78);
+    eprintln!("\n{bar}\n!!! {message}\n{bar}\n");
+}
+
+fn available(test: &str) -> bool {
+    let problem = match portolan_lab::check_privileges() {
+        Err(e) => e.to_string(),
+        Ok(()) if !Path::new(SSHD).exists() => {
+            "`sshd` is not installed (Debian package openssh-server)".to_owned()
+        }
+        Ok(()) if !Path::new("/usr/sbin/nft").exists() => {
+            "`nft` is not installed (Debian package nftables)".to_owned()
+        }
+        Ok(()) => return true,
+    };
+    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("{REQUIRE_ENV}=1 but the SSH lab cannot run: {problem}");
+    }
+    loud(&format!(
+        "SKIPPED {test}: SSH preflight tests need root, sshd and nft.\n!!! {problem}\n\
+         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip."
+    ));
+    false
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A throwaway login without sudo rights, removed on drop.
+struct User {
+    name: String,
+}
+
+impl User {
+    fn create(home: &Path) -> Self {
+        let name = format!("ptl-nosudo{}", std::process::id() % 100_000);
+        let _ = Command::new("userdel").arg(&name).output();
+        run(
+            "useradd",
+            &[
+                "-M",
+                "-N",
+                "-s",
+                "/bin/sh",
+                "-d",
+                home.to_str().unwrap(),
+                "-p",
+                "*",
+                &name,
+            ],
+        );
+        Self { name }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// `/run/sshd` (sshd's privilege separation directory), removed on drop
+/// if this test made it.
+struct PrivsepDir(bool);
+
+impl PrivsepDir {
+    fn ensure() -> Self {
+        let dir = Path::new("/run/sshd");
+        if dir.exists() {
+            return Self(false);
+        }
+        std::fs::create_dir(dir).expect("/run/sshd");
+        Self(true)
+    }
+}
+
+impl Drop for PrivsepDir {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = std::fs::remove_dir("/run/sshd");
+        }
+    }
+}
+
+/// sshd daemons in lab hosts, killed on drop (before the lab goes).
+struct Daemons(Vec<Child>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The lab: hosts, keys, sshd everywhere but `down`, the ssh config.
+struct SshLab {
+    daemons: Daemons,
+    lab: Lab,
+    dir: tempfile::TempDir,
+    _user: User,
+    _privsep: PrivsepDir,
+}
+
+const HOSTS: [&str; 6] = ["client", "api", "db", "cache", "down", "nosudo"];
+
+impl SshLab {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut permissions = std::fs::metadata(dir.path()).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(dir.path(), permissions).unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        for key in ["host_key", "user_key"] {
+            run(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", &path(key)],
+            );
+        }
+        std::fs::copy(path("user_key.pub"), path("authorized_keys")).unwrap();
+        let user = User::create(dir.path());
+        let privsep = PrivsepDir::ensure();
+        let mut topology = Topology::new();
+        for host in HOSTS {
+            topology.add_host(host).expect("host");
+        }
+        let lab = Lab::create(topology).expect("lab");
+        let host_key = std::fs::read_to_string(path("host_key.pub")).unwrap();
+        let mut known = String::new();
+        let mut daemons = Daemons(Vec::new());
+        for host in &HOSTS[1..] {
+            let ip = lab.host(host).unwrap().ipv4();
+            known.push_str(&format!("{ip} {}\n", host_key.trim()));
+            if *host == "down" {
+                continue;
+            }
+            let config = path(&format!("sshd_{host}"));
+            std::fs::write(
+                &config,
+                format!(
+                    "ListenAddress {ip}\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n\
+                     PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                     MaxSessions 64\nMaxStartups 100\nLogLevel ERROR\n",
+                    path("host_key"),
+                    path("authorized_keys")
+                ),
+            )
+            .unwrap();
+            let mut command = Command::new(SSHD);
+            command
+                .args(["-D", "-e", "-f", &config])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            daemons.0.push(lab.spawn(host, command).expect("sshd"));
+        }
+        std::fs::write(path("known_hosts"), known).unwrap();
+        let nosudo = lab.host("nosudo").unwrap().ipv4();
+        std::fs::write(
+            path("ssh_config"),
+            format!(
+                "Host {nosudo}\n  User {}\nHost *\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+                 UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+                user.name,
+                path("user_key"),
+                path("known_hosts")
+            ),
+        )
+        .unwrap();
+        let this = Self {
+            daemons,
+            lab,
+            dir,
+            _user: user,
+            _privsep: privsep,
+        };
+        // Each sshd accepts connections before the test goes on.
+        for host in ["api", "db", "cache", "nosudo"] {
+            let target = SocketAddr::from((this.ip(host), 22));
+            let up = this
+                .lab
+                .run_in("client", move || {
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while Instant::now() < deadline {
+                        if TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    false
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(up, "sshd on {host} never accepted a connection");
+        }
+        this
+    }
+
+    fn ip(&self, host: &str) -> Ipv4Addr {
+        self.lab.host(host).unwrap().ipv4()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    fn command(&self, spec: &str, deployment: &str, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portolan"));
+        command.args([
+            "preflight",
+            spec,
+            "-d",
+            deployment,
+            "-F",
+            &self.path("ssh_config"),
+        ]);
+        if !extra.contains(&"--timeout") {
+            command.args(["--timeout", "1000"]);
+        }
+        command
+            .args(["--retries", "0"])
+            .args(extra)
+            .env("COLUMNS", "200")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("HTTPS_PROXY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `portolan preflight` in the client namespace, to its end.
+    fn preflight(&self, spec: &str, deployment: &str, extra: &[&str]) -> Output {
+        self.lab
+            .exec("client", self.command(spec, deployment, extra))
+            .expect("preflight runs")
+    }
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Every private directory is gone and no process runs from one.
+fn assert_clean(dirs: &[String]) {
+    assert!(!dirs.is_empty(), "no directory was reported");
+    for dir in dirs {
+        assert!(dir.contains("/portolan-preflight."), "{dir}");
+        assert!(!Path::new(dir).exists(), "{dir} was left behind");
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        for dir in dirs {
+            assert!(
+                !cmdline.contains(dir.as_str()),
+                "a process still runs from {dir}: {cmdline}"
+            );
+        }
+    }
+}
+
+fn report(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("report")).expect("JSON")
+}
+
+fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("no host {name} in {report:#}"))
+}
+
+fn dirs(report: &Value) -> Vec<String> {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["dir"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn class(report: &Value, flow: &str) -> String {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["checks"].as_array().unwrap())
+        .find(|c| c["flow"] == flow)
+        .unwrap_or_else(|| panic!("no check of {flow}"))["result"]["outcome"]["class"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+const SPEC: &str = "portolan: 1
+system: {name: Fleet Lab}
+components:
+  - {id: api, name: API}
+  - {id: db, name: Database, kind: dependency}
+  - {id: cache, name: Cache}
+flows:
+  - {from: api, to: db, protocol: tcp, port: 5432}
+  - {from: api, to: db, protocol: tcp, port: 6000}
+  - {from: api, to: cache, protocol: udp, port: 11211}
+  - {from: cache, to: db, protocol: tcp, port: 5432}
+";
+
+const SPEC_MORE: &str = "portolan: 1
+system: {name: Fleet Lab}
+components:
+  - {id: api, name: API}
+  - {id: db, name: Database, kind: dependency}
+  - {id: idle, name: Idle}
+  - {id: worker, name: Worker}
+flows:
+  - {from: api, to: db, protocol: tcp, port: 5432}
+  - {from: api, to: idle, protocol: tcp, port: 7000}
+  - {from: worker, to: db, protocol: tcp, port: 5432}
+";
+
+#[test]
+fn preflight_over_real_ssh() {
+    if !available("preflight_over_real_ssh") {
+        return;
+    }
+    let lab = SshLab::start();
+    let spec = lab.write("portolan.yaml", SPEC);
+    let deployment = lab.write(
+        "deployment.yaml",
+        &format!(
+            "deployment: 1\nname: fleet-lab\ncomponents:\n  api: {{addresses: [{}]}}\n  db: {{addresses: [{}]}}\n  cache: {{addresses: [{}]}}\n",
+            lab.ip("api"),
+            lab.ip("db"),
+            lab.ip("cache")
+        ),
+    );
+
+    // 1. Every host reached, every flow open: exit 0.
+    let json = lab.path("all-pass.json");
+    let out = lab.preflight(&spec, &deployment, &["-f", "json", "-o", &json]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = report(&json);
+    assert_eq!(r["format"], "portolan-fleet-results/1");
+    assert_eq!(r["passed"], true);
+    for name in ["api", "db", "cache"] {
+        let h = host(&r, name);
+        assert_eq!(h["status"], "checked", "{h:#}");
+        assert_eq!(h["reached"], format!("ssh {}", lab.ip(name)));
+        assert!(
+            h["binary"].as_str().unwrap().starts_with("copied to "),
+            "{h:#}"
+        );
+        assert!(
+            h["cleanup"].as_str().unwrap().starts_with("removed "),
+            "{h:#}"
+        );
+    }
+    assert_eq!(class(&r, "api->db/tcp/5432"), "open");
+    assert_eq!(class(&r, "api->db/tcp/6000"), "open");
+    assert_eq!(class(&r, "api->cache/udp/11211"), "open");
+    assert_eq!(class(&r, "cache->db/tcp/5432"), "open");
+    let stopped = host(&r, "db")["listeners"][0]["stopped"].as_str().unwrap();
+    assert!(
+        stopped.starts_with("stopped: 3 TCP connection(s) accepted"),
+        "{stopped}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Fleet Lab: 3 of 3 host(s) checked"),
+        "{table}"
+    );
+    assert_clean(&dirs(&r));
+
+    // 2. A port dropped on db: exit 1, the flow filtered; markdown says so.
+    lab.lab
+        .load_nft(
+            "db",
+            "table inet fleet_test {\n  chain input {\n    type filter hook input priority filter; policy accept;\n    tcp dport 6000 drop\n  }\n}\n",
+        )
+        .unwrap();
+    let md = lab.path("dropped.md");
+    let out = lab.preflight(&spec, &deployment, &["-f", "markdown", "-o", &md]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("api->db/tcp/6000"), "{table}");
+    assert!(table.contains("FAIL: a required flow failed."), "{table}");
+    let page = std::fs::read_to_string(&md).unwrap();
+    assert!(page.contains("| API (1 of 1 hosts) "), "{page}");
+    assert!(
+        page.contains("| db "),
+        "the listening host has its row: {page}"
+    );
+    assert!(page.contains("- Hosts: 3 of 3 checked over SSH"), "{page}");
+    assert!(page.contains("filtered"), "{page}");
+    lab.lab
+        .load_nft("db", "delete table inet fleet_test\n")
+        .unwrap();
+
+    // 3. A port already held by a real service on db: probed against it, said so.
+    let db = lab.ip("db");
+    let service = lab
+        .lab
+        .run_in("db", move || {
+            TcpListener::bind((db, 5432)).expect("service binds")
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    service.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut accepted = 0;
+        while stop_rx.try_recv().is_err() {
+            if service.accept().is_ok() {
+                accepted += 1;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        accepted
+    });
+    let json = lab.path("held.json");
+    let out = lab.preflight(&spec, &deployment, &["-f", "json", "-o", &json]);
+    stop_tx.send(()).unwrap();
+    let accepted = server.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = report(&json);
+    assert_eq!(
+        host(&r, "db")["listeners"][0]["held"],
+        serde_json::json!([format!("tcp {db}:5432")])
+    );
+    assert_eq!(class(&r, "api->db/tcp/5432"), "open");
+    assert!(
+        accepted >= 2,
+        "the service answered the probes ({accepted})"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains(&format!(
+            "tcp {db}:5432 already in use: probed against the service holding it"
+        )),
+        "{table}"
+    );
+    assert_clean(&dirs(&r));
+
+    // 4. sshd down on one host, no sudo on another (--sudo): their own rows, exit 1.
+    let spec_more = lab.write("more.yaml", SPEC_MORE);
+    let deployment_more = lab.write(
+        "more-deployment.yaml",
+        &format!(
+            "deployment: 1\ncomponents:\n  api: {{addresses: [{}]}}\n  db: {{addresses: [{}]}}\n  idle: {{addresses: [{}]}}\n  worker: {{addresses: [{}]}}\n",
+            lab.ip("api"),
+            lab.ip("db"),
+            lab.ip("down"),
+            lab.ip("nosudo")
+        ),
+    );
+    let json = lab.path("hosts.json");
+    let out = lab.preflight(
+        &spec_more,
+        &deployment_more,
+        &[
+            "--sudo",
+            "--connect-timeout",
+            "3s",
+            "-f",
+            "json",
+            "-o",
+            &json,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let r = report(&json);
+    assert_eq!(r["passed"], false);
+    assert_eq!(host(&r, "api")["status"], "checked");
+    assert_eq!(host(&r, "db")["status"], "checked");
+    let down = host(&r, "idle");
+    assert_eq!(down["status"], "unreachable", "{down:#}");
+    assert!(
+        down["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{down:#}"
+    );
+    let nosudo = host(&r, "worker");
+    assert_eq!(nosudo["status"], "sudo_refused", "{nosudo:#}");
+    assert!(
+        nosudo["reason"].as_str().unwrap().contains("sudo"),
+        "{nosudo:#}"
+    );
+    assert!(
+        nosudo["cleanup"].as_str().unwrap().starts_with("removed "),
+        "{nosudo:#}"
+    );
+    assert_eq!(class(&r, "api->idle/tcp/7000"), "refused");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("UNREACHABLE"), "{table}");
+    assert!(table.contains("SUDO REFUSED"), "{table}");
+    assert_clean(&dirs(&r));
+
+    // 5. Ctrl-C while the checks wait on a dropped port: exit 130, nothing left.
+    lab.lab
+        .load_nft(
+            "db",
+            "table inet fleet_test {\n  chain input {\n    type filter hook input priority filter; policy accept;\n    tcp dport 6000 drop\n  }\n}\n",
+        )
+        .unwrap();
+    let command = lab.command(&spec, &deployment, &["--timeout", "30000"]);
+    let mut child = lab.lab.spawn("client", command).expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut dirs_seen = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no check phase ({e}): {seen:#?}"));
+        if let Some((_, dir)) = line.split_once(": files in ") {
+            dirs_seen.push(dir.to_owned());
+        }
+        let checking = line.starts_with("preflight: check:");
+        seen.push(line);
+        if checking {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    run("kill", &["-INT", &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
+        seen.push(line);
+    }
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    assert_eq!(dirs_seen.len(), 3, "{seen:#?}");
+    assert!(
+        seen.iter().filter(|l| l.contains(": removed /")).count() == 3,
+        "{seen:#?}"
+    );
+    assert_clean(&dirs_seen);
+    drop(lab.daemons);
+}
