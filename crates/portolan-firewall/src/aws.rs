@@ -252,7 +252,7 @@ pub fn terraform(
     let mut egress = IndexMap::new();
     for component in components {
         let group = group_ref(&component.id);
-        for flow in &plan.flows {
+        for flow in plan.all_flows() {
             if receives(flow, component) {
                 if let Some(peers) = peers(flow, &flow.from, component, options, &mut warnings) {
                     add_rules(&mut ingress, flow, &group, &peers);
@@ -422,6 +422,12 @@ fn description(flow: &PlannedFlow) -> String {
     }
     if let Some(proxied) = &flow.via_proxy {
         text.push_str(&format!(" via proxy {}", proxied.proxy));
+    }
+    if flow.site {
+        text.push_str(&format!(
+            " (site flow: {})",
+            flow.purpose.as_deref().unwrap_or_default()
+        ));
     }
     text
 }

@@ -215,6 +215,7 @@ impl Target for Cilium {
                 one_line(&plan.system)
             );
             text.push_str(&warnings.lines(component, "# "));
+            text.push_str(&crate::generate::site_flow_lines(plan, component, "# "));
             text.push_str(&yaml);
             files.push((
                 PathBuf::from(format!("{component}.ciliumnetworkpolicy.yaml")),
@@ -259,7 +260,7 @@ pub fn cilium_policies(plan: &Plan, options: &Options) -> Result<CiliumPolicies,
         };
         let mut ingress = Vec::new();
         let mut egress = Vec::new();
-        for flow in &plan.flows {
+        for flow in plan.all_flows() {
             if receives(flow, component) {
                 ingress.extend(ingress_rules(flow, component, &mut warnings));
             }

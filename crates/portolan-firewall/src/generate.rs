@@ -96,6 +96,36 @@ impl Policy {
     }
 }
 
+/// How a host firewall target writes its rules (nftables, iptables; the
+/// other targets have one form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The complete firewall of the host: its own table (nftables) or the
+    /// whole filter table (iptables), base chains with the chosen policy.
+    #[default]
+    Standalone,
+    /// Beside the host's own firewall: regular chains (nftables, in the
+    /// operator's table) or user chains (iptables) holding only the accepts
+    /// of the spec's and the site's flows, no base chain, no policy; the
+    /// operator adds one jump line to them.
+    Chain,
+    /// Nothing is blocked: every flow's rule counts its packets, and what
+    /// would be dropped is counted and logged (rate-limited, "not in spec").
+    Audit,
+}
+
+impl Mode {
+    /// `standalone`, `chain` or `audit`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::Chain => "chain",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
 /// Resolves a host name to addresses (used with `--resolve`).
 pub type Resolver = Arc<dyn Fn(&str) -> Result<Vec<IpAddr>, String> + Send + Sync>;
 
@@ -106,8 +136,10 @@ pub struct Options {
     /// files, and also take a host name); `None` for every component (or
     /// host) the target can serve.
     pub component: Option<String>,
-    /// Default policy of the chains.
+    /// Default policy of the chains (standalone mode).
     pub policy: Policy,
+    /// How host firewalls write their rules.
+    pub mode: Mode,
     /// Resolve host names at generation time with this resolver (host
     /// firewalls cannot match names). `None`: rules to host names are written
     /// commented out, with a warning.
@@ -119,6 +151,7 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("component", &self.component)
             .field("policy", &self.policy)
+            .field("mode", &self.mode)
             .field("resolve", &self.resolver.is_some())
             .finish()
     }
@@ -257,4 +290,32 @@ pub enum GenerateError {
         /// What failed.
         message: String,
     },
+}
+
+/// `# ` comment lines naming the site flows of a component (the
+/// deployment's `site:`, not the vendor's), for targets whose rules carry no
+/// comment of their own; empty without site flows.
+pub(crate) fn site_flow_lines(plan: &Plan, component: &str, prefix: &str) -> String {
+    let ids: Vec<String> = plan
+        .site_flows
+        .iter()
+        .filter(|f| f.from.id == component || f.to.id == component)
+        .map(|f| {
+            format!(
+                "{} ({})",
+                one_line(&f.id),
+                one_line(f.purpose.as_deref().unwrap_or_default())
+            )
+        })
+        .collect();
+    if ids.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "{prefix}Site flows (the deployment's `site:`, the operator's own, not the vendor's), in the rules below:\n"
+    );
+    for id in ids {
+        out.push_str(&format!("{prefix}  {id}\n"));
+    }
+    out
 }

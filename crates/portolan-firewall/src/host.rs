@@ -68,6 +68,9 @@ pub(crate) struct Rule {
     pub source_ports: Vec<PortRange>,
     /// Destination ports; empty: any.
     pub ports: Vec<PortRange>,
+    /// Whether it serves site flows (the deployment's `site:`), written
+    /// apart from the spec's: a rule never mixes the two.
+    pub site: bool,
 }
 
 /// A rule that cannot be written, kept to be shown commented out.
@@ -87,6 +90,8 @@ pub(crate) struct DisabledRule {
     pub ports: Vec<PortRange>,
     /// Why it is not written.
     pub reason: String,
+    /// Whether it is a site flow's.
+    pub site: bool,
 }
 
 /// Everything one host's ruleset holds.
@@ -100,7 +105,7 @@ pub(crate) struct HostRuleset {
     pub local: Vec<String>,
     /// Peer sets, in first-use order.
     pub sets: Vec<PeerSet>,
-    /// Rules, in flow order, input and output mixed.
+    /// Rules, in flow order (the spec's, then the site's), input and output mixed.
     pub rules: Vec<Rule>,
     /// Rules left out, in flow order.
     pub disabled: Vec<DisabledRule>,
@@ -228,7 +233,7 @@ pub(crate) fn build(
             warnings: Vec::new(),
         },
     };
-    for flow in &plan.flows {
+    for flow in plan.all_flows() {
         let receives = flow.to.is_component() && host.runs(&flow.to.id);
         let sends = host.runs(&flow.from.id);
         if flow.local && sends {
@@ -286,6 +291,7 @@ impl Builder<'_> {
             source_ports: flow.source_ports.clone(),
             ports: flow.ports.clone(),
             reason,
+            site: flow.site,
         });
     }
 
@@ -310,6 +316,7 @@ impl Builder<'_> {
             protocol: flow.protocol,
             source_ports: flow.source_ports.clone(),
             ports: flow.ports.clone(),
+            site: flow.site,
         };
         if self.out.rules.iter().any(|r| {
             r.flows.contains(&flow.id) && r.direction == rule.direction && r.peer == rule.peer
@@ -324,6 +331,7 @@ impl Builder<'_> {
                 && r.protocol == rule.protocol
                 && r.source_ports == rule.source_ports
                 && r.ports == rule.ports
+                && r.site == rule.site
         };
         match self.out.rules.iter_mut().find(same) {
             Some(existing) => {
@@ -601,18 +609,37 @@ pub(crate) fn header(
             ),
         ],
     };
-    lines.push(match options.policy {
-        crate::generate::Policy::Drop => {
+    lines.push(match (options.mode, options.policy) {
+        (crate::generate::Mode::Audit, _) => {
+            "Mode: audit. Nothing is blocked: each flow's rule counts its packets, and what the spec does not allow (what standalone mode would drop) is counted and logged, rate-limited, with the prefix `portolan-audit` and `not in spec`.".to_owned()
+        }
+        (crate::generate::Mode::Chain, _) => {
+            "Mode: chain. No base chain and no policy: only the accepts of the flows below, in chains the host's own firewall jumps to; what they do not accept returns to it, and it decides (docs/rollout.md).".to_owned()
+        }
+        (_, crate::generate::Policy::Drop) => {
             "Default policy: drop. Only the flows below, established/related traffic, loopback and the ICMP that IP needs pass.".to_owned()
         }
-        crate::generate::Policy::Accept => {
+        (_, crate::generate::Policy::Accept) => {
             "Default policy: accept (audit mode). Nothing is blocked; packets the spec does not allow are logged with the prefix `portolan-audit`.".to_owned()
         }
     });
-    lines.push(
-        "Not in the spec, so not allowed here: DNS, NTP, DHCP, management access (SSH). Add them to the spec if the host needs them."
-            .to_owned(),
-    );
+    let site = ruleset.rules.iter().filter(|r| r.site).count()
+        + ruleset.disabled.iter().filter(|r| r.site).count();
+    if site == 0 && options.mode == crate::generate::Mode::Chain {
+        lines.push(
+            "DNS, NTP, DHCP, management access (SSH): not in the spec; the host's own firewall decides about them (or add them as site flows in the deployment)."
+                .to_owned(),
+        );
+    } else if site == 0 {
+        lines.push(
+            "Not in the spec, so not allowed here: DNS, NTP, DHCP, management access (SSH). Add them to the spec if the host needs them."
+                .to_owned(),
+        );
+    } else {
+        lines.push(format!(
+            "Site flows ({site} rule(s), ids `site:…`): the deployment's `site:` section, the operator's own (SSH, DNS, NTP, monitoring), not the vendor's; listed after the spec's flows."
+        ));
+    }
     if !ruleset.local.is_empty() {
         lines.push(format!(
             "Flows between components of this host ({}): they stay on the machine (loopback, accepted below) and need no rule.",

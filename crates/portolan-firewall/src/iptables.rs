@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use portolan_spec::plan::Plan;
 use portolan_spec::{PortRange, Protocol};
 
-use crate::generate::{GenerateError, Generated, Options, Policy, Target};
+use crate::generate::{GenerateError, Generated, Mode, Options, Policy, Target};
 use crate::host::{self, Direction, HostRuleset, Peer, Rule};
 
 /// The iptables target.
@@ -53,15 +53,68 @@ impl Target for Iptables {
     }
 }
 
+/// The user chains of chain and audit modes (input, output).
+pub const CHAINS: [&str; 2] = ["PORTOLAN-INPUT", "PORTOLAN-OUTPUT"];
+
 fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options, family: Family) -> String {
     let (tool, file_ext) = match family {
         Family::V4 => ("iptables-restore", "v4"),
         Family::V6 => ("ip6tables-restore", "v6"),
     };
-    let load = format!("{tool} < {}.rules.{file_ext}", ruleset.host.name);
+    let user_chains = options.mode != Mode::Standalone;
+    let noflush = if user_chains { " --noflush" } else { "" };
+    let load = format!("{tool}{noflush} < {}.rules.{file_ext}", ruleset.host.name);
     let mut out = String::new();
     for line in host::header(plan, ruleset, options, "iptables", &load) {
         let _ = writeln!(out, "# {line}");
+    }
+    if user_chains {
+        let cmd = match family {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        };
+        let [input, output] = CHAINS;
+        let _ = write!(
+            out,
+            "# Only the user chains {input} and {output} are (re)filled; nothing else is touched.\n\
+             # Jump to them once, from the host's own firewall (docs/rollout.md: ufw, firewalld, Docker), e.g.:\n\
+             #   {cmd} -I INPUT -j {input}\n\
+             #   {cmd} -I OUTPUT -j {output}\n*filter\n:{input} - [0:0]\n:{output} - [0:0]\n"
+        );
+        let audit = options.mode == Mode::Audit;
+        for (direction, chain) in [(Direction::Input, input), (Direction::Output, output)] {
+            if audit {
+                // Only watches: what the spec allows returns to the host's
+                // chains counted; the rest returns logged as "not in spec".
+                let lo = match direction {
+                    Direction::Input => "-i lo",
+                    Direction::Output => "-o lo",
+                };
+                let _ = writeln!(
+                    out,
+                    "-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+                );
+                let _ = writeln!(out, "-A {chain} {lo} -j RETURN");
+                ip_needs(&mut out, ruleset, direction, family, chain, "RETURN");
+            } else if ruleset.igmp && family == Family::V4 {
+                out.push_str("# IGMP, so that the host can join its multicast groups.\n");
+                let _ = writeln!(out, "-A {chain} -p igmp -j ACCEPT");
+            }
+            let verdict = if audit { "RETURN" } else { "ACCEPT" };
+            flow_rules(&mut out, ruleset, direction, family, chain, verdict);
+            if audit {
+                let short = match direction {
+                    Direction::Input => "in",
+                    Direction::Output => "out",
+                };
+                let _ = writeln!(
+                    out,
+                    "-A {chain} -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"portolan not in spec {short}: \""
+                );
+            }
+        }
+        out.push_str("COMMIT\n");
+        return out;
     }
     out.push_str("# FORWARD is not managed (ACCEPT), as in the nftables ruleset; this file replaces the whole filter table.\n");
     let policy = match options.policy {
@@ -96,6 +149,29 @@ fn chain(
     );
     let _ = writeln!(out, "-A {chain} -m conntrack --ctstate INVALID -j DROP");
     let _ = writeln!(out, "-A {chain} {lo} -j ACCEPT");
+    ip_needs(out, ruleset, direction, family, chain, "ACCEPT");
+    flow_rules(out, ruleset, direction, family, chain, "ACCEPT");
+    if policy == Policy::Accept {
+        let prefix = match direction {
+            Direction::Input => "portolan-audit input: ",
+            Direction::Output => "portolan-audit output: ",
+        };
+        let _ = writeln!(
+            out,
+            "-A {chain} -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"{prefix}\""
+        );
+    }
+}
+
+/// The ICMP (and IGMP) that IP needs.
+fn ip_needs(
+    out: &mut String,
+    ruleset: &HostRuleset,
+    direction: Direction,
+    family: Family,
+    chain: &str,
+    verdict: &str,
+) {
     match family {
         Family::V4 => {
             out.push_str("# ICMP that IPv4 needs: errors, and fragmentation-needed (a destination-unreachable code) for path MTU discovery. No echo.\n");
@@ -104,11 +180,11 @@ fn chain(
                 "time-exceeded",
                 "parameter-problem",
             ] {
-                let _ = writeln!(out, "-A {chain} -p icmp -m icmp --icmp-type {t} -j ACCEPT");
+                let _ = writeln!(out, "-A {chain} -p icmp -m icmp --icmp-type {t} -j {verdict}");
             }
             if ruleset.igmp {
                 out.push_str("# IGMP, so that the host can join its multicast groups.\n");
-                let _ = writeln!(out, "-A {chain} -p igmp -j ACCEPT");
+                let _ = writeln!(out, "-A {chain} -p igmp -j {verdict}");
             }
         }
         Family::V6 => {
@@ -121,7 +197,7 @@ fn chain(
             ] {
                 let _ = writeln!(
                     out,
-                    "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"
+                    "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j {verdict}"
                 );
             }
             let nd: &[&str] = match direction {
@@ -139,62 +215,84 @@ fn chain(
             for t in nd {
                 let _ = writeln!(
                     out,
-                    "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j ACCEPT"
+                    "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j {verdict}"
                 );
             }
             // Multicast listener discovery: query, report, done, MLDv2 report.
             for t in [130, 131, 132, 143] {
                 let _ = writeln!(
                     out,
-                    "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 1 -j ACCEPT"
+                    "-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 1 -j {verdict}"
                 );
             }
         }
     }
-    let rules: Vec<&Rule> = ruleset.rules(direction).collect();
-    let disabled: Vec<_> = ruleset.disabled(direction).collect();
-    if !rules.is_empty() || !disabled.is_empty() {
-        out.push_str("# Flows of the spec.\n");
-    }
-    for rule in rules {
-        for line in rule_lines(chain, rule, ruleset, family) {
-            let _ = writeln!(out, "{line}");
+}
+
+/// The rules of the flows of one direction: the spec's, then the site's,
+/// each followed by its rules that cannot be written (commented out).
+fn flow_rules(
+    out: &mut String,
+    ruleset: &HostRuleset,
+    direction: Direction,
+    family: Family,
+    chain: &str,
+    verdict: &str,
+) {
+    for (site, heading) in [
+        (false, "# Flows of the spec."),
+        (
+            true,
+            "# Site flows (the deployment's `site:`, the operator's own, not the vendor's).",
+        ),
+    ] {
+        let rules: Vec<&Rule> = ruleset
+            .rules(direction)
+            .filter(|r| r.site == site)
+            .collect();
+        let disabled: Vec<_> = ruleset
+            .disabled(direction)
+            .filter(|r| r.site == site)
+            .collect();
+        if !rules.is_empty() || !disabled.is_empty() {
+            let _ = writeln!(out, "{heading}");
         }
-    }
-    for rule in disabled {
-        let _ = writeln!(out, "# WARNING: flow {}: {}", rule.flow, rule.reason);
-        let flag = match direction {
-            Direction::Input => "-s",
-            Direction::Output => "-d",
-        };
-        let mut parts = vec![format!("-A {chain} {flag} {}", rule.peer)];
-        if let Some(m) = port_matches(rule.protocol, &rule.source_ports, &rule.ports, family)
-            .into_iter()
-            .next()
-            .filter(|m| !m.is_empty())
-        {
-            parts.push(m);
+        for rule in rules {
+            for line in rule_lines(chain, rule, ruleset, family, verdict) {
+                let _ = writeln!(out, "{line}");
+            }
         }
-        parts.push(format!(
-            "-m comment --comment \"{}\" -j ACCEPT",
-            comment(&rule.flow)
-        ));
-        let _ = writeln!(out, "# {}", parts.join(" "));
-    }
-    if policy == Policy::Accept {
-        let prefix = match direction {
-            Direction::Input => "portolan-audit input: ",
-            Direction::Output => "portolan-audit output: ",
-        };
-        let _ = writeln!(
-            out,
-            "-A {chain} -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"{prefix}\""
-        );
+        for rule in disabled {
+            let _ = writeln!(out, "# WARNING: flow {}: {}", rule.flow, rule.reason);
+            let flag = match direction {
+                Direction::Input => "-s",
+                Direction::Output => "-d",
+            };
+            let mut parts = vec![format!("-A {chain} {flag} {}", rule.peer)];
+            if let Some(m) = port_matches(rule.protocol, &rule.source_ports, &rule.ports, family)
+                .into_iter()
+                .next()
+                .filter(|m| !m.is_empty())
+            {
+                parts.push(m);
+            }
+            parts.push(format!(
+                "-m comment --comment \"{}\" -j ACCEPT",
+                comment(&rule.flow)
+            ));
+            let _ = writeln!(out, "# {}", parts.join(" "));
+        }
     }
 }
 
 /// One iptables rule per peer address (and per port chunk).
-fn rule_lines(chain: &str, rule: &Rule, ruleset: &HostRuleset, family: Family) -> Vec<String> {
+fn rule_lines(
+    chain: &str,
+    rule: &Rule,
+    ruleset: &HostRuleset,
+    family: Family,
+    verdict: &str,
+) -> Vec<String> {
     let in_family = |addr: &IpAddr| match family {
         Family::V4 => addr.is_ipv4(),
         Family::V6 => addr.is_ipv6(),
@@ -241,7 +339,7 @@ fn rule_lines(chain: &str, rule: &Rule, ruleset: &HostRuleset, family: Family) -
                 line.push(' ');
                 line.push_str(&ports);
             }
-            let _ = write!(line, " -m comment --comment \"{comment}\" -j ACCEPT");
+            let _ = write!(line, " -m comment --comment \"{comment}\" -j {verdict}");
             lines.push(line);
         }
     }

@@ -67,6 +67,7 @@ impl Target for Kubernetes {
                 one_line(&plan.system)
             );
             text.push_str(&warnings.lines(component, "# "));
+            text.push_str(&crate::generate::site_flow_lines(plan, component, "# "));
             text.push_str(&yaml);
             files.push((
                 PathBuf::from(format!("{component}.networkpolicy.yaml")),
@@ -123,7 +124,7 @@ fn build(plan: &Plan, options: &Options) -> Result<Built, GenerateError> {
         };
         let mut ingress = Vec::new();
         let mut egress = Vec::new();
-        for flow in &plan.flows {
+        for flow in plan.all_flows() {
             if receives(flow, component) {
                 if let Some(rule) = rule(flow, &flow.from, component, options, &mut warnings) {
                     ingress.push(NetworkPolicyIngressRule {

@@ -16,6 +16,6 @@ pub mod kubernetes;
 pub mod nftables;
 
 pub use generate::{
-    system_resolver, GenerateError, GenerateWarning, Generated, Options, Policy, Resolver, Target,
+    system_resolver, GenerateError, GenerateWarning, Generated, Mode, Options, Policy, Resolver, Target,
     TargetKind, WarningKind,
 };

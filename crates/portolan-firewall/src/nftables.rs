@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use portolan_spec::plan::Plan;
 use portolan_spec::{PortRange, Protocol};
 
-use crate::generate::{GenerateError, Generated, Options, Policy, Target};
+use crate::generate::{GenerateError, Generated, Mode, Options, Policy, Target};
 use crate::host::{self, Direction, DisabledRule, HostRuleset, Peer, Rule};
 
 /// The nftables target.
@@ -53,8 +53,11 @@ impl Target for Nftables {
     }
 }
 
-/// Renders one host's ruleset.
+/// Renders one host's ruleset in the chosen mode.
 fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> String {
+    if options.mode == Mode::Chain {
+        return render_chains(plan, ruleset, options);
+    }
     let mut out = String::from("#!/usr/sbin/nft -f\n");
     let load = format!("nft -f {}.nft", ruleset.host.name);
     for line in host::header(plan, ruleset, options, "nftables", &load) {
@@ -66,6 +69,16 @@ fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> String {
     out.push_str(&format!(
         "table inet {TABLE} {{}}\ndelete table inet {TABLE}\n\ntable inet {TABLE} {{\n"
     ));
+    sets(&mut out, ruleset, "");
+    for direction in [Direction::Input, Direction::Output] {
+        chain(&mut out, ruleset, direction, options);
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The named sets the rules use, prefixed with `prefix`.
+fn sets(out: &mut String, ruleset: &HostRuleset, prefix: &str) {
     for index in host::used_sets(ruleset) {
         let set = &ruleset.sets[index];
         for (family, nets, kind) in [("v4", &set.v4, "ipv4_addr"), ("v6", &set.v6, "ipv6_addr")] {
@@ -75,21 +88,79 @@ fn render(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> String {
             let elements: Vec<String> = nets.iter().map(host::net).collect();
             let _ = write!(
                 out,
-                "\t# {}\n\tset {}_{family} {{\n\t\ttype {kind}\n\t\tflags interval\n\t\telements = {{ {} }}\n\t}}\n\n",
+                "\t# {}\n\tset {prefix}{}_{family} {{\n\t\ttype {kind}\n\t\tflags interval\n\t\telements = {{ {} }}\n\t}}\n\n",
                 set.comment,
                 set.name,
                 elements.join(", ")
             );
         }
     }
-    for direction in [Direction::Input, Direction::Output] {
-        chain(&mut out, ruleset, direction, options.policy);
+}
+
+/// The table chain mode writes into, and the names of its chains.
+pub const CHAIN_TABLE: &str = "inet filter";
+/// The regular chains of chain mode (input, output).
+pub const CHAINS: [&str; 2] = ["portolan_input", "portolan_output"];
+
+/// Chain mode: regular chains (and sets) in the operator's `inet filter`
+/// table, flushed and refilled in one transaction; no base chain, no
+/// policy, only the accepts of the flows. The operator jumps to them.
+fn render_chains(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> String {
+    let mut out = String::from("#!/usr/sbin/nft -f\n");
+    let load = format!("nft -f {}.nft", ruleset.host.name);
+    for line in host::header(plan, ruleset, options, "nftables", &load) {
+        out.push_str(&format!("# {line}\n"));
+    }
+    let [input, output] = CHAINS;
+    let _ = write!(
+        out,
+        "# Jump to the chains once, from the host's own base chains (docs/rollout.md), e.g.:\n\
+         #   nft insert rule {CHAIN_TABLE} input jump {input}\n\
+         #   nft insert rule {CHAIN_TABLE} output jump {output}\n\n"
+    );
+    // Declare (harmless when they exist), then empty, then fill: one
+    // transaction, so reloading never leaves stale addresses or rules.
+    let mut declared = Vec::new();
+    for index in host::used_sets(ruleset) {
+        let set = &ruleset.sets[index];
+        for (family, nets, kind) in [("v4", &set.v4, "ipv4_addr"), ("v6", &set.v6, "ipv6_addr")] {
+            if !nets.is_empty() {
+                declared.push((format!("portolan_{}_{family}", set.name), kind));
+            }
+        }
+    }
+    let _ = writeln!(out, "table {CHAIN_TABLE} {{");
+    for (name, kind) in &declared {
+        let _ = writeln!(out, "\tset {name} {{ type {kind}; flags interval; }}");
+    }
+    for chain in CHAINS {
+        let _ = writeln!(out, "\tchain {chain} {{\n\t}}");
+    }
+    out.push_str("}\n");
+    for chain in CHAINS {
+        let _ = writeln!(out, "flush chain {CHAIN_TABLE} {chain}");
+    }
+    for (name, _) in &declared {
+        let _ = writeln!(out, "flush set {CHAIN_TABLE} {name}");
+    }
+    let _ = writeln!(out, "\ntable {CHAIN_TABLE} {{");
+    sets(&mut out, ruleset, "portolan_");
+    for (direction, chain) in [(Direction::Input, input), (Direction::Output, output)] {
+        let _ = writeln!(out, "\tchain {chain} {{");
+        if ruleset.igmp {
+            out.push_str("\t\t# IGMP, so that the host can join its multicast groups.\n");
+            out.push_str("\t\tip protocol igmp accept\n");
+        }
+        flow_rules(&mut out, ruleset, direction, "portolan_", "accept");
+        out.push_str("\t}\n");
     }
     out.push_str("}\n");
     out
 }
 
-fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, policy: Policy) {
+fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, options: &Options) {
+    let audit = options.mode == Mode::Audit;
+    let policy = if audit { Policy::Accept } else { options.policy };
     let (name, hook) = match direction {
         Direction::Input => ("input", "input"),
         Direction::Output => ("output", "output"),
@@ -99,13 +170,24 @@ fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, policy: 
         Direction::Output => "oif",
     };
     let _ = writeln!(out, "\tchain {name} {{");
+    // In audit mode the table only watches: it runs before the host's own
+    // chains and accepts, which in nftables does not end their evaluation.
+    let priority = if audit { "filter - 10" } else { "filter" };
     let _ = writeln!(
         out,
-        "\t\ttype filter hook {hook} priority filter; policy {};",
+        "\t\ttype filter hook {hook} priority {priority}; policy {};",
         policy.as_str()
     );
     out.push_str("\t\tct state established,related accept\n");
-    out.push_str("\t\tct state invalid drop\n");
+    if audit {
+        let _ = writeln!(
+            out,
+            "\t\tct state invalid limit rate 10/second burst 20 packets log prefix \"portolan-audit invalid {name}: \""
+        );
+        out.push_str("\t\tct state invalid counter accept comment \"would drop: invalid\"\n");
+    } else {
+        out.push_str("\t\tct state invalid drop\n");
+    }
     let _ = writeln!(out, "\t\t{lo} \"lo\" accept");
     out.push_str("\t\t# ICMP that IPv4 needs: errors, and fragmentation-needed (a destination-unreachable code) for path MTU discovery. No echo.\n");
     out.push_str(
@@ -123,21 +205,15 @@ fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, policy: 
         out.push_str("\t\t# IGMP, so that the host can join its multicast groups.\n");
         out.push_str("\t\tip protocol igmp accept\n");
     }
-    let rules: Vec<&Rule> = ruleset.rules(direction).collect();
-    let disabled: Vec<&DisabledRule> = ruleset.disabled(direction).collect();
-    if !rules.is_empty() || !disabled.is_empty() {
-        out.push_str("\t\t# Flows of the spec.\n");
-    }
-    for rule in rules {
-        for line in rule_lines(rule, ruleset) {
-            let _ = writeln!(out, "\t\t{line}");
-        }
-    }
-    for rule in disabled {
-        let _ = writeln!(out, "\t\t# WARNING: flow {}: {}", rule.flow, rule.reason);
-        let _ = writeln!(out, "\t\t# {}", disabled_line(rule));
-    }
-    if policy == Policy::Accept {
+    let verdict = if audit { "counter accept" } else { "accept" };
+    flow_rules(out, ruleset, direction, "", verdict);
+    if audit {
+        let _ = writeln!(
+            out,
+            "\t\tlimit rate 10/second burst 20 packets log prefix \"portolan-audit not in spec {name}: \""
+        );
+        out.push_str("\t\tcounter comment \"would drop: not in spec\"\n");
+    } else if policy == Policy::Accept {
         let _ = writeln!(
             out,
             "\t\tlimit rate 10/second burst 20 packets log prefix \"portolan-audit {name}: \""
@@ -149,8 +225,47 @@ fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, policy: 
     }
 }
 
+/// The rules of the flows of one direction: the spec's, then the site's,
+/// each followed by its rules that cannot be written (commented out).
+fn flow_rules(
+    out: &mut String,
+    ruleset: &HostRuleset,
+    direction: Direction,
+    prefix: &str,
+    verdict: &str,
+) {
+    for (site, heading) in [
+        (false, "# Flows of the spec."),
+        (
+            true,
+            "# Site flows (the deployment's `site:`, the operator's own, not the vendor's).",
+        ),
+    ] {
+        let rules: Vec<&Rule> = ruleset
+            .rules(direction)
+            .filter(|r| r.site == site)
+            .collect();
+        let disabled: Vec<&DisabledRule> = ruleset
+            .disabled(direction)
+            .filter(|r| r.site == site)
+            .collect();
+        if !rules.is_empty() || !disabled.is_empty() {
+            let _ = writeln!(out, "\t\t{heading}");
+        }
+        for rule in rules {
+            for line in rule_lines(rule, ruleset, prefix, verdict) {
+                let _ = writeln!(out, "\t\t{line}");
+            }
+        }
+        for rule in disabled {
+            let _ = writeln!(out, "\t\t# WARNING: flow {}: {}", rule.flow, rule.reason);
+            let _ = writeln!(out, "\t\t# {}", disabled_line(rule));
+        }
+    }
+}
+
 /// The nft statements of one rule: one per address family it applies to.
-fn rule_lines(rule: &Rule, ruleset: &HostRuleset) -> Vec<String> {
+fn rule_lines(rule: &Rule, ruleset: &HostRuleset, prefix: &str, verdict: &str) -> Vec<String> {
     let (v4, v6) = host::families(rule, &ruleset.sets);
     let addr_dir = match rule.direction {
         Direction::Input => "saddr",
@@ -170,7 +285,7 @@ fn rule_lines(rule: &Rule, ruleset: &HostRuleset) -> Vec<String> {
         match &rule.peer {
             Peer::Set(i) => {
                 parts.push(format!(
-                    "{ip} {addr_dir} @{}_{family}",
+                    "{ip} {addr_dir} @{prefix}{}_{family}",
                     ruleset.sets[*i].name
                 ));
                 if let Some(group) = rule.group {
@@ -185,7 +300,7 @@ fn rule_lines(rule: &Rule, ruleset: &HostRuleset) -> Vec<String> {
             &rule.ports,
             ip,
         ));
-        parts.push("accept".to_owned());
+        parts.push(verdict.to_owned());
         parts.push(format!("comment \"{comment}\""));
         lines.push(parts.join(" "));
     }

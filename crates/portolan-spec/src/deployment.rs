@@ -75,6 +75,10 @@ pub struct RawDeployment {
     #[serde(default = "absent_section::<Option<RawExternalBinding>>")]
     #[schemars(with = "BTreeMap<String, RawExternalBinding>")]
     pub externals: Spanned<RawMap<Option<RawExternalBinding>>>,
+    /// Site flows: what the operator's estate needs on the hosts (admin SSH,
+    /// DNS, NTP, monitoring), labelled as site flows, not the vendor's.
+    #[serde(default)]
+    pub site: Vec<crate::site::RawSiteFlow>,
 }
 
 /// Where a component runs. Each target uses the placement it understands:
@@ -216,6 +220,8 @@ pub struct Deployment {
     pub components: BTreeMap<ComponentId, Placement>,
     /// Placement of the external endpoints the deployment names.
     pub externals: BTreeMap<ExternalId, Placement>,
+    /// Site flows (the `site:` section), in file order.
+    pub site: Vec<crate::site::SiteFlow>,
     /// Where the `components:` section is (for diagnostics about what is missing).
     #[serde(skip)]
     pub components_span: Span,
@@ -237,6 +243,7 @@ impl Deployment {
             parameters: BTreeMap::new(),
             components: BTreeMap::new(),
             externals: BTreeMap::new(),
+            site: Vec::new(),
             components_span: Span::default(),
             externals_span: Span::default(),
             source,
@@ -570,7 +577,7 @@ struct DeploymentChecker<'a> {
 
 /// The closest candidate: a likely typo by similarity, or one edit
 /// (a transposition counts as one) away.
-fn suggest<'a>(
+pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str> + Clone,
 ) -> Option<&'a str> {
@@ -678,13 +685,14 @@ impl DeploymentChecker<'_> {
             }
             externals.insert(id, placement);
         }
-        let deployment = Deployment {
+        let mut deployment = Deployment {
             name: raw.name.clone(),
             description: raw.description.clone(),
             features,
             parameters,
             components,
             externals,
+            site: Vec::new(),
             components_span,
             externals_span,
             source: Arc::new(self.source.clone()),
@@ -703,6 +711,13 @@ impl DeploymentChecker<'_> {
         let hosts = self.check_hosts(&deployment, &host_spans);
         self.check_overlaps(&deployment, &addressed, &hosts);
         self.check_flows(&deployment);
+        let (site, diagnostics) =
+            crate::site::check(self.spec, self.source, &raw.site, &deployment);
+        self.diagnostics.extend(diagnostics);
+        deployment.site = site;
+        let at = top_level_key(&self.source.text, "site").unwrap_or(version_span);
+        let dns = crate::site::dns_warnings(self.spec, &deployment, at);
+        self.diagnostics.extend(dns);
         deployment
     }
 

@@ -243,6 +243,10 @@ codes! {
     DeploymentUnsupportedByTarget = "deployment::unsupported-by-target", Error;
     /// Host names that contradict each other (two names for one host, one name for two hosts).
     DeploymentHostConflict = "deployment::host-conflict", Error;
+    /// A malformed site flow (no end given, both ends addresses, a mixed list, an unplaced component).
+    DeploymentInvalidSiteFlow = "deployment::invalid-site-flow", Error;
+    /// A component reaches an external endpoint by DNS name and no flow allows it DNS.
+    DeploymentNoDnsFlow = "deployment::no-dns-flow", Warning;
 }
 
 impl fmt::Display for Code {

@@ -28,6 +28,7 @@ pub mod model;
 pub mod plan;
 pub mod raw;
 pub mod schema;
+pub mod site;
 
 pub use check::{load_spec, parse_yaml, Loaded};
 pub use diag::{

@@ -45,6 +45,11 @@ pub struct Plan {
     pub flows: Vec<PlannedFlow>,
     /// Flows that do not, each with the reason.
     pub left_out: Vec<LeftOut>,
+    /// Site flows of the deployment (`site:`), expanded to one flow per
+    /// component end, each marked [`PlannedFlow::site`]; targets write them
+    /// after the spec's flows (see [`Plan::all_flows`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub site_flows: Vec<PlannedFlow>,
     /// Where the deployment's `components:` section is, for diagnostics of
     /// generators about components the deployment does not place.
     #[serde(skip)]
@@ -201,10 +206,15 @@ pub fn net_text(net: &IpNet) -> String {
 /// A flow that exists in the deployment, every value concrete.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedFlow {
-    /// The spec flow's id.
+    /// The spec flow's id (`site:NAME…` for a site flow).
     pub id: String,
-    /// Index of the flow in [`Spec::flows`].
+    /// Index of the flow in [`Spec::flows`]; for a site flow, in the
+    /// deployment's site flows.
     pub flow: usize,
+    /// True for a site flow: the operator's own (deployment `site:`), not
+    /// the vendor's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub site: bool,
     /// Source.
     pub from: Endpoint,
     /// Destination (with a proxy: the proxy, see [`via_proxy`](Self::via_proxy)).
@@ -354,6 +364,11 @@ impl Plan {
     /// The host a component runs on (none without addresses, or for the outside world).
     pub fn host_of(&self, component: &str) -> Option<&PlannedHost> {
         self.hosts.iter().find(|h| h.runs(component))
+    }
+
+    /// The spec's flows, then the site flows.
+    pub fn all_flows(&self) -> impl Iterator<Item = &PlannedFlow> + '_ {
+        self.flows.iter().chain(&self.site_flows)
     }
 
     /// Flows that need a network rule (every flow but the local ones).
@@ -524,6 +539,7 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
             ports,
             multicast: flow.multicast,
             required: flow.required,
+            site: false,
             local,
             via_proxy,
             name: flow.name.clone(),
@@ -531,6 +547,7 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
             span: flow.span,
         });
     }
+    let site_flows = crate::site::plan_site_flows(spec, deployment, &components);
     Plan {
         system: spec.system.name.clone(),
         deployment: deployment.name.clone(),
@@ -538,12 +555,13 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
         hosts,
         flows,
         left_out,
+        site_flows,
         components_span: deployment.components_span,
     }
 }
 
 /// Sorted, merged ranges: `[443, 80, 80]` → `[80, 443]`.
-fn normalise(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
+pub(crate) fn normalise(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
     ranges.sort();
     let mut out: Vec<PortRange> = Vec::with_capacity(ranges.len());
     for r in ranges {
@@ -557,7 +575,7 @@ fn normalise(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
     out
 }
 
-fn empty_endpoint(id: &str, name: &str, kind: EndpointKind) -> Endpoint {
+pub(crate) fn empty_endpoint(id: &str, name: &str, kind: EndpointKind) -> Endpoint {
     Endpoint {
         id: id.to_owned(),
         name: name.to_owned(),
@@ -572,7 +590,7 @@ fn empty_endpoint(id: &str, name: &str, kind: EndpointKind) -> Endpoint {
     }
 }
 
-fn apply_placement(endpoint: &mut Endpoint, placement: &Placement) {
+pub(crate) fn apply_placement(endpoint: &mut Endpoint, placement: &Placement) {
     for address in &placement.addresses {
         match address {
             Address::Net(net) => endpoint.nets.push(*net),

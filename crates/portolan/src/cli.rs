@@ -161,6 +161,17 @@ pub enum PolicyArg {
     Accept,
 }
 
+/// How host firewall rules are written (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// The host's whole firewall: own table (nftables) or whole filter table (iptables), policy drop.
+    Standalone,
+    /// Beside the host's firewall: chains holding only the flows' accepts, which the host's firewall jumps to.
+    Chain,
+    /// Nothing blocked: flows counted, what the spec does not allow counted and logged.
+    Audit,
+}
+
 /// Arguments of `portolan generate`.
 #[derive(Debug, Args)]
 #[command(
@@ -190,6 +201,10 @@ pub struct GenerateArgs {
     /// Default policy of the input and output chains.
     #[arg(long, value_enum, default_value_t = PolicyArg::Drop)]
     pub policy: PolicyArg,
+    /// How nftables and iptables rules are written (docs/rollout.md); the
+    /// other targets take only `standalone`.
+    #[arg(long, value_enum, default_value_t = ModeArg::Standalone)]
+    pub mode: ModeArg,
     /// Resolve host names with the system resolver now, and write their
     /// current addresses into the rules (regenerate when they move). Without
     /// it, rules to host names are written commented out, with a warning.

@@ -12,6 +12,7 @@
 
 // One integration-test binary for the crate: the cloud targets are a module.
 mod cloud;
+mod modes;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

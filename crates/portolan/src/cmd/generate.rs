@@ -1,12 +1,12 @@
 //! `portolan generate`.
 
 use anyhow::bail;
-use portolan_firewall::{GenerateError, Options, Policy, TargetKind};
+use portolan_firewall::{GenerateError, Mode, Options, Policy, TargetKind};
 use portolan_spec::diag::did_you_mean;
 use portolan_spec::plan::Plan;
 use portolan_spec::Diagnostics;
 
-use crate::cli::{GenerateArgs, GenerateTarget, PolicyArg};
+use crate::cli::{GenerateArgs, GenerateTarget, ModeArg, PolicyArg};
 use crate::output::{write_dir_atomic, write_stdout};
 use crate::{InputError, EXIT_OK};
 
@@ -25,8 +25,22 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
         GenerateTarget::Cilium => TargetKind::Cilium,
         GenerateTarget::Aws => TargetKind::Aws,
     };
+    let mode = mode_of(args.mode);
+    if mode != Mode::Standalone && !matches!(kind, TargetKind::Nftables | TargetKind::Iptables) {
+        bail!(
+            "--mode {} is for the nftables and iptables targets; {kind} has one form",
+            mode.as_str()
+        );
+    }
+    if mode != Mode::Standalone && args.policy != PolicyArg::Drop {
+        bail!(
+            "--policy is for --mode standalone; --mode {} has no policy of its own",
+            mode.as_str()
+        );
+    }
     let options = Options {
         component: args.component.clone(),
+        mode,
         policy: match args.policy {
             PolicyArg::Drop => Policy::Drop,
             PolicyArg::Accept => Policy::Accept,
@@ -115,4 +129,13 @@ fn check_component(plan: &Plan, id: &str) -> Result<(), InputError> {
     Err(InputError(format!(
         "`{id}` is not a component of the spec{hint}"
     )))
+}
+
+/// The firewall crate's mode for `--mode`.
+pub fn mode_of(arg: ModeArg) -> Mode {
+    match arg {
+        ModeArg::Standalone => Mode::Standalone,
+        ModeArg::Chain => Mode::Chain,
+        ModeArg::Audit => Mode::Audit,
+    }
 }

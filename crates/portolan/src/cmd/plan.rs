@@ -117,12 +117,20 @@ fn table(plan: &Plan) -> String {
     };
     let local = plan.flows.iter().filter(|f| f.local).count();
     out.push_str(&format!(
-        "{heading}: {} concrete flow(s){}\n",
+        "{heading}: {} concrete flow(s){}{}\n",
         plan.flows.len(),
         if local > 0 {
             format!(", {local} of them between components of one host (local: no network rule)")
         } else {
             String::new()
+        },
+        if plan.site_flows.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; and {} site flow(s) of the deployment (`site:`, the operator's own, not the vendor's)",
+                plan.site_flows.len()
+            )
         }
     ));
     // Hosts are worth a table only when one runs several components or has its own name.
@@ -151,13 +159,18 @@ fn table(plan: &Plan) -> String {
         // Cells are already one address per line: no wrapping needed.
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(["flow", "from", "to", "traffic", "required"]);
-    for flow in &plan.flows {
+    for flow in plan.all_flows() {
         flows.add_row([
             flow.id.clone(),
             end(&flow.from),
             destination(flow),
             traffic(flow),
-            if flow.required { "yes" } else { "optional" }.to_owned(),
+            match (flow.site, flow.required) {
+                (true, _) => "site",
+                (false, true) => "yes",
+                (false, false) => "optional",
+            }
+            .to_owned(),
         ]);
     }
     out.push_str(&flows.to_string());
