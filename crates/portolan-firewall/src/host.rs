@@ -204,6 +204,39 @@ pub(crate) fn hosts<'p>(
     Ok(plan.hosts.iter().collect())
 }
 
+/// The flows whose input rule on the host of `options.component` admits a
+/// NEW connection from `peer` (source port `peer_port`) to `port` over
+/// `protocol`, in standalone mode: empty when the ruleset would drop it.
+/// Chain and audit modes never drop anything themselves: every flow id is
+/// not needed there, and callers check the mode first.
+pub fn admitting_flows(
+    plan: &Plan,
+    options: &Options,
+    target: &'static str,
+    peer: IpAddr,
+    peer_port: u16,
+    protocol: Protocol,
+    port: u16,
+) -> Result<Vec<String>, GenerateError> {
+    let mut out = Vec::new();
+    for host in hosts(plan, options, target)? {
+        let ruleset = build(plan, host, options, target);
+        for rule in ruleset.rules(Direction::Input) {
+            let Peer::Set(i) = rule.peer else { continue };
+            let set = &ruleset.sets[i];
+            let contains = set.v4.iter().chain(&set.v6).any(|n| n.contains(&peer));
+            let protocol_ok = rule.protocol == protocol || rule.protocol == Protocol::Any;
+            let port_ok = rule.ports.is_empty() || rule.ports.iter().any(|r| r.contains(port));
+            let sport_ok = rule.source_ports.is_empty()
+                || rule.source_ports.iter().any(|r| r.contains(peer_port));
+            if contains && protocol_ok && port_ok && sport_ok && rule.group.is_none() {
+                out.extend(rule.flows.iter().cloned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the ruleset of one host: the rules of every component it runs,
 /// without duplicates.
 pub(crate) fn build(

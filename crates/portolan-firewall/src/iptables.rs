@@ -180,7 +180,10 @@ fn ip_needs(
                 "time-exceeded",
                 "parameter-problem",
             ] {
-                let _ = writeln!(out, "-A {chain} -p icmp -m icmp --icmp-type {t} -j {verdict}");
+                let _ = writeln!(
+                    out,
+                    "-A {chain} -p icmp -m icmp --icmp-type {t} -j {verdict}"
+                );
             }
             if ruleset.igmp {
                 out.push_str("# IGMP, so that the host can join its multicast groups.\n");

@@ -11,11 +11,13 @@ pub mod cilium;
 pub mod cloud;
 pub mod generate;
 mod host;
+
+pub use host::admitting_flows;
 pub mod iptables;
 pub mod kubernetes;
 pub mod nftables;
 
 pub use generate::{
-    system_resolver, GenerateError, GenerateWarning, Generated, Mode, Options, Policy, Resolver, Target,
-    TargetKind, WarningKind,
+    system_resolver, GenerateError, GenerateWarning, Generated, Mode, Options, Policy, Resolver,
+    Target, TargetKind, WarningKind,
 };

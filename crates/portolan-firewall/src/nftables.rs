@@ -160,7 +160,11 @@ fn render_chains(plan: &Plan, ruleset: &HostRuleset, options: &Options) -> Strin
 
 fn chain(out: &mut String, ruleset: &HostRuleset, direction: Direction, options: &Options) {
     let audit = options.mode == Mode::Audit;
-    let policy = if audit { Policy::Accept } else { options.policy };
+    let policy = if audit {
+        Policy::Accept
+    } else {
+        options.policy
+    };
     let (name, hook) = match direction {
         Direction::Input => ("input", "input"),
         Direction::Output => ("output", "output"),

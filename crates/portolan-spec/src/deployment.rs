@@ -1632,7 +1632,9 @@ components:
     #[test]
     fn a_valid_deployment_loads_without_diagnostics() {
         let loaded = load(GOOD).expect("valid");
-        assert!(loaded.warnings.items.is_empty());
+        // db is placed by name and no flow allows DNS: the only warning.
+        let codes: Vec<Code> = loaded.warnings.items.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::DeploymentNoDnsFlow]);
         let d = loaded.value;
         let spec = spec();
         let web = spec.component_by_id("web").expect("web");
@@ -1737,7 +1739,10 @@ components:
         );
         insta::assert_snapshot!("overlapping_addresses", rendered(text));
         // The same address twice within one component is not an overlap.
-        assert!(codes(&GOOD.replace("192.0.2.20]", "192.0.2.20, 192.0.2.20/32]")).is_empty());
+        assert_eq!(
+            codes(&GOOD.replace("192.0.2.20]", "192.0.2.20, 192.0.2.20/32]")),
+            [Code::DeploymentNoDnsFlow]
+        );
     }
 
     #[test]

@@ -88,9 +88,10 @@ pub struct SiteFlow {
 /// Where a component is placed in a way some target can use.
 pub(crate) fn is_placed_component(spec: &Spec, deployment: &Deployment, id: ComponentId) -> bool {
     spec.component(id).kind != ComponentKind::External
-        && deployment.components.get(&id).is_some_and(|p| {
-            !p.addresses.is_empty() || p.kubernetes.is_some() || p.aws.is_some()
-        })
+        && deployment
+            .components
+            .get(&id)
+            .is_some_and(|p| !p.addresses.is_empty() || p.kubernetes.is_some() || p.aws.is_some())
 }
 
 /// `admin SSH` → `admin-ssh`.
@@ -295,7 +296,9 @@ impl Checker<'_> {
                 } else if !is_placed_component(self.spec, self.deployment, id) {
                     self.invalid(
                         span,
-                        format!("site flow to or from `{item}`, which the deployment does not place"),
+                        format!(
+                            "site flow to or from `{item}`, which the deployment does not place"
+                        ),
                         "no placement",
                         &format!("place `{item}` under `components:`, or remove it here"),
                     );
@@ -328,10 +331,14 @@ impl Checker<'_> {
                     self.diagnostics.push(
                         Diagnostic::new(
                             Code::DeploymentInvalidAddress,
-                            format!("site flow `{field}`: `{item}` is not a component id or an address"),
+                            format!(
+                                "site flow `{field}`: `{item}` is not a component id or an address"
+                            ),
                         )
                         .with_label(span, why)
-                        .with_help("write a component id, an IPv4 or IPv6 address, a CIDR or a DNS name"),
+                        .with_help(
+                            "write a component id, an IPv4 or IPv6 address, a CIDR or a DNS name",
+                        ),
                     );
                     ok = false;
                 }
@@ -383,9 +390,12 @@ impl Checker<'_> {
         }
         if matches!(&raw.value, RawPorts::List(l) if l.is_empty()) {
             self.diagnostics.push(
-                Diagnostic::new(Code::DeploymentInvalidPort, "empty port list in a site flow")
-                    .with_label(span, "no ports")
-                    .with_help("omit `port` to mean every port, or list at least one"),
+                Diagnostic::new(
+                    Code::DeploymentInvalidPort,
+                    "empty port list in a site flow",
+                )
+                .with_label(span, "no ports")
+                .with_help("omit `port` to mean every port, or list at least one"),
             );
         }
         crate::plan::normalise(out)
@@ -668,7 +678,11 @@ components:
     }
 
     fn errors(d: &Diagnostics) -> Vec<&'static str> {
-        d.items.iter().filter(|d| d.is_error()).map(|d| d.code.as_str()).collect()
+        d.items
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.code.as_str())
+            .collect()
     }
 
     #[test]
@@ -702,7 +716,10 @@ components:
         assert_eq!(ssh.from.id, "site:admin-ssh");
         assert_eq!(ssh.from.kind, EndpointKind::Outside);
         assert!(!ssh.from.any);
-        assert_eq!(ssh.from.nets, ["198.51.100.0/24".parse::<ipnet::IpNet>().expect("net")]);
+        assert_eq!(
+            ssh.from.nets,
+            ["198.51.100.0/24".parse::<ipnet::IpNet>().expect("net")]
+        );
         assert_eq!(ssh.to.id, "web");
         assert_eq!(ssh.ports, [PortRange::single(22)]);
         assert_eq!(ssh.purpose.as_deref(), Some("admin SSH"));
@@ -734,7 +751,8 @@ components:
             let first = err.items.iter().find(|d| d.is_error()).expect("error");
             assert!(first.labels.iter().all(|l| l.span.offset > 0), "{entry}");
         }
-        let err = load("site:\n  - {from: wbe, to: db, protocol: tcp, port: 22, purpose: x}\n").expect_err("typo");
+        let err = load("site:\n  - {from: wbe, to: db, protocol: tcp, port: 22, purpose: x}\n")
+            .expect_err("typo");
         let typo = err.items.iter().find(|d| d.is_error()).expect("error");
         assert_eq!(typo.help.as_deref(), Some("did you mean `web`?"));
     }
@@ -744,14 +762,23 @@ components:
         let loaded = load("").expect("valid");
         assert_eq!(codes(&loaded.warnings), ["deployment::no-dns-flow"]);
         let w = &loaded.warnings.items[0];
-        assert!(w.message.contains("`web` reaches updates.example.com by name"), "{}", w.message);
+        assert!(
+            w.message
+                .contains("`web` reaches updates.example.com by name"),
+            "{}",
+            w.message
+        );
         assert!(w.help.as_deref().is_some_and(|h| h.contains("port: 53")));
         // A site DNS flow from web (or every host) silences it; one from db does not.
-        let db_only = load("site:\n  - {from: [db], to: [192.0.2.53], protocol: udp, port: 53, purpose: dns}\n")
-            .expect("valid");
+        let db_only = load(
+            "site:\n  - {from: [db], to: [192.0.2.53], protocol: udp, port: 53, purpose: dns}\n",
+        )
+        .expect("valid");
         assert_eq!(codes(&db_only.warnings), ["deployment::no-dns-flow"]);
-        let web = load("site:\n  - {from: [web], to: [192.0.2.53], protocol: udp, port: 53, purpose: dns}\n")
-            .expect("valid");
+        let web = load(
+            "site:\n  - {from: [web], to: [192.0.2.53], protocol: udp, port: 53, purpose: dns}\n",
+        )
+        .expect("valid");
         assert!(web.warnings.items.is_empty());
         // Pinned addresses need no DNS.
         let pinned = load("externals:\n  updates: {addresses: [198.51.100.9]}\n").expect("valid");

@@ -67,7 +67,10 @@ fn site_flows_are_labelled_in_every_mode_and_target() {
         let nft = file(TargetKind::Nftables, mode, "db.nft");
         let ipt = file(TargetKind::Iptables, mode, "db.rules.v4");
         for text in [&nft, &ipt] {
-            assert!(text.contains("# Site flows (the deployment's `site:`"), "{text}");
+            assert!(
+                text.contains("# Site flows (the deployment's `site:`"),
+                "{text}"
+            );
             assert!(text.contains("comment \"site:admin-ssh@db\""), "{text}");
             assert!(text.contains("Site flows (1 rule(s)"), "{text}");
             // The site flow comes after the spec's.
@@ -79,12 +82,21 @@ fn site_flows_are_labelled_in_every_mode_and_target() {
         insta::assert_snapshot!(format!("modes_{}_iptables", mode.as_str()), ipt);
     }
     let chain = file(TargetKind::Nftables, Mode::Chain, "db.nft");
-    assert!(!chain.contains("type filter hook"), "no base chain in chain mode:\n{chain}");
+    assert!(
+        !chain.contains("type filter hook"),
+        "no base chain in chain mode:\n{chain}"
+    );
     assert!(!chain.contains("; policy "), "{chain}");
     let chain = file(TargetKind::Iptables, Mode::Chain, "db.rules.v4");
-    assert!(!chain.contains(":INPUT"), "the filter table is not replaced:\n{chain}");
+    assert!(
+        !chain.contains(":INPUT"),
+        "the filter table is not replaced:\n{chain}"
+    );
     let audit = file(TargetKind::Iptables, Mode::Audit, "db.rules.v4");
-    assert!(!audit.contains("-j ACCEPT") && !audit.contains("-j DROP"), "{audit}");
+    assert!(
+        !audit.contains("-j ACCEPT") && !audit.contains("-j DROP"),
+        "{audit}"
+    );
 }
 
 /// The two namespaces: `host` (198.18.0.1, runs db) and `peer`
@@ -101,8 +113,7 @@ fn pair(tools: &[&str]) -> Option<Pair> {
     let link = host.exec(
         "ip",
         &[
-            "link", "add", "veth-h", "type", "veth", "peer", "name", "veth-p", "netns",
-            &peer.name,
+            "link", "add", "veth-h", "type", "veth", "peer", "name", "veth-p", "netns", &peer.name,
         ],
     );
     assert!(link.status.success(), "{}", stderr(&link));
@@ -178,7 +189,11 @@ fn load(ns: &Netns, program: &str, args: &[&str], text: &str, dir: &Path, name: 
     let path = path.to_str().expect("utf-8").to_owned();
     all.push(&path);
     let out = ns.exec(program, &all);
-    assert!(out.status.success(), "{program} {all:?}: {}\n{text}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "{program} {all:?}: {}\n{text}",
+        stderr(&out)
+    );
 }
 
 /// A firewall written by hand, as on a plain nftables host: policy drop,
@@ -199,18 +214,42 @@ fn nftables_chain_and_audit_modes_beside_a_hand_written_ruleset() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    load(&pair.host, "nft", &["-f"], HAND_WRITTEN, dir.path(), "own.nft");
+    load(
+        &pair.host,
+        "nft",
+        &["-f"],
+        HAND_WRITTEN,
+        dir.path(),
+        "own.nft",
+    );
     let before = probe(&pair, &PROBES);
-    assert_eq!(before, [false, false, true, false, false, false], "the host's own firewall alone");
+    assert_eq!(
+        before,
+        [false, false, true, false, false, false],
+        "the host's own firewall alone"
+    );
 
     // Audit: nothing changes, the spec's flow is counted, the rest logged and counted.
     let audit = file(TargetKind::Nftables, Mode::Audit, "db.nft");
-    load(&pair.host, "nft", &["-c", "-f"], &audit, dir.path(), "audit.nft");
+    load(
+        &pair.host,
+        "nft",
+        &["-c", "-f"],
+        &audit,
+        dir.path(),
+        "audit.nft",
+    );
     for _ in 0..2 {
         load(&pair.host, "nft", &["-f"], &audit, dir.path(), "audit.nft");
     }
-    assert_eq!(probe(&pair, &PROBES), before, "audit mode blocks and opens nothing");
-    let listed = pair.host.exec("nft", &["list", "table", "inet", "portolan"]);
+    assert_eq!(
+        probe(&pair, &PROBES),
+        before,
+        "audit mode blocks and opens nothing"
+    );
+    let listed = pair
+        .host
+        .exec("nft", &["list", "table", "inet", "portolan"]);
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     let packets = |comment: &str| -> u64 {
         let line = listed
@@ -218,28 +257,63 @@ fn nftables_chain_and_audit_modes_beside_a_hand_written_ruleset() {
             .find(|l| l.contains(comment))
             .unwrap_or_else(|| panic!("{comment} in\n{listed}"));
         let after = line.split("counter packets ").nth(1).expect("counter");
-        after.split(' ').next().and_then(|n| n.parse().ok()).expect("a count")
+        after
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count")
     };
     assert!(packets("comment \"app->db/tcp/5432\"") >= 1, "{listed}");
     assert!(packets("comment \"site:admin-ssh@db\"") >= 1, "{listed}");
-    assert!(packets("comment \"would drop: not in spec\"") >= 3, "{listed}");
-    let out = pair.host.exec("nft", &["delete", "table", "inet", "portolan"]);
+    assert!(
+        packets("comment \"would drop: not in spec\"") >= 3,
+        "{listed}"
+    );
+    let out = pair
+        .host
+        .exec("nft", &["delete", "table", "inet", "portolan"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // Chain: loaded (twice: a reload refills, never duplicates), then jumped to.
     let chain = file(TargetKind::Nftables, Mode::Chain, "db.nft");
-    load(&pair.host, "nft", &["-c", "-f"], &chain, dir.path(), "chain.nft");
+    load(
+        &pair.host,
+        "nft",
+        &["-c", "-f"],
+        &chain,
+        dir.path(),
+        "chain.nft",
+    );
     load(&pair.host, "nft", &["-f"], &chain, dir.path(), "chain.nft");
-    assert_eq!(probe(&pair, &PROBES), before, "loaded but not jumped to: no change");
+    assert_eq!(
+        probe(&pair, &PROBES),
+        before,
+        "loaded but not jumped to: no change"
+    );
     let out = pair.host.exec(
         "nft",
-        &["insert", "rule", "inet", "filter", "input", "jump", "portolan_input"],
+        &[
+            "insert",
+            "rule",
+            "inet",
+            "filter",
+            "input",
+            "jump",
+            "portolan_input",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     load(&pair.host, "nft", &["-f"], &chain, dir.path(), "chain.nft");
-    let listed = pair.host.exec("nft", &["list", "chain", "inet", "filter", "portolan_input"]);
+    let listed = pair.host.exec(
+        "nft",
+        &["list", "chain", "inet", "filter", "portolan_input"],
+    );
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-    assert_eq!(listed.matches("comment \"site:admin-ssh@db\"").count(), 1, "{listed}");
+    assert_eq!(
+        listed.matches("comment \"site:admin-ssh@db\"").count(),
+        1,
+        "{listed}"
+    );
     assert_eq!(
         probe(&pair, &PROBES),
         [true, true, true, false, false, false],
@@ -272,24 +346,60 @@ fn iptables_chain_and_audit_modes_beside_a_ufw_like_ruleset() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    load(&pair.host, "iptables-restore", &[], UFW_LIKE, dir.path(), "ufw.rules");
+    load(
+        &pair.host,
+        "iptables-restore",
+        &[],
+        UFW_LIKE,
+        dir.path(),
+        "ufw.rules",
+    );
     let before = probe(&pair, &PROBES);
-    assert_eq!(before, [false, false, true, false, false, false], "ufw alone");
+    assert_eq!(
+        before,
+        [false, false, true, false, false, false],
+        "ufw alone"
+    );
 
     let audit = file(TargetKind::Iptables, Mode::Audit, "db.rules.v4");
-    load(&pair.host, "iptables-restore", &["--test", "--noflush"], &audit, dir.path(), "audit.v4");
-    load(&pair.host, "iptables-restore", &["--noflush"], &audit, dir.path(), "audit.v4");
-    let out = pair.host.exec("iptables", &["-I", "INPUT", "-j", "PORTOLAN-INPUT"]);
+    load(
+        &pair.host,
+        "iptables-restore",
+        &["--test", "--noflush"],
+        &audit,
+        dir.path(),
+        "audit.v4",
+    );
+    load(
+        &pair.host,
+        "iptables-restore",
+        &["--noflush"],
+        &audit,
+        dir.path(),
+        "audit.v4",
+    );
+    let out = pair
+        .host
+        .exec("iptables", &["-I", "INPUT", "-j", "PORTOLAN-INPUT"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(probe(&pair, &PROBES), before, "audit mode blocks and opens nothing");
-    let listed = pair.host.exec("iptables", &["-L", "PORTOLAN-INPUT", "-v", "-n", "-x"]);
+    assert_eq!(
+        probe(&pair, &PROBES),
+        before,
+        "audit mode blocks and opens nothing"
+    );
+    let listed = pair
+        .host
+        .exec("iptables", &["-L", "PORTOLAN-INPUT", "-v", "-n", "-x"]);
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     let packets = |needle: &str| -> u64 {
         let line = listed
             .lines()
             .find(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("{needle} in\n{listed}"));
-        line.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a count")
+        line.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count")
     };
     assert!(packets("/* app->db/tcp/5432 */") >= 1, "{listed}");
     assert!(packets("/* site:admin-ssh@db */") >= 1, "{listed}");
@@ -297,13 +407,30 @@ fn iptables_chain_and_audit_modes_beside_a_ufw_like_ruleset() {
 
     // Chain mode refills the same chains: the jump stays, the verdicts change.
     let chain = file(TargetKind::Iptables, Mode::Chain, "db.rules.v4");
-    load(&pair.host, "iptables-restore", &["--noflush"], &chain, dir.path(), "chain.v4");
-    load(&pair.host, "iptables-restore", &["--noflush"], &chain, dir.path(), "chain.v4");
+    load(
+        &pair.host,
+        "iptables-restore",
+        &["--noflush"],
+        &chain,
+        dir.path(),
+        "chain.v4",
+    );
+    load(
+        &pair.host,
+        "iptables-restore",
+        &["--noflush"],
+        &chain,
+        dir.path(),
+        "chain.v4",
+    );
     let saved = pair.host.exec("iptables-save", &["-t", "filter"]);
     let saved = String::from_utf8_lossy(&saved.stdout).into_owned();
     assert_eq!(saved.matches("-j PORTOLAN-INPUT").count(), 1, "{saved}");
     assert_eq!(saved.matches("site:admin-ssh@db").count(), 1, "{saved}");
-    assert!(saved.contains("-A ufw-user-input -p tcp -m tcp --dport 9100 -j ACCEPT"), "{saved}");
+    assert!(
+        saved.contains("-A ufw-user-input -p tcp -m tcp --dport 9100 -j ACCEPT"),
+        "{saved}"
+    );
     assert_eq!(
         probe(&pair, &PROBES),
         [true, true, true, false, false, false],
@@ -335,17 +462,41 @@ site:
     let plan = plan(&spec, &deployment);
     let options = Options::default();
     let k8s = generate(&plan, TargetKind::Kubernetes, &options);
-    let db = &k8s.files.iter().find(|(p, _)| p.to_str() == Some("db.networkpolicy.yaml")).expect("db").1;
-    assert!(db.contains("#   site:postgres-exporter-scrape (postgres exporter scrape)"), "{db}");
+    let db = &k8s
+        .files
+        .iter()
+        .find(|(p, _)| p.to_str() == Some("db.networkpolicy.yaml"))
+        .expect("db")
+        .1;
+    assert!(
+        db.contains("#   site:postgres-exporter-scrape (postgres exporter scrape)"),
+        "{db}"
+    );
     assert!(db.contains("cidr: 198.51.100.0/24"), "{db}");
     assert!(db.contains("port: 9187"), "{db}");
-    let app = &k8s.files.iter().find(|(p, _)| p.to_str() == Some("app.networkpolicy.yaml")).expect("app").1;
+    let app = &k8s
+        .files
+        .iter()
+        .find(|(p, _)| p.to_str() == Some("app.networkpolicy.yaml"))
+        .expect("app")
+        .1;
     assert!(!app.contains("site:"), "{app}");
     let cilium = generate(&plan, TargetKind::Cilium, &options);
-    let db = &cilium.files.iter().find(|(p, _)| p.to_str() == Some("db.ciliumnetworkpolicy.yaml")).expect("db").1;
-    assert!(db.contains("site:postgres-exporter-scrape") && db.contains("198.51.100.0/24"), "{db}");
+    let db = &cilium
+        .files
+        .iter()
+        .find(|(p, _)| p.to_str() == Some("db.ciliumnetworkpolicy.yaml"))
+        .expect("db")
+        .1;
+    assert!(
+        db.contains("site:postgres-exporter-scrape") && db.contains("198.51.100.0/24"),
+        "{db}"
+    );
     let aws = generate(&plan, TargetKind::Aws, &options);
     let text = &aws.files[0].1;
-    assert!(text.contains("site:postgres-exporter-scrape (site flow: postgres exporter scrape)"), "{text}");
+    assert!(
+        text.contains("site:postgres-exporter-scrape (site flow: postgres exporter scrape)"),
+        "{text}"
+    );
     assert!(text.contains("198.51.100.0/24"), "{text}");
 }
