@@ -220,7 +220,16 @@ const EXTERNAL_NAMES: &[&str] = &[
     "browsers",
     "customers",
     "everyone",
+    "operators",
+    "administrators",
+    "admins",
+    "developers",
+    "end user",
+    "browser",
 ];
+
+/// Words that make any name containing them the outside world.
+const EXTERNAL_WORDS: &[&str] = &["workstation", "workstations", "laptop", "laptops"];
 
 /// Words that make a name something the operator provides.
 const DEPENDENCY_WORDS: &[&str] = &[
@@ -257,12 +266,22 @@ const DEPENDENCY_WORDS: &[&str] = &[
     "identity provider",
     "idp",
     "nfs",
+    "prometheus",
+    "syslog",
+    "siem",
+    "hsm",
+    "zookeeper",
+    "object storage",
 ];
 
 /// The kind a name suggests, or `default`.
 pub fn kind_of(name: &str, default: Kind) -> Kind {
     let lower = name.to_lowercase();
-    if EXTERNAL_NAMES.contains(&lower.trim()) {
+    if EXTERNAL_NAMES.contains(&lower.trim())
+        || EXTERNAL_WORDS
+            .iter()
+            .any(|w| crate::text::contains_words(&lower, w))
+    {
         return Kind::External;
     }
     if default == Kind::Dependency
@@ -451,6 +470,23 @@ impl Builder {
                 }
             }
             CondText::Expr(expr) => Some(self.expr(expr)),
+        }
+    }
+
+    /// Gives the features of a condition the sentence that states it as
+    /// their description, where they have none yet.
+    pub fn describe(&mut self, cond: Option<&Cond>, sentence: &str) {
+        let Some(cond) = cond else { return };
+        let sentence = sentence.trim();
+        if sentence.is_empty() {
+            return;
+        }
+        let mut features = HashSet::new();
+        collect_features(cond, &mut features);
+        for f in features {
+            if self.features[f].description.is_none() {
+                self.features[f].description = Some(sentence.to_owned());
+            }
         }
     }
 
@@ -959,5 +995,8 @@ mod tests {
         assert_eq!(kind_of("Postgres", Kind::System), Kind::Dependency);
         assert_eq!(kind_of("Web DB", Kind::System), Kind::System);
         assert_eq!(kind_of("Load balancers", Kind::System), Kind::Dependency);
+        assert_eq!(kind_of("Prometheus", Kind::System), Kind::Dependency);
+        assert_eq!(kind_of("Syslog server", Kind::System), Kind::Dependency);
+        assert_eq!(kind_of("Admin workstation", Kind::System), Kind::External);
     }
 }

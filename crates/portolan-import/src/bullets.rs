@@ -297,6 +297,7 @@ impl Reader<'_, '_> {
             b.protos.clone()
         };
         let when = b.condition.as_ref().and_then(|c| self.b.condition(c));
+        self.b.describe(when.as_ref(), &b.purpose);
         let required = when.is_none() && !b.optional;
         let mut n = 0;
         for (from, to, ports) in statements {

@@ -68,6 +68,12 @@ const TRIGGERS: &[&str] = &[
     "when using ",
     "if using ",
     "when enabling ",
+    "can be blocked if you disable ",
+    "can be blocked if you do not use ",
+    "can be blocked if ",
+    "only in ",
+    "only with ",
+    "only for ",
 ];
 
 const LEADING: &[&str] = &[
@@ -104,10 +110,32 @@ const TRAILING: &[&str] = &[
     " feature",
     " integration",
     " option",
+    " is not used",
+    " are not used",
+    " is disabled",
 ];
 
 /// Finds a condition in a text (raw markdown).
 pub fn condition_in(raw: &str) -> Option<CondText> {
+    condition_stated(raw).or_else(|| if_used(raw))
+}
+
+/// "Redis (if used)", "app downloads (if used)": the words before it name
+/// what is optional.
+fn if_used(raw: &str) -> Option<CondText> {
+    let text = plain(raw);
+    let pos = find_ci(&text, "(if used)").or_else(|| find_ci(&text, ", if used"))?;
+    let before = text[..pos].trim();
+    let before = before
+        .rsplit([':', '–', '—', ';', '.', ','])
+        .next()
+        .unwrap_or(before)
+        .trim();
+    let phrases = phrases_of(before);
+    (!phrases.is_empty()).then_some(CondText::Phrases(phrases))
+}
+
+fn condition_stated(raw: &str) -> Option<CondText> {
     // The rendered form: only when `expr`.
     if let Some(pos) = find_ci(raw, "only when `") {
         let rest = &raw[pos + "only when ".len()..];
@@ -407,6 +435,26 @@ mod tests {
             Some(CondText::Phrases(p)) => p,
             other => panic!("{text}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn prose_conditions() {
+        assert_eq!(
+            phrases("github.com – app downloads (if used)"),
+            vec!["app downloads"]
+        );
+        assert_eq!(
+            phrases("Gossip between datacenters (only with WAN federation)"),
+            vec!["WAN federation"]
+        );
+        assert_eq!(
+            phrases("release checks (can be blocked if you disable the beacon)"),
+            vec!["beacon"]
+        );
+        assert_eq!(
+            phrases("mirrors, only in offline environments"),
+            vec!["offline environments"]
+        );
     }
 
     #[test]

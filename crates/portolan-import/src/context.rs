@@ -101,6 +101,8 @@ const CONNECT_VERBS: &[(&str, Dir)] = &[
     (" connect out to ", Dir::Out),
     (" connects to ", Dir::Out),
     (" connect to ", Dir::Out),
+    (" connects on ", Dir::Out),
+    (" connect on ", Dir::Out),
     (" reaches ", Dir::Out),
     (" reach ", Dir::Out),
     (" talks to ", Dir::Out),

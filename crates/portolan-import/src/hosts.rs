@@ -64,6 +64,13 @@ impl Reader<'_, '_> {
         let pseudo_condition = condition_in(&pseudo_text);
         // Subjects of the list as a whole.
         let list_subjects = self.list_subjects(index);
+        // "… on port 443:" above the list: the port of its hosts.
+        let list_port = self
+            .doc
+            .intro(index)
+            .iter()
+            .filter(|(t, _)| find_ci(t, "port ").is_some())
+            .find_map(|(t, _)| crate::clauses::ports_in(t).first().map(|&(a, _)| a));
         // Parents by indent.
         let mut subjects_of: Vec<Option<Vec<usize>>> = vec![None; items.len()];
         // Open items by indent: the parent of an item is the last open one
@@ -93,6 +100,7 @@ impl Reader<'_, '_> {
                         item.line,
                         conditional,
                         pseudo_condition.as_ref(),
+                        list_port,
                     );
                 }
                 None if bullets[k].is_some() => {
@@ -186,10 +194,20 @@ impl Reader<'_, '_> {
         line: usize,
         conditional: bool,
         pseudo_condition: Option<&CondText>,
+        list_port: Option<u16>,
     ) {
         let meta = meta_of(&entry.meta);
-        let required = meta.required.unwrap_or(!conditional);
+        let mut required = meta.required.unwrap_or(!conditional);
         let mut when = meta.condition.as_ref().and_then(|c| self.b.condition(c));
+        // "`github.com` – app downloads (if used)": a condition in the purpose.
+        // (In a section that says all its hosts are conditional, the purpose
+        // names the feature instead; see below.)
+        if when.is_none() && meta.required.is_none() && !conditional {
+            if let Some(c) = condition_in(&entry.purpose) {
+                when = self.b.condition(&c);
+                required = when.is_none() && required;
+            }
+        }
         if when.is_none() && !required {
             if let Some(c) = pseudo_condition {
                 when = self.b.condition(c);
@@ -204,11 +222,14 @@ impl Reader<'_, '_> {
             self.b.warn(line, "optional host entry names no condition");
         }
         let purpose = plain(&entry.purpose);
+        self.b.describe(when.as_ref(), &purpose);
         for host in &entry.hosts {
             let mut guesses = Vec::new();
             let (mut protos, mut ports) = (meta.protocols.clone(), Vec::new());
             if let Some(p) = host.port {
                 ports.push(PItem::Range(p.0, p.1));
+            } else if let Some(p) = meta.port.or(list_port) {
+                ports.push(PItem::Range(p, p));
             }
             let hint_text = format!("{} {}", purpose, host.label());
             if ports.is_empty() {
@@ -520,6 +541,17 @@ pub(crate) struct Meta {
     pub(crate) required: Option<bool>,
     pub(crate) condition: Option<CondText>,
     pub(crate) source_ports: Vec<(u16, u16)>,
+    /// "`sentry.io`, port 443", "… (HTTPS)": the port the words state.
+    pub(crate) port: Option<u16>,
+}
+
+/// The port an application protocol named alone implies: HTTPS or TLS 443, HTTP 80.
+fn scheme_word(text: &str) -> Option<u16> {
+    match text.trim().to_lowercase().as_str() {
+        "https" | "tls" | "https/tls" | "wss" => Some(443),
+        "http" | "ws" => Some(80),
+        _ => None,
+    }
 }
 
 pub(crate) fn meta_of(meta: &str) -> Meta {
@@ -527,9 +559,27 @@ pub(crate) fn meta_of(meta: &str) -> Meta {
     let mut rest = meta.trim();
     if rest.starts_with('(') {
         if let Some(close) = rest.find(')') {
-            out.name = Some(plain(&rest[1..close])).filter(|s| !s.is_empty());
+            let inner = plain(&rest[1..close]);
+            // "(HTTPS)" is how it is reached, not what it is called.
+            match scheme_word(&inner) {
+                Some(port) => {
+                    out.port = Some(port);
+                    out.protocols.push(Proto::Tcp);
+                }
+                None => out.name = Some(inner).filter(|s| !s.is_empty()),
+            }
             rest = rest[close + 1..].trim_start();
         }
+    }
+    let source_port_at = find_ci(rest, "from port ").map(|f| f + 5);
+    if let Some(pos) = find_ci(rest, "port ").filter(|&p| Some(p) != source_port_at) {
+        out.port = crate::clauses::ports_in(&rest[pos..])
+            .first()
+            .map(|&(a, _)| a)
+            .or(out.port);
+    }
+    if out.port.is_none() {
+        out.port = words(rest).iter().find_map(|w| scheme_word(w));
     }
     if let Some(pos) = find_ci(rest, "from port ") {
         if let Some((token, _, _)) = next_token(&rest[pos + 10..]) {
@@ -561,7 +611,7 @@ pub(crate) fn meta_of(meta: &str) -> Meta {
         Some(p) => bare[..p].to_owned(),
         None => bare.clone(),
     };
-    out.protocols = words(&head)
+    let stated: Vec<Proto> = words(&head)
         .iter()
         .filter_map(|w| match w.as_str() {
             "tcp" => Some(Proto::Tcp),
@@ -570,6 +620,11 @@ pub(crate) fn meta_of(meta: &str) -> Meta {
             _ => None,
         })
         .collect();
+    for p in stated {
+        if !out.protocols.contains(&p) {
+            out.protocols.push(p);
+        }
+    }
     let ws = words(&head);
     if ws.iter().any(|w| w == "optional") {
         out.required = Some(false);

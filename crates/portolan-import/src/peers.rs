@@ -5,6 +5,9 @@ use crate::build::{Addr, Kind};
 use crate::page::Reader;
 use crate::text::{contains_words, inline, plain};
 
+/// Words that open a name of a group rather than of one component.
+const GROUP_OPENERS: &[&str] = &["all ", "every ", "each "];
+
 /// Words that say a port serves the product's users, whose source is then
 /// "Clients" rather than unspecified.
 const CLIENT_WORDS: &[&str] = &[
@@ -158,7 +161,15 @@ impl Reader<'_, '_> {
             return Some(Peer::Ext(self.b.external(Addr::Host(host), None)));
         }
         let kind = self.kind_for(name, default);
-        Some(Peer::Comp(self.b.component(name.trim(), kind)))
+        let new = self.b.find_component(name).is_none();
+        let c = self.b.component(name.trim(), kind);
+        if new && GROUP_OPENERS.iter().any(|g| lower.starts_with(g)) {
+            self.b.warn(
+                line,
+                format!("\"{}\" names a group of machines; it was kept as one component: place it on every host it covers", name.trim()),
+            );
+        }
+        Some(Peer::Comp(c))
     }
 }
 

@@ -290,6 +290,7 @@ impl Reader<'_, '_> {
             return;
         }
         let when = row.condition.as_ref().and_then(|c| self.b.condition(c));
+        self.b.describe(when.as_ref(), &row.purpose);
         let required = match row.required {
             Some(r) => r,
             None => when.is_none(),

@@ -6,7 +6,9 @@ use crate::conditions::{condition_in, CondText};
 use crate::context::party_list;
 use crate::page::Reader;
 use crate::peers::peer_names;
-use crate::ports::{port_cell, port_or_range, protocols_in, PortCell, PortItem, Proto};
+use crate::ports::{
+    port_cell, port_or_range, protocol_leftover, protocols_in, PortCell, PortItem, Proto,
+};
 use crate::roles::{paren_protocols, required_word, roles, Role};
 use crate::row_peers::fan_out_listeners;
 use crate::structure::{direction_word, path_direction, Dir};
@@ -38,10 +40,42 @@ impl Reader<'_, '_> {
                 continue;
             }
             self.used_sections.insert(ctx.section);
+            self.unread_columns(table, &roles);
             let footnotes = self.footnotes_after(i);
             self.read_port_table(i, table, &roles, &footnotes, &mut rows);
         }
         self.emit_port_rows(rows);
+    }
+
+    /// Says which columns of a table were not read, once per table.
+    fn unread_columns(&mut self, table: &Table, roles: &[Role]) {
+        let unread: Vec<String> = table
+            .header
+            .iter()
+            .zip(roles)
+            .filter(|(_, r)| **r == Role::Other)
+            .map(|(h, _)| plain(h))
+            .collect();
+        if unread.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = unread
+            .iter()
+            .take(5)
+            .map(|h| format!("\"{}\"", clip(h)))
+            .collect();
+        let more = match unread.len() {
+            n if n > 5 => format!(" and {} more", n - 5),
+            _ => String::new(),
+        };
+        self.b.warn(
+            table.line,
+            format!(
+                "{} column(s) of this table were not read (their meaning is not known): {}{more}",
+                unread.len(),
+                shown.join(", ")
+            ),
+        );
     }
 
     /// Footnote definitions between a table and the next heading or table.
@@ -191,6 +225,15 @@ impl Reader<'_, '_> {
                     .filter(std::net::IpAddr::is_multicast)
             });
             let mut protos = protocols_in(&proto_text);
+            if let (false, Some(rest)) = (protos.is_empty(), protocol_leftover(&proto_text)) {
+                self.b.warn(
+                    row.line,
+                    format!(
+                        "part of the protocol cell could not be read and was left out: \"{}\"",
+                        clip(&rest)
+                    ),
+                );
+            }
             for p in &pc.protocols {
                 if !protos.contains(p) {
                     protos.push(*p);
@@ -361,6 +404,15 @@ impl Reader<'_, '_> {
         self.refine_rows(&mut out[first_row..], subject, &heading_text);
         let fanned = fan_out_listeners(out.split_off(first_row));
         out.extend(fanned);
+    }
+}
+
+/// A text cut to 80 characters, with an ellipsis when it was longer.
+pub(crate) fn clip(text: &str) -> String {
+    let t = text.replace('\n', " ");
+    match t.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t,
     }
 }
 

@@ -122,6 +122,44 @@ pub fn protocols_in(text: &str) -> Vec<Proto> {
     out
 }
 
+/// Words a protocol cell may hold besides protocol names.
+const PROTOCOL_CELL_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "only",
+    "both",
+    "multicast",
+    "over",
+    "ssl",
+    "plaintext",
+    "sasl_plaintext",
+    "n/a",
+    "na",
+    "-",
+    "only)",
+    "v4",
+    "v6",
+    "ipv4",
+    "ipv6",
+];
+
+/// What a protocol cell holds besides protocols ("-A INPUT -j ACCEPT" in
+/// "TCP<br>-A INPUT -j ACCEPT"), so that it is reported, not dropped.
+pub fn protocol_leftover(text: &str) -> Option<String> {
+    let leftover: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '/' | '+' | '&' | ',' | '(' | ')'))
+        .filter(|w| !w.is_empty())
+        .filter(|w| {
+            let lower = w.to_lowercase();
+            protocols_in(&lower).is_empty()
+                && !PROTOCOL_CELL_WORDS.contains(&lower.as_str())
+                && lower.parse::<std::net::IpAddr>().is_err()
+        })
+        .map(str::to_owned)
+        .collect();
+    (!leftover.is_empty()).then(|| leftover.join(" "))
+}
+
 /// Whether a text names only protocols (so a cell like "TCP" is not a port).
 fn only_protocol_words(text: &str) -> bool {
     let ws = words(&text.replace(['/', '+', '&', ',', '(', ')'], " "));
@@ -644,6 +682,18 @@ mod tests {
         assert_eq!(port_cell("70000").unknown, ["70000"]);
         assert_eq!(port_cell("disabled (8501)").items, [r(8501, 8501)]);
         assert_eq!(port_cell("$pg").items, [PortItem::ParamRef("pg".into())]);
+    }
+
+    #[test]
+    fn protocol_cells_with_more_than_protocols() {
+        assert_eq!(protocol_leftover("TCP"), None);
+        assert_eq!(protocol_leftover("TCP and UDP"), None);
+        assert_eq!(protocol_leftover("UDP (multicast 225.0.1.9)"), None);
+        assert_eq!(protocol_leftover("HTTPS"), None);
+        assert_eq!(
+            protocol_leftover("TCP\n-A INPUT -j ACCEPT").as_deref(),
+            Some("-A INPUT -j ACCEPT")
+        );
     }
 
     #[test]

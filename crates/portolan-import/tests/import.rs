@@ -893,3 +893,80 @@ fn scorer_counts_parties_protocols_and_ports() {
     assert!(score::parse_key("A -> B xyz/1").is_err());
     assert!(score::parse_key("A B tcp/1").is_err());
 }
+
+/// Issue 9, row 17: extra text in a protocol cell is reported as in a port
+/// cell, and columns the importer cannot read are reported, however many.
+#[test]
+fn protocol_cell_extra_text_and_unknown_columns_are_reported() {
+    let page = "# Shop\n\n## Web\n\n| Port | Protocol | Source |\n|---|---|---|\n| 443 | TCP<br>-A INPUT -j ACCEPT | LB |\n| 80 | TCP -A INPUT -j ACCEPT | LB |\n";
+    let imported =
+        import_markdown(&SourceFile::new("p.md", page), &ImportOptions::default()).unwrap();
+    for line in [7, 8] {
+        assert!(
+            imported.report.warnings.iter().any(|w| w.line == line
+                && w.message.contains("protocol cell")
+                && w.message.contains("-A INPUT -j ACCEPT")),
+            "line {line}: {:?}",
+            imported.report.warnings
+        );
+    }
+    assert!(imported.yaml.contains("port: 443"));
+
+    let extra: Vec<String> = (0..300).map(|i| format!("Extra {i}")).collect();
+    let page = format!(
+        "# Shop\n\n## Web\n\n| Port | Protocol | Source | {} |\n|---|---|---|{}\n| 443 | TCP | LB |{}\n",
+        extra.join(" | "),
+        "---|".repeat(300),
+        " x |".repeat(300)
+    );
+    let imported =
+        import_markdown(&SourceFile::new("p.md", page), &ImportOptions::default()).unwrap();
+    let said: Vec<_> = imported
+        .report
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("not read"))
+        .collect();
+    assert_eq!(said.len(), 1, "{:?}", imported.report.warnings);
+    assert!(
+        said[0].message.starts_with("300 column(s)"),
+        "{}",
+        said[0].message
+    );
+    assert!(said[0].message.contains("and 295 more"));
+    assert!(said[0].message.len() < 400);
+}
+
+/// Issue 15: a port stated beside a host, or above the list, is read, and
+/// "(HTTPS)" is how a host is reached, not its name.
+#[test]
+fn host_lists_read_stated_ports_and_schemes() {
+    let page = "# Ledgerly\n\n## Outbound\n\nThe application servers must be able to reach the following hosts:\n\n- `sentry.io`, port 8443 – error reports\n- `mirror.example.io` (HTTPS) – packages\n\nThe workers connect on port 9418:\n\n- `git.example.org` – sources\n";
+    let imported =
+        import_markdown(&SourceFile::new("p.md", page), &ImportOptions::default()).unwrap();
+    let spec = load("p.yaml", &imported.yaml);
+    let flows: BTreeSet<String> = items(&spec).iter().map(ToString::to_string).collect();
+    for f in [
+        "Application servers -> sentry.io tcp/8443 required",
+        "Application servers -> mirror.example.io tcp/443 required",
+        "Workers -> git.example.org tcp/9418 required",
+    ] {
+        assert!(flows.contains(f), "{f} not in {flows:?}");
+    }
+    assert!(!imported.yaml.contains("name: HTTPS"), "{}", imported.yaml);
+    assert!(
+        !imported
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("no port")),
+        "{:?}",
+        imported.report.warnings
+    );
+    // Nothing is named after the title.
+    assert!(
+        !imported.yaml.contains("- id: ledgerly"),
+        "{}",
+        imported.yaml
+    );
+}
