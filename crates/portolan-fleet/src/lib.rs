@@ -18,6 +18,7 @@
 mod error;
 mod hosts;
 pub mod inventory;
+mod negative;
 mod remote;
 mod report;
 mod run;
@@ -31,7 +32,10 @@ pub use error::FleetError;
 pub use hosts::{
     hosts_from_inventory, hosts_from_plan, Fleet, FleetHost, Unreachable, COMPONENTS_VAR,
 };
-pub use report::{FleetReport, HostOutcome, HostStatus, ListenerReport, PhaseTiming, FLEET_FORMAT};
+pub use negative::{admitted, negative_set, NegativeSet};
+pub use report::{
+    FleetReport, HostOutcome, HostStatus, ListenerReport, NegativeReport, PhaseTiming, FLEET_FORMAT,
+};
 pub use run::{check_options, run_fleet, FleetOptions, MAX_CONCURRENCY};
 pub use ssh::{parse_ssh_option, SshSettings};
 

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use portolan_preflight::{merge, HostResults, ResultsError, ResultsInput};
+use portolan_preflight::{merge, CheckRecord, HostResults, ResultsError, ResultsInput};
 use portolan_probe::junit::{self, Case, Status, Suite};
 use portolan_render::results::{HostSummary, ResultsMatrix};
 use serde::Serialize;
@@ -203,10 +203,65 @@ pub struct FleetReport {
     /// Every host's results, per component.
     #[serde(serialize_with = "results_only")]
     pub results: Vec<ResultsInput>,
+    /// The negative probes, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negative: Option<NegativeReport>,
     /// Time per phase.
     pub phases: Vec<PhaseTiming>,
     /// Whether the operator interrupted it.
     pub interrupted: bool,
+}
+
+/// The negative probes (`--negative`) and what they found.
+#[derive(Debug, Clone, Serialize)]
+pub struct NegativeReport {
+    /// Negative flows derived (each probed on every address of its destination).
+    pub flows: usize,
+    /// Every sending host's results of the negative spec.
+    #[serde(serialize_with = "results_only")]
+    pub results: Vec<ResultsInput>,
+}
+
+impl NegativeReport {
+    /// Probes sent, and the admitted ones with the host that sent them.
+    pub fn admitted(&self) -> (usize, Vec<(&str, &CheckRecord)>) {
+        let mut sent = 0;
+        let mut admitted = Vec::new();
+        for input in &self.results {
+            for check in &input.results.checks {
+                sent += 1;
+                if crate::negative::admitted(check) {
+                    admitted.push((input.results.host.as_str(), check));
+                }
+            }
+        }
+        (sent, admitted)
+    }
+
+    /// `12 of 12 blocked`, or how many were admitted and the first of them.
+    pub fn text(&self) -> String {
+        let (sent, admitted) = self.admitted();
+        if admitted.is_empty() {
+            return format!("{sent} of {sent} blocked");
+        }
+        let first: Vec<String> = admitted
+            .iter()
+            .take(10)
+            .map(|(host, c)| {
+                format!(
+                    "{} from {host}: {}",
+                    portolan_preflight::probe_text(c),
+                    c.result.outcome.class
+                )
+            })
+            .collect();
+        format!(
+            "{} of {sent} ADMITTED (excess openings): {}{}",
+            admitted.len(),
+            first.join("; "),
+            if admitted.len() > 10 { "; …" } else { "" }
+        )
+    }
 }
 
 fn results_only<S: serde::Serializer>(inputs: &[ResultsInput], s: S) -> Result<S::Ok, S::Error> {
@@ -220,6 +275,10 @@ impl FleetReport {
         !self.interrupted
             && self.hosts.iter().all(|h| h.status == HostStatus::Checked)
             && self.results.iter().all(|r| r.results.passed(false))
+            && self
+                .negative
+                .as_ref()
+                .is_none_or(|n| n.admitted().1.is_empty())
     }
 
     /// Hosts checked and hosts in all.
@@ -301,6 +360,11 @@ impl FleetReport {
                     held.join(", ")
                 ),
             ));
+        }
+        if let Some(negative) = &self.negative {
+            matrix
+                .facts
+                .push(("Negative probes".to_owned(), negative.text()));
         }
         if !self.phases.is_empty() {
             matrix.facts.push(("Phases".to_owned(), self.phases_text()));
@@ -388,11 +452,38 @@ impl FleetReport {
                 })
                 .collect(),
         };
-        let suites = std::iter::once(hosts).chain(
-            self.results
+        let negative = self.negative.as_ref().map(|n| Suite {
+            name: "negative probes".to_owned(),
+            cases: n
+                .results
                 .iter()
-                .map(|i| portolan_preflight::junit_suite(&i.results)),
-        );
+                .flat_map(|i| i.results.checks.iter().map(move |c| (i, c)))
+                .map(|(i, c)| Case {
+                    name: format!("{} from {}", c.result.spec.id, i.results.host),
+                    classname: format!("portolan.preflight.negative.{}", i.results.component),
+                    time: Some(c.result.outcome.elapsed),
+                    status: if crate::negative::admitted(c) {
+                        Status::Failure {
+                            message: format!(
+                                "admitted: {} {} (no flow grants it)",
+                                portolan_preflight::probe_text(c),
+                                c.result.outcome.class
+                            ),
+                            kind: c.result.outcome.class.name().to_owned(),
+                        }
+                    } else {
+                        Status::Pass
+                    },
+                })
+                .collect(),
+        });
+        let suites = std::iter::once(hosts)
+            .chain(
+                self.results
+                    .iter()
+                    .map(|i| portolan_preflight::junit_suite(&i.results)),
+            )
+            .chain(negative);
         let report = junit::report(&name, suites);
         Ok(report.to_string()?)
     }

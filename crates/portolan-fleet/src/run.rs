@@ -14,6 +14,7 @@ use portolan_spec::plan::Plan;
 use portolan_spec::Protocol;
 
 use crate::hosts::{Fleet, FleetHost};
+use crate::negative::{negative_set, NegativeSet};
 use crate::remote::{Readiness, Remote};
 use crate::report::{FleetReport, HostOutcome, HostStatus, ListenerReport, PhaseTiming};
 use crate::ssh::SshContext;
@@ -49,6 +50,9 @@ pub struct FleetOptions {
     pub retries: u32,
     /// How long a listener may wait to say it is ready.
     pub ready_timeout: Duration,
+    /// Also probe what no flow grants, between placed components
+    /// (see [`negative_set`](crate::negative_set)).
+    pub negative: bool,
     /// The listeners' own limit (`listen --duration`): they stop by
     /// themselves after it, whatever happens to this process.
     pub listen_limit: Duration,
@@ -64,6 +68,7 @@ struct HostRun {
     listeners: Vec<(String, crate::remote::ListenerProcess)>,
     listen_reports: Vec<ListenerReport>,
     results: Vec<ResultsInput>,
+    negative: Vec<ResultsInput>,
     cleanup: Option<String>,
 }
 
@@ -118,6 +123,11 @@ pub async fn run_fleet(
     let binary = std::fs::read(&options.binary)
         .map_err(|e| FleetError::Local(format!("cannot read {}: {e}", options.binary.display())))?;
     let context = SshContext::new(options.ssh.clone())?;
+    let negative = if options.negative {
+        negative_set(plan, &sha256(options.spec_text.as_bytes()))
+    } else {
+        None
+    };
     let mut runs: Vec<HostRun> = fleet
         .hosts
         .into_iter()
@@ -131,6 +141,7 @@ pub async fn run_fleet(
             listeners: Vec::new(),
             listen_reports: Vec::new(),
             results: Vec::new(),
+            negative: Vec::new(),
             cleanup: None,
         })
         .collect();
@@ -195,15 +206,16 @@ pub async fn run_fleet(
         let started = phase_start(progress, Phase::Prepare, &runs);
         let work = futures::stream::iter(runs.iter_mut().filter(|r| r.active()))
             .for_each_concurrent(n, |run| {
-                let (binary, binary_hash, spec_hash, deployment_hash, local_system) = (
+                let (binary, binary_hash, spec_hash, deployment_hash, local_system, negative) = (
                     &binary,
                     &binary_hash,
                     &spec_hash,
                     &deployment_hash,
                     &local_system,
+                    &negative,
                 );
                 async move {
-                    if let Err((status, e)) = prepare(
+                    let mut result = prepare(
                         run,
                         options,
                         binary,
@@ -212,8 +224,11 @@ pub async fn run_fleet(
                         deployment_hash,
                         local_system,
                     )
-                    .await
-                    {
+                    .await;
+                    if let (Ok(()), Some(set)) = (&result, negative) {
+                        result = upload_negative(run, set).await;
+                    }
+                    if let Err((status, e)) = result {
                         run.fail(status, e);
                     }
                     host_done(progress, Phase::Prepare, run);
@@ -231,9 +246,14 @@ pub async fn run_fleet(
         let started = phase_start(progress, Phase::Listen, &runs);
         let work = futures::stream::iter(runs.iter_mut().filter(|r| r.active()))
             .for_each_concurrent(n, |run| {
-                let token = &token;
+                let (token, negative) = (&token, &negative);
                 async move {
                     start_listeners(run, plan, options, token).await;
+                    if let Some(set) = negative {
+                        if run.active() {
+                            start_negative_listeners(run, set, options, token).await;
+                        }
+                    }
                     host_done(progress, Phase::Listen, run);
                 }
             });
@@ -251,9 +271,14 @@ pub async fn run_fleet(
         let started = phase_start(progress, Phase::Check, &runs);
         let work = futures::stream::iter(runs.iter_mut().filter(|r| r.active()))
             .for_each_concurrent(n, |run| {
-                let (token, held_udp) = (&token, &held_udp);
+                let (token, held_udp, negative) = (&token, &held_udp, &negative);
                 async move {
                     run_checks(run, plan, options, token, held_udp).await;
+                    if let Some(set) = negative {
+                        if run.active() {
+                            run_negative_checks(run, plan, set, options, token).await;
+                        }
+                    }
                     host_done(progress, Phase::Check, run);
                 }
             });
@@ -278,8 +303,10 @@ pub async fn run_fleet(
 
     let mut hosts: Vec<HostOutcome> = Vec::new();
     let mut results = Vec::new();
+    let mut negative_results = Vec::new();
     for run in runs {
         results.extend(run.results.iter().cloned());
+        negative_results.extend(run.negative.iter().cloned());
         hosts.push(HostOutcome {
             reached: run.host.reached(),
             name: run.host.name,
@@ -309,6 +336,10 @@ pub async fn run_fleet(
         hosts,
         idle: fleet.idle,
         results,
+        negative: negative.map(|set| crate::report::NegativeReport {
+            flows: set.flows,
+            results: negative_results,
+        }),
         phases: timings,
         interrupted,
     })
@@ -671,5 +702,164 @@ async fn cleanup(run: &mut HostRun) {
             Ok(text) => text,
             Err(e) => format!("NOT CONFIRMED: {e}"),
         });
+    }
+}
+
+async fn upload_negative(run: &mut HostRun, set: &NegativeSet) -> Result<(), (HostStatus, String)> {
+    let Some(remote) = run.remote.as_ref() else {
+        return Ok(());
+    };
+    let failed = |e: String| (HostStatus::Failed, format!("prepare: {e}"));
+    remote
+        .upload(
+            "negative.yaml",
+            set.spec.as_bytes(),
+            "0600",
+            &sha256(set.spec.as_bytes()),
+        )
+        .await
+        .map_err(failed)?;
+    remote
+        .upload(
+            "negative-deployment.yaml",
+            set.deployment.as_bytes(),
+            "0600",
+            &sha256(set.deployment.as_bytes()),
+        )
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// Listeners on the sampled ports: a failure to bind is reported, never
+/// fatal (whatever holds the port answers the probe, which then counts
+/// as admitted, rightly: the port is open).
+async fn start_negative_listeners(
+    run: &mut HostRun,
+    set: &NegativeSet,
+    options: &FleetOptions,
+    token: &str,
+) {
+    let Some((binary, dir)) = run.paths.as_ref().map(|p| (p.1.clone(), p.0.clone())) else {
+        return;
+    };
+    let (spec, deployment) = (
+        format!("{dir}/negative.yaml"),
+        format!("{dir}/negative-deployment.yaml"),
+    );
+    let limit = format!("{}s", options.listen_limit.as_secs().max(1));
+    for component in run.host.components.clone() {
+        if !set.listeners.contains(&component) {
+            continue;
+        }
+        let Some(remote) = run.remote.as_ref() else {
+            return;
+        };
+        let argv = [
+            binary.as_str(),
+            "listen",
+            spec.as_str(),
+            "-d",
+            deployment.as_str(),
+            "--as",
+            component.as_str(),
+            "--token",
+            token,
+            "--duration",
+            limit.as_str(),
+        ];
+        let label = format!("{component} (negative)");
+        let mut listener = match remote.listen(&argv).await {
+            Ok(l) => l,
+            Err(e) => {
+                run.fail(HostStatus::Failed, format!("listen as {label}: {e}"));
+                return;
+            }
+        };
+        let readiness = listener.wait_ready(options.ready_timeout).await;
+        let ours: Vec<String> = run
+            .listen_reports
+            .iter()
+            .flat_map(|l| l.bound.iter().cloned())
+            .collect();
+        let mut report = ListenerReport::from_lines(&label, &listener.lines, &ours);
+        if let Readiness::Silent(why) = &readiness {
+            report.errors.push(why.clone());
+        }
+        run.listen_reports.push(report);
+        if matches!(readiness, Readiness::Ready | Readiness::Silent(_)) {
+            run.listeners.push((label, listener));
+        }
+    }
+}
+
+async fn run_negative_checks(
+    run: &mut HostRun,
+    plan: &Plan,
+    set: &NegativeSet,
+    options: &FleetOptions,
+    token: &str,
+) {
+    let Some((binary, dir)) = run.paths.as_ref().map(|p| (p.1.clone(), p.0.clone())) else {
+        return;
+    };
+    let (spec, deployment) = (
+        format!("{dir}/negative.yaml"),
+        format!("{dir}/negative-deployment.yaml"),
+    );
+    let timeout = options.timeout_ms.to_string();
+    for component in run.host.components.clone() {
+        if !set.senders.contains(&component) {
+            continue;
+        }
+        let from = from_address(plan, &run.host, &component).map(|a| a.to_string());
+        let mut argv = vec![
+            binary.as_str(),
+            "check",
+            spec.as_str(),
+            "-d",
+            deployment.as_str(),
+            "--as",
+            component.as_str(),
+            "--token",
+            token,
+            "--timeout",
+            timeout.as_str(),
+            "--retries",
+            "0",
+            "-f",
+            "json",
+        ];
+        if let Some(from) = &from {
+            argv.extend(["--from", from.as_str()]);
+        }
+        let Some(remote) = run.remote.as_ref() else {
+            return;
+        };
+        let file = format!("{} ({component}, negative)", run.host.reached());
+        let outcome = match remote.check(&argv).await {
+            Ok(o) if matches!(o.status, Some(0 | 1)) => {
+                read_results(&file, &String::from_utf8_lossy(&o.stdout)).map_err(|e| e.to_string())
+            }
+            Ok(o) => Err(format!(
+                "ended with status {:?}: {}",
+                o.status,
+                o.stderr.lines().last().unwrap_or("no message")
+            )),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(mut results) => {
+                results.host = run.host.name.clone();
+                run.negative.push(ResultsInput { file, results });
+            }
+            Err(e) => {
+                run.fail(
+                    HostStatus::Failed,
+                    format!("negative check as {component}: {e}"),
+                );
+                return;
+            }
+        }
     }
 }

@@ -611,6 +611,10 @@ pub struct PreflightArgs {
     /// Leave the private directories (binary, spec, deployment) on the hosts.
     #[arg(long)]
     pub keep: bool,
+    /// Also probe, between placed components, ports no flow grants (listeners
+    /// bind sampled ones): an admitted probe is an excess opening (exit 1).
+    #[arg(long)]
+    pub negative: bool,
     /// Time allowed for one probe attempt, in milliseconds (check --timeout).
     #[arg(long, default_value_t = 3000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=600_000))]

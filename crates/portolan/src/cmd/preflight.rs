@@ -67,6 +67,7 @@ pub fn run(args: &PreflightArgs) -> anyhow::Result<u8> {
         sudo: args.sudo,
         concurrency: usize::from(args.concurrency),
         keep: args.keep,
+        negative: args.negative,
         timeout_ms: args.timeout,
         retries: args.retries,
         ready_timeout: Duration::from_secs(30),
@@ -323,6 +324,13 @@ fn table(report: &FleetReport) -> String {
     let (probes, passed): (usize, usize) = report.results.iter().fold((0, 0), |(p, ok), i| {
         (p + i.results.summary.probes, ok + i.results.summary.passed)
     });
+    if let Some(negative) = &report.negative {
+        out.push_str(&format!("\nNegative probes: {}\n", negative.text()));
+    }
+    let excess = report
+        .negative
+        .as_ref()
+        .is_some_and(|n| !n.admitted().1.is_empty());
     out.push_str(&format!(
         "\nProbes: {passed} of {probes} passed. Time: {}\nResult: {}\n",
         report.phases_text(),
@@ -330,6 +338,8 @@ fn table(report: &FleetReport) -> String {
             "every host checked, every required flow passes."
         } else if checked < all {
             "FAIL: not every host could be checked."
+        } else if excess && report.results.iter().all(|r| r.results.passed(false)) {
+            "FAIL: negative probes were admitted (excess openings)."
         } else {
             "FAIL: a required flow failed."
         }

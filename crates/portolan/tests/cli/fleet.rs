@@ -493,7 +493,75 @@ fn preflight_over_real_ssh() {
     );
     assert_clean(&dirs(&r));
 
-    // 4. sshd down on one host, no sudo on another (--sudo): their own rows, exit 1.
+    // 4. --negative: without firewalls every probe of what no flow grants
+    // gets through (exit 1); with firewalls that follow the spec, none does.
+    let json = lab.path("negative-open.json");
+    let out = lab.preflight(
+        &spec,
+        &deployment,
+        &["--negative", "-f", "json", "-o", &json],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Negative probes: 20 of 20 ADMITTED"),
+        "{table}"
+    );
+    assert!(
+        table.contains("FAIL: negative probes were admitted (excess openings)."),
+        "{table}"
+    );
+    let r = report(&json);
+    assert!(
+        r["negative"]["flows"].as_u64().unwrap() >= 10,
+        "{:#}",
+        r["negative"]
+    );
+    assert_clean(&dirs(&r));
+    let (api, cache) = (lab.ip("api"), lab.ip("cache"));
+    let firewall = |rules: &str| {
+        format!(
+            "table inet fleet_negative {{\n  chain input {{\n    type filter hook input priority filter; policy drop;\n    \
+             ct state established,related accept\n    iif lo accept\n    tcp dport 22 accept\n{rules}  }}\n}}\n"
+        )
+    };
+    let rules = [
+        ("api", String::new()),
+        (
+            "db",
+            format!("    ip saddr {{ {api}, {cache} }} tcp dport 5432 accept\n    ip saddr {api} tcp dport 6000 accept\n"),
+        ),
+        ("cache", format!("    ip saddr {api} udp dport 11211 accept\n")),
+    ];
+    for (name, rules) in &rules {
+        lab.lab.load_nft(name, &firewall(rules)).unwrap();
+    }
+    let json = lab.path("negative-blocked.json");
+    let out = lab.preflight(
+        &spec,
+        &deployment,
+        &["--negative", "-f", "json", "-o", &json],
+    );
+    for (name, _) in &rules {
+        lab.lab
+            .load_nft(name, "delete table inet fleet_negative\n")
+            .unwrap();
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let sent = r["negative"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["checks"].as_array().unwrap().len())
+        .sum::<usize>();
+    assert!(
+        table.contains(&format!("Negative probes: {sent} of {sent} blocked")),
+        "{table}"
+    );
+    assert_clean(&dirs(&report(&json)));
+
+    // 5. sshd down on one host, no sudo on another (--sudo): their own rows, exit 1.
     let spec_more = lab.write("more.yaml", SPEC_MORE);
     let deployment_more = lab.write(
         "more-deployment.yaml",
@@ -549,7 +617,7 @@ fn preflight_over_real_ssh() {
     assert!(table.contains("SUDO REFUSED"), "{table}");
     assert_clean(&dirs(&r));
 
-    // 5. Ctrl-C while the checks wait on a dropped port: exit 130, nothing left.
+    // 6. Ctrl-C while the checks wait on a dropped port: exit 130, nothing left.
     lab.lab
         .load_nft(
             "db",

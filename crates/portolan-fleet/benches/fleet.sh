@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Benchmark of `portolan preflight` against the equivalent Ansible playbook
+# (preflight-playbook.yml beside this script): the same hosts, the same
+# listeners and checks, one run each, side by side.
+#
+#   sudo crates/portolan-fleet/benches/fleet.sh [PORTOLAN] [HOSTS]
+#
+# PORTOLAN defaults to target/release/portolan (`cargo build --release -p
+# portolan`), HOSTS to 50. ansible-core comes from PyPI into a virtualenv
+# under target/bench-tools/ansible (made when missing). sshd is Debian's
+# openssh-server.
+#
+# The lab: HOSTS network namespaces on one bridge (198.18.8.0/24, no route
+# out), each running its own sshd (throwaway host and user keys, a
+# throwaway known_hosts and ssh configuration), and a client namespace from
+# which both tools run. The system: lb (5 hosts) -> web (15) tcp/8080;
+# web -> app (15) tcp/9000 and tcp/9001; web -> cache (5) udp/11211;
+# app -> db (10) tcp/5432 and app -> cache udp/11211: every host of a
+# component probes every host of the destination. Both tools read the same
+# Ansible inventory (groups named after the components); both copy the same
+# binary, spec and deployment to a private directory on every host, start
+# the listeners, wait until all are ready, run the checks, collect the
+# results, stop the listeners, remove the directories and merge one report.
+#
+# Output: per-phase times of both, and a markdown table on standard output.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+PORTOLAN=${1:-$ROOT/target/release/portolan}
+HOSTS=${2:-50}
+ANSIBLE_VENV=$ROOT/target/bench-tools/ansible
+
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
+[ -x /usr/sbin/sshd ] || { echo "sshd is missing: apt-get install -y openssh-server" >&2; exit 2; }
+[ -x "$PORTOLAN" ] || { echo "$PORTOLAN is missing: cargo build --release -p portolan" >&2; exit 2; }
+[ "$HOSTS" -ge 10 ] && [ "$HOSTS" -le 200 ] || { echo "HOSTS must be 10 to 200" >&2; exit 2; }
+PORTOLAN=$(realpath "$PORTOLAN")
+if [ ! -x "$ANSIBLE_VENV/bin/ansible-playbook" ]; then
+    python3 -m venv "$ANSIBLE_VENV"
+    "$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check ansible-core
+fi
+ANSIBLE_VERSION=$("$ANSIBLE_VENV/bin/ansible-playbook" --version | head -1)
+
+ID=flb$$
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+MADE_PRIVSEP=
+PIDS=()
+NAMESPACES=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    [ -n "$MADE_PRIVSEP" ] && rmdir /run/sshd 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ -d /run/sshd ] || { mkdir /run/sshd; MADE_PRIVSEP=1; }
+
+# The system: component sizes, then the hosts in order.
+SIZES=(lb:$((HOSTS / 10)) web:$((HOSTS * 3 / 10)) app:$((HOSTS * 3 / 10)) db:$((HOSTS / 5)))
+USED=0; for s in "${SIZES[@]}"; do USED=$((USED + ${s#*:})); done
+SIZES+=(cache:$((HOSTS - USED)))
+
+ssh-keygen -q -t ed25519 -N "" -C "" -f "$WORK/host_key"
+ssh-keygen -q -t ed25519 -N "" -C "" -f "$WORK/user_key"
+cp "$WORK/user_key.pub" "$WORK/authorized_keys"
+
+BR=$ID-br
+ip netns add "$BR"; NAMESPACES+=("$BR")
+ip -n "$BR" link add br0 type bridge
+ip -n "$BR" link set br0 up
+attach() { # NS INDEX ADDRESS
+    ip netns add "$1"; NAMESPACES+=("$1")
+    ip link add "fl$2" netns "$BR" type veth peer name eth0 netns "$1"
+    ip -n "$BR" link set "fl$2" master br0 up
+    ip -n "$1" addr add "$3/24" dev eth0
+    ip -n "$1" link set lo up
+    ip -n "$1" link set eth0 up
+    ip netns exec "$1" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+}
+CLIENT=$ID-client
+attach "$CLIENT" 0 198.18.8.1
+
+: > "$WORK/known_hosts"
+INVENTORY="$WORK/hosts.ini"
+: > "$INVENTORY"
+{
+    echo "deployment: 1"
+    echo "name: fleet-bench"
+    echo "components:"
+} > "$WORK/deployment.yaml"
+n=0
+for s in "${SIZES[@]}"; do
+    component=${s%%:*}; count=${s#*:}
+    echo "[$component]" >> "$INVENTORY"
+    addresses=()
+    for _ in $(seq "$count"); do
+        n=$((n + 1)); ip=198.18.8.$((n + 10)); ns=$ID-h$n
+        attach "$ns" "$n" "$ip"
+        cat > "$WORK/sshd_$n" <<EOF
+ListenAddress $ip
+HostKey $WORK/host_key
+PidFile none
+AuthorizedKeysFile $WORK/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+MaxSessions 64
+LogLevel ERROR
+EOF
+        ip netns exec "$ns" /usr/sbin/sshd -D -e -f "$WORK/sshd_$n" 2>>"$WORK/sshd.log" &
+        PIDS+=($!)
+        echo "$ip $(cat "$WORK/host_key.pub")" >> "$WORK/known_hosts"
+        echo "$component-$n ansible_host=$ip" >> "$INVENTORY"
+        addresses+=("$ip")
+    done
+    echo "  $component: {addresses: [$(IFS=,; echo "${addresses[*]}")]}" >> "$WORK/deployment.yaml"
+done
+cat > "$WORK/portolan.yaml" <<EOF
+portolan: 1
+system: {name: Fleet benchmark}
+components:
+  - {id: lb, name: Load balancer}
+  - {id: web, name: Web}
+  - {id: app, name: App}
+  - {id: db, name: Database, kind: dependency}
+  - {id: cache, name: Cache}
+flows:
+  - {from: lb, to: web, protocol: tcp, port: 8080}
+  - {from: web, to: app, protocol: tcp, port: [9000, 9001]}
+  - {from: web, to: cache, protocol: udp, port: 11211}
+  - {from: app, to: db, protocol: tcp, port: 5432}
+  - {from: app, to: cache, protocol: udp, port: 11211}
+EOF
+cat > "$WORK/ssh_config" <<EOF
+Host *
+  User root
+  IdentityFile $WORK/user_key
+  IdentitiesOnly yes
+  UserKnownHostsFile $WORK/known_hosts
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking yes
+  LogLevel ERROR
+EOF
+# Every sshd up before timing starts.
+for i in $(seq "$n"); do
+    ip=198.18.8.$((i + 10))
+    for _ in $(seq 100); do
+        ip netns exec "$CLIENT" bash -c "exec 3<>/dev/tcp/$ip/22" 2>/dev/null && break
+        sleep 0.05
+    done
+done
+echo "lab: $n hosts with sshd, client 198.18.8.1; $ANSIBLE_VERSION" >&2
+
+now() { date +%s.%N; }
+
+# portolan preflight
+start=$(now)
+set +e
+ip netns exec "$CLIENT" env COLUMNS=200 "$PORTOLAN" preflight "$WORK/portolan.yaml" \
+    -d "$WORK/deployment.yaml" --inventory "$INVENTORY" -F "$WORK/ssh_config" \
+    --concurrency "$n" --timeout 1000 --retries 0 -f html -o "$WORK/portolan.html" \
+    > "$WORK/portolan.out" 2> "$WORK/portolan.err"
+portolan_status=$?
+set -e
+portolan_s=$(echo "$(now) - $start" | bc)
+grep -E '^(Probes|Result|Time):|host\(s\) checked' "$WORK/portolan.out" >&2 || cat "$WORK/portolan.out" "$WORK/portolan.err" >&2
+portolan_phases=$(sed -n 's/.*Time: //p' "$WORK/portolan.out")
+leftover=$(ls -d /tmp/portolan-preflight.* 2>/dev/null | wc -l)
+
+# Ansible, with each task's start time stamped as its header streams out.
+mkdir -p "$WORK/results"
+start=$(now)
+set +e
+ip netns exec "$CLIENT" env \
+    ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_PIPELINING=True ANSIBLE_FORKS="$n" \
+    ANSIBLE_SSH_ARGS="-F $WORK/ssh_config -o ControlMaster=auto -o ControlPersist=60s" \
+    ANSIBLE_CONTROL_PATH_DIR="$WORK/cp" ANSIBLE_LOCAL_TEMP="$WORK/ansible-tmp" \
+    ANSIBLE_NOCOLOR=1 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+    "$ANSIBLE_VENV/bin/ansible-playbook" -i "$INVENTORY" "$HERE/preflight-playbook.yml" \
+    -e "portolan=$PORTOLAN spec=$WORK/portolan.yaml deployment=$WORK/deployment.yaml results=$WORK/results" \
+    2>&1 | while IFS= read -r line; do printf '%s %s\n' "$(now)" "$line"; done > "$WORK/ansible.out"
+ansible_status=${PIPESTATUS[0]}
+set -e
+ansible_s=$(echo "$(now) - $start" | bc)
+ansible_results=$(ls "$WORK/results"/*.json 2>/dev/null | wc -l)
+# Per task: from its header to the next header (or the end).
+ansible_phases=$(awk -v end="$(now)" '
+    / (TASK|PLAY RECAP) \[?/ {
+        if (name != "") printf "%s %.2f s, ", name, $1 - t
+        t = $1; name = $0; sub(/^[^ ]+ (TASK \[|PLAY RECAP)/, "", name); sub(/\].*/, "", name)
+        if ($0 ~ /PLAY RECAP/) name = ""
+    }' "$WORK/ansible.out" | sed 's/, $//')
+grep -E 'PLAY RECAP' -A3 "$WORK/ansible.out" | cut -d' ' -f2- >&2 || true
+
+ratio=$(echo "scale=1; $ansible_s / $portolan_s" | bc)
+cat <<EOF
+
+| tool | hosts | exit | seconds | notes |
+|---|---|---|---|---|
+| portolan preflight | $n | $portolan_status | $(printf %.2f "$portolan_s") | $portolan_phases; $leftover directories left |
+| ansible-playbook ($ANSIBLE_VERSION) | $n | $ansible_status | $(printf %.2f "$ansible_s") | $ansible_results results files; $ansible_phases |
+
+portolan preflight is ${ratio}x faster.
+EOF
