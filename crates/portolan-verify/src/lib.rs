@@ -14,6 +14,7 @@
 
 pub mod aws;
 mod error;
+pub mod host;
 pub mod kubernetes;
 mod model;
 pub mod render;

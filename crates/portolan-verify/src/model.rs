@@ -55,6 +55,9 @@ pub enum Verdict {
     /// The input governs neither end (e.g. a NetworkPolicy file and a flow
     /// between two hosts outside the cluster).
     NotGoverned,
+    /// The input governs it, but it could not be checked (the detail says
+    /// why): never a pass.
+    Untested,
 }
 
 /// One planned flow against one input.
@@ -176,12 +179,13 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// Required flows blocked by some input.
+    /// Required flows blocked by some input, or that an input governs but
+    /// could not check.
     pub fn blocked_required(&self) -> usize {
         self.sections
             .iter()
             .flat_map(|s| &s.checks)
-            .filter(|c| c.required && c.verdict == Verdict::Blocked)
+            .filter(|c| c.required && matches!(c.verdict, Verdict::Blocked | Verdict::Untested))
             .count()
     }
 

@@ -45,6 +45,7 @@ pub fn overall(v: &Verification) -> Vec<(&FlowCheck, Verdict)> {
         });
         *entry = match (*entry, check.verdict) {
             (Verdict::Blocked, _) | (_, Verdict::Blocked) => Verdict::Blocked,
+            (Verdict::Untested, _) | (_, Verdict::Untested) => Verdict::Untested,
             (Verdict::Admitted, _) | (_, Verdict::Admitted) => Verdict::Admitted,
             _ => Verdict::NotGoverned,
         };
@@ -80,7 +81,7 @@ pub fn matrix(v: &Verification) -> Matrix {
             .or_default();
         match verdict {
             Verdict::Admitted => cell.admitted += 1,
-            Verdict::Blocked => cell.blocked += 1,
+            Verdict::Blocked | Verdict::Untested => cell.blocked += 1,
             Verdict::NotGoverned => {}
         }
     }
@@ -113,6 +114,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Admitted => "admitted",
         Verdict::Blocked => "BLOCKED",
         Verdict::NotGoverned => "not governed",
+        Verdict::Untested => "UNTESTED",
     }
 }
 
@@ -262,7 +264,7 @@ pub fn junit(v: &Verification, strict: bool) -> Result<String, quick_junit::Seri
         let mut suite = TestSuite::new(format!("{} {}", s.kind.as_str(), s.source));
         for c in &s.checks {
             let status = match c.verdict {
-                Verdict::Blocked => {
+                Verdict::Blocked | Verdict::Untested => {
                     let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     st.set_message(c.detail.clone());
                     st
@@ -471,7 +473,7 @@ pub fn html_page(v: &Verification) -> String {
                 out,
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 match c.verdict {
-                    Verdict::Blocked => "blocked",
+                    Verdict::Blocked | Verdict::Untested => "blocked",
                     Verdict::Admitted => "admitted",
                     Verdict::NotGoverned => "none",
                 },

@@ -41,7 +41,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Merge the JSON results of many hosts into the connection matrix (markdown, HTML).
     Report(ReportArgs),
-    /// Verify an existing firewall (Kubernetes NetworkPolicies, AWS security groups) against the spec.
+    /// Verify an existing firewall (host rulesets, Kubernetes NetworkPolicies, AWS security groups) against the spec.
     Verify(VerifyArgs),
     /// Preflight every host of a deployment over SSH: listen, check, one report.
     Preflight(PreflightArgs),
@@ -546,6 +546,12 @@ pub struct VerifyArgs {
     /// The JSON of `aws ec2 describe-security-groups`; repeatable.
     #[arg(long, value_name = "FILE")]
     pub aws: Vec<PathBuf>,
+    /// A host's ruleset, `nft list ruleset` text or `nft -j list ruleset` JSON, checked in a kernel twin (HOST=FILE; repeatable).
+    #[arg(long, value_name = "HOST=FILE")]
+    pub nftables: Vec<String>,
+    /// A host's `iptables-save` or `ip6tables-save` output, checked in a kernel twin (HOST=FILE; repeatable).
+    #[arg(long, value_name = "HOST=FILE")]
+    pub iptables: Vec<String>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = VerifyFormat::Table)]
     pub format: VerifyFormat,

@@ -1,16 +1,28 @@
 //! `portolan verify`: the plan's flows against the firewall already in place.
 
 use anyhow::bail;
+use portolan_verify::host::HostRuleset;
 use portolan_verify::kubernetes::Manifests;
-use portolan_verify::{aws, kubernetes, read_text, render, Verification, VerifyError};
+use portolan_verify::{
+    aws, host, kubernetes, read_text, render, InputKind, Verification, VerifyError,
+};
 
 use crate::cli::{VerifyArgs, VerifyFormat};
 use crate::output::write_output;
 use crate::{InputError, EXIT_INVALID, EXIT_OK};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
-    if args.kubernetes.is_empty() && args.aws.is_empty() {
-        bail!("nothing to verify: give --kubernetes FILE… and/or --aws FILE");
+    if args.kubernetes.is_empty()
+        && args.aws.is_empty()
+        && args.nftables.is_empty()
+        && args.iptables.is_empty()
+    {
+        bail!("nothing to verify: give --nftables HOST=FILE, --iptables HOST=FILE, --kubernetes FILE… or --aws FILE");
+    }
+    for value in args.nftables.iter().chain(&args.iptables) {
+        if !value.contains('=') {
+            bail!("`{value}`: give a host ruleset as HOST=FILE");
+        }
     }
     let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
@@ -39,6 +51,18 @@ fn verify(
     args: &VerifyArgs,
 ) -> Result<Verification, VerifyError> {
     let mut verification = portolan_verify::verification(plan);
+    // Every input is read and checked before the first twin is built.
+    let mut rulesets = Vec::new();
+    for (kind, values) in [
+        (InputKind::Nftables, &args.nftables),
+        (InputKind::Iptables, &args.iptables),
+    ] {
+        for value in values {
+            let (host, file) = value.split_once('=').unwrap_or((value, ""));
+            let path = std::path::Path::new(file);
+            rulesets.push(HostRuleset::read(kind, host, file, read_text(path)?, plan)?);
+        }
+    }
     if !args.kubernetes.is_empty() {
         let mut manifests = Manifests::default();
         let mut names = Vec::new();
@@ -51,9 +75,18 @@ fn verify(
             .sections
             .push(kubernetes::verify(plan, &manifests, &names.join(", "))?);
     }
+    let mut groups = Vec::new();
     for path in &args.aws {
-        let groups = aws::Groups::read(&path.display().to_string(), &read_text(path)?)?;
-        verification.sections.push(aws::verify(plan, &groups)?);
+        groups.push(aws::Groups::read(
+            &path.display().to_string(),
+            &read_text(path)?,
+        )?);
+    }
+    for g in &groups {
+        verification.sections.push(aws::verify(plan, g)?);
+    }
+    if !rulesets.is_empty() {
+        verification.sections.extend(host::verify(plan, &rulesets)?);
     }
     Ok(verification)
 }

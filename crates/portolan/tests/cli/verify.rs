@@ -160,3 +160,83 @@ fn no_input_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_unknown_host_and_a_ruleset_of_the_wrong_kind_exit_1() {
+    let deployment = fixture("shop.hosts.deployment.yaml");
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &deployment,
+        "--nftables",
+        &format!("apii={}", fixture("hosts/api-inet-and-ip.nft")),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("`apii` is not a host of the deployment"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("`api`"), "{}", stderr(&output));
+    // iptables-save output given as nftables.
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &deployment,
+        "--nftables",
+        &format!("api={}", fixture("hosts/api-docker.rules.v4")),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("this is iptables-save output"),
+        "{}",
+        stderr(&output)
+    );
+    // Not HOST=FILE.
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &deployment,
+        "--iptables",
+        "rules.v4",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_host_ruleset_in_the_twin() {
+    if portolan_lab::check_privileges().is_err() {
+        assert_ne!(
+            std::env::var("PORTOLAN_REQUIRE_LAB").as_deref(),
+            Ok("1"),
+            "PORTOLAN_REQUIRE_LAB=1 but the kernel twin cannot run"
+        );
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED a_host_ruleset_in_the_twin: the kernel twin needs root");
+        }
+        return;
+    }
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.hosts.deployment.yaml"),
+        "--nftables",
+        &format!("db={}", fixture("hosts/db-sets-maps.nft")),
+        "-f",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let checks = json["sections"][0]["checks"].as_array().expect("checks");
+    let blocked: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["verdict"] == "blocked")
+        .map(|c| c["flow"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(blocked, ["api->db/tcp/8000-8100"]);
+}

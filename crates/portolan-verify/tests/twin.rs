@@ -1,0 +1,317 @@
+//! Host rulesets in the kernel twin, on the fixtures of `fixtures/hosts`
+//! (see its README for how each was produced). Each case states the right
+//! answer and why. Needs root (network namespaces, nft, iptables-restore):
+//! without it the tests say so loudly and pass, unless
+//! `PORTOLAN_REQUIRE_LAB=1`, where they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::path::Path;
+
+use portolan_spec::deployment::load_deployment;
+use portolan_spec::plan::{plan, Plan};
+use portolan_spec::{load_spec, SourceFile};
+use portolan_verify::host::{self, HostRuleset};
+use portolan_verify::{FlowCheck, InputKind, Section, Verdict};
+
+const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
+
+fn loud(message: &str) {
+    let bar = "!".repeat(78);
+    let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! {message}\n{bar}\n");
+}
+
+fn twin_available(test: &str) -> bool {
+    let problem = match portolan_lab::check_privileges() {
+        Ok(()) if which("nft") && which("iptables-restore") => return true,
+        Ok(()) => "nft or iptables-restore is not installed".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("{REQUIRE_ENV}=1 but the kernel twin cannot run: {problem}");
+    }
+    loud(&format!(
+        "SKIPPED {test}: the kernel twin needs root, nft and iptables-restore.\n!!! {problem}"
+    ));
+    false
+}
+
+fn which(program: &str) -> bool {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(program).exists())
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn shop(deployment: &str) -> Plan {
+    let text = std::fs::read_to_string(fixtures().join("shop.portolan.yaml")).unwrap();
+    let spec = load_spec(SourceFile::new("shop.portolan.yaml", text))
+        .unwrap()
+        .value;
+    let text = std::fs::read_to_string(fixtures().join(deployment)).unwrap();
+    let deployment = load_deployment(SourceFile::new(deployment, text), &spec)
+        .unwrap()
+        .value;
+    plan(&spec, &deployment)
+}
+
+fn ruleset(plan: &Plan, kind: InputKind, host: &str, file: &str) -> HostRuleset {
+    let text = std::fs::read_to_string(fixtures().join("hosts").join(file)).unwrap();
+    HostRuleset::read(kind, host, file, text, plan).unwrap()
+}
+
+fn run(plan: &Plan, rulesets: &[HostRuleset]) -> Vec<Section> {
+    host::verify(plan, rulesets).unwrap()
+}
+
+fn check<'a>(section: &'a Section, flow: &str) -> &'a FlowCheck {
+    section
+        .checks
+        .iter()
+        .find(|c| c.flow == flow)
+        .unwrap_or_else(|| panic!("no {flow} in {:#?}", section.checks))
+}
+
+/// (flow, right answer, a piece of the deciding rule, why).
+type Case = (&'static str, Verdict, &'static str, &'static str);
+
+fn assert_cases(section: &Section, cases: &[Case]) {
+    for (flow, verdict, rule, why) in cases {
+        let c = check(section, flow);
+        assert_eq!(c.verdict, *verdict, "{flow}: {why}\n{c:#?}");
+        assert!(
+            c.rules
+                .iter()
+                .any(|r| r.text.contains(rule)
+                    || r.comment.as_deref().is_some_and(|k| k.contains(rule))),
+            "{flow}: the deciding rule should mention `{rule}` ({why})\n{c:#?}"
+        );
+    }
+}
+
+const API_NFT: &[Case] = &[
+    ("web->api/tcp/8080", Verdict::Admitted, "web to api",
+     "inet filter input accepts web's IPv4 address (in set @web) and IPv6 address on 8080; the ip table's chain accepts by policy"),
+    ("api->db/tcp/5432", Verdict::Admitted, "api to db",
+     "output jumps to out_filter, where 5432 to 192.0.2.22 is accepted"),
+    ("api->db/tcp/8000-8100", Verdict::Blocked, "no high ports",
+     "the accept for 8000-8100 is shadowed by the earlier drop of 8000-8200 in out_filter"),
+    ("monitor->api/tcp/9100", Verdict::Blocked, "metrics only from the old collector",
+     "inet filter accepts 9100, but the ip table's input chain (a second base chain on the hook) drops it: both must accept"),
+];
+
+#[test]
+fn nft_text_inet_and_ip_tables_jump_chains_and_shadowed_rules() {
+    if !twin_available("nft_text_inet_and_ip_tables_jump_chains_and_shadowed_rules") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let sections = run(
+        &plan,
+        &[ruleset(
+            &plan,
+            InputKind::Nftables,
+            "api",
+            "api-inet-and-ip.nft",
+        )],
+    );
+    let s = &sections[0];
+    assert_cases(s, API_NFT);
+    // The blocked flow's rule names table, chain and handle.
+    let blocked = check(s, "api->db/tcp/8000-8100");
+    assert!(
+        blocked.rules[0]
+            .text
+            .starts_with("inet filter out_filter handle "),
+        "{blocked:#?}"
+    );
+    // Over-broad: ssh from any address, by the inet rule that accepts it.
+    let ssh: Vec<_> = s
+        .excess
+        .iter()
+        .filter(|e| e.any && e.traffic.starts_with("tcp 22"))
+        .collect();
+    assert_eq!(ssh.len(), 1, "{:#?}", s.excess);
+    assert_eq!(ssh[0].rule.comment.as_deref(), Some("ssh from anywhere"));
+    // The fix is inserted before the shadowing drop, in nft syntax.
+    let fix = s
+        .fixes
+        .iter()
+        .find(|f| f.flow == "api->db/tcp/8000-8100")
+        .unwrap();
+    assert_eq!(
+        fix.text,
+        "insert rule inet filter out_filter ip daddr { 192.0.2.22 } tcp dport { 8000-8100 } accept comment \"api->db/tcp/8000-8100\""
+    );
+}
+
+#[test]
+fn nft_json_gives_the_same_answers() {
+    if !twin_available("nft_json_gives_the_same_answers") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let sections = run(
+        &plan,
+        &[ruleset(
+            &plan,
+            InputKind::Nftables,
+            "api",
+            "api-inet-and-ip.json",
+        )],
+    );
+    assert_cases(&sections[0], API_NFT);
+}
+
+#[test]
+fn sets_and_verdict_maps() {
+    if !twin_available("sets_and_verdict_maps") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let sections = run(
+        &plan,
+        &[ruleset(
+            &plan,
+            InputKind::Nftables,
+            "db",
+            "db-sets-maps.nft",
+        )],
+    );
+    let s = &sections[0];
+    assert_cases(
+        s,
+        &[
+            ("api->db/tcp/5432", Verdict::Admitted, "postgres from the app servers",
+             "the verdict map sends 5432 to chain from_apps, whose set holds api's 192.0.2.21"),
+            ("api->db/tcp/8000-8100", Verdict::Blocked, "policy drop",
+             "8000-8049 is accepted, 8050-8100 falls to the input policy drop (8050 and 8100 are probed)"),
+        ],
+    );
+    // web (192.0.2.20) is in the set too: it reaches postgres without a flow.
+    assert!(
+        s.excess
+            .iter()
+            .any(|e| e.peer.as_deref() == Some("web") && e.traffic.starts_with("tcp 5432")),
+        "{:#?}",
+        s.excess
+    );
+}
+
+#[test]
+fn ufw_rulesets_written_by_ufw() {
+    if !twin_available("ufw_rulesets_written_by_ufw") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let sections = run(
+        &plan,
+        &[
+            ruleset(&plan, InputKind::Iptables, "api", "api-ufw.rules.v4"),
+            ruleset(&plan, InputKind::Iptables, "api", "api-ufw.rules.v6"),
+        ],
+    );
+    let s = &sections[0];
+    assert_cases(
+        s,
+        &[
+            ("web->api/tcp/8080", Verdict::Blocked, "policy drop",
+             "`ufw allow from 192.0.2.20` admits web's IPv4 address only: its IPv6 probe meets ufw's default deny (the ip6 INPUT policy)"),
+            ("monitor->api/tcp/9100", Verdict::Blocked, "ufw-user-input",
+             "`ufw deny 9100/tcp` drops it in chain ufw-user-input"),
+            ("api->db/tcp/5432", Verdict::Admitted, "ufw",
+             "ufw's default allow outgoing: ufw-user-output/ufw-after-output, then the OUTPUT policy accept"),
+        ],
+    );
+    assert!(
+        s.excess
+            .iter()
+            .any(|e| e.any && e.traffic.starts_with("tcp 22")),
+        "ufw allow 22/tcp opens ssh to any address: {:#?}",
+        s.excess
+    );
+}
+
+#[test]
+fn docker_style_iptables_with_jump_chains() {
+    if !twin_available("docker_style_iptables_with_jump_chains") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let sections = run(
+        &plan,
+        &[ruleset(
+            &plan,
+            InputKind::Iptables,
+            "api",
+            "api-docker.rules.v4",
+        )],
+    );
+    let s = &sections[0];
+    let web = check(s, "web->api/tcp/8080");
+    // IPv4 is admitted by the `services` chain; the host has no ip6tables
+    // rules at all, so IPv6 passes unfiltered too.
+    assert_eq!(web.verdict, Verdict::Admitted, "{web:#?}");
+    assert!(
+        web.rules
+            .iter()
+            .any(|r| r.comment.as_deref() == Some("web to api")),
+        "{web:#?}"
+    );
+    assert_cases(
+        s,
+        &[(
+            "monitor->api/tcp/9100",
+            Verdict::Blocked,
+            "services",
+            "the accept of 9100 in `services` comes after `-s 192.0.2.0/24 -j DROP`, which holds monitor",
+        )],
+    );
+    let fix = s
+        .fixes
+        .iter()
+        .find(|f| f.flow == "monitor->api/tcp/9100")
+        .unwrap();
+    assert_eq!(
+        fix.text,
+        "-I services -s 192.0.2.10 -p tcp --dport 9100 -m comment --comment \"monitor->api/tcp/9100\" -j ACCEPT"
+    );
+    // Too broad: 1-1024 from any address.
+    assert!(
+        s.excess
+            .iter()
+            .any(|e| e.any
+                && e.rule.comment.as_deref() == Some("low ports from anywhere (too broad)")),
+        "{:#?}",
+        s.excess
+    );
+    // docker0 is named by the rules but carries none of the host's traffic.
+    assert!(
+        s.assumptions.iter().any(|a| a.contains("`docker0`")),
+        "{:#?}",
+        s.assumptions
+    );
+}
+
+#[test]
+fn a_ruleset_the_kernel_refuses_is_an_input_error_with_its_line() {
+    if !twin_available("a_ruleset_the_kernel_refuses_is_an_input_error_with_its_line") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let bad = HostRuleset::read(
+        InputKind::Nftables,
+        "api",
+        "bad.nft",
+        "table inet filter {\n  chain input {\n    tcp dport 22 acept\n  }\n}\n".into(),
+        &plan,
+    )
+    .unwrap();
+    let e = host::verify(&plan, &[bad]).expect_err("refused");
+    assert!(!e.is_environment(), "{e}");
+    assert!(e.to_string().starts_with("bad.nft:3:"), "{e}");
+}
