@@ -45,6 +45,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Preflight every host of a deployment over SSH: listen, check, one report.
     Preflight(PreflightArgs),
+    /// Apply a host's rules on this host, rolled back unless confirmed in time (docs/rollout.md).
+    Apply(ApplyArgs),
     /// Print the JSON Schema of the spec format (for editor completion).
     Schema(SchemaArgs),
     /// Print a shell completion script.
@@ -418,6 +420,66 @@ where
         Ok(value) if value >= T::from(1) => Ok(value),
         _ => Err(format!("`{text}` is not a whole number of at least 1")),
     }
+}
+
+/// Host firewall of `portolan apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyTarget {
+    /// `nft`.
+    Nftables,
+    /// `iptables-restore` and `ip6tables-restore`.
+    Iptables,
+}
+
+/// Arguments of `portolan apply`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Checks the rules (nft -c / iptables-restore --test), saves the current \
+ruleset in the state directory, starts a detached rollback guard, loads the rules atomically, and \
+waits: `portolan apply --confirm` from another session keeps them (exit 0); without it the guard \
+restores the saved ruleset at the deadline, even if this process is killed (exit 1). Refuses rules \
+that would cut the SSH session it runs under (SSH_CONNECTION) unless --force. Everything is logged \
+to apply.log in the state directory and to standard error."
+)]
+pub struct ApplyArgs {
+    /// The spec file (YAML).
+    #[arg(required_unless_present_any = ["confirm", "guard"])]
+    pub spec: Option<PathBuf>,
+    /// The deployment file (YAML).
+    #[arg(long, short, required_unless_present_any = ["confirm", "guard"])]
+    pub deployment: Option<PathBuf>,
+    /// The component this host carries (its host's rules are applied).
+    #[arg(long = "as", value_name = "COMPONENT", required_unless_present_any = ["confirm", "guard"])]
+    pub component: Option<String>,
+    /// The packet filter.
+    #[arg(long, short, value_enum, default_value_t = ApplyTarget::Nftables)]
+    pub target: ApplyTarget,
+    /// How the rules are written (see `generate --mode`).
+    #[arg(long, value_enum, default_value_t = ModeArg::Standalone)]
+    pub mode: ModeArg,
+    /// Roll back unless confirmed within this time (5s to 1h).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = confirm_window)]
+    pub confirm_within: std::time::Duration,
+    /// Where the saved ruleset, journal and log are kept.
+    #[arg(long, default_value = "/var/lib/portolan/apply")]
+    pub state_dir: PathBuf,
+    /// Apply even if the rules would cut this SSH session.
+    #[arg(long)]
+    pub force: bool,
+    /// Keep the rules of the pending apply (run from another session).
+    #[arg(long, conflicts_with_all = ["spec", "deployment", "component", "force"])]
+    pub confirm: bool,
+    /// Internal: run the rollback guard.
+    #[arg(long, hide = true, conflicts_with_all = ["spec", "deployment", "component", "confirm"])]
+    pub guard: bool,
+}
+
+fn confirm_window(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(text)?;
+    if d < std::time::Duration::from_secs(5) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("`{text}` is not between 5s and 1h"));
+    }
+    Ok(d)
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

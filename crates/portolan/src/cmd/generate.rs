@@ -117,7 +117,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
 /// A `--component` that names nothing is a mistyped flag, said as `listen`
 /// and `check` say it of `--as`, not a deployment the target cannot serve.
 /// Host names count too: the host firewall targets pick a host by name.
-fn check_component(plan: &Plan, id: &str) -> Result<(), InputError> {
+pub fn check_component(plan: &Plan, id: &str) -> Result<(), InputError> {
     if plan.component(id).is_some() || plan.host(id).is_some() {
         return Ok(());
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns its arguments into a checked
 //! configuration, calls the libraries, and prints.
 
+mod apply;
 mod check;
 mod completions;
 mod generate;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(&args),
         Command::Preflight(args) => preflight::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Apply(args) => apply::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Completions(args) => completions::run(&args),
     }

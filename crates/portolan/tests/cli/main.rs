@@ -3,6 +3,7 @@
 
 // One integration-test binary for the whole command line: each module
 // drives `portolan` as a user would, for one area.
+mod apply;
 mod fleet;
 mod lab;
 mod licences;
@@ -235,7 +236,7 @@ fn deployment_of(name: &str) -> String {
 
 #[test]
 fn help_texts_of_plan_and_generate() {
-    for command in ["plan", "generate"] {
+    for command in ["plan", "generate", "apply"] {
         let output = portolan(&[command, "--help"]);
         assert!(output.status.success(), "{command}: {}", stderr(&output));
         insta::assert_snapshot!(format!("help_{command}"), stdout(&output));

@@ -1,0 +1,294 @@
+//! `portolan apply` for real, in a network namespace the test creates
+//! (never the host's own firewall): without confirmation the saved
+//! ruleset comes back byte for byte (`nft list ruleset` before and after),
+//! also when the applying process is SIGKILLed; `--confirm` keeps the new
+//! rules; the lockout guard refuses rules that drop the session's own SSH
+//! flow. Needs root and nft; skips loudly unless PORTOLAN_REQUIRE_LAB=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SPEC: &str = "portolan: 1
+system: {name: Shop}
+components:
+  - {id: app}
+  - {id: db, kind: dependency}
+flows:
+  - {from: app, to: db, protocol: tcp, port: 5432}
+";
+
+const DEPLOYMENT: &str = "deployment: 1
+components:
+  app: {addresses: [198.18.0.2]}
+  db: {addresses: [198.18.0.1]}
+site:
+  - {from: 198.18.0.3, protocol: tcp, port: 22, purpose: admin SSH}
+";
+
+/// The host's own firewall, written by hand.
+const OWN: &str = "table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+\t\ttcp dport 9100 accept comment \"host's own: node exporter\"
+\t}
+}
+";
+
+/// A session the new rules admit (from the admin address), and one they drop.
+const ADMITTED: &str = "198.18.0.3 40000 198.18.0.1 22";
+const CUT: &str = "198.18.0.9 40000 198.18.0.1 22";
+
+struct Ns {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+impl Ns {
+    fn exec(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+
+    fn ruleset(&self) -> String {
+        let out = self.exec("nft", &["list", "ruleset"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `portolan apply` in the namespace, under an SSH session.
+    fn apply(&self, session: &str, extra: &[&str]) -> Command {
+        let dir = self.dir.path();
+        let mut command = Command::new("ip");
+        command
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                env!("CARGO_BIN_EXE_portolan"),
+                "apply",
+            ])
+            .arg(dir.join("portolan.yaml"))
+            .arg("-d")
+            .arg(dir.join("deployment.yaml"))
+            .args(["--as", "db", "--confirm-within", "5s", "--state-dir"])
+            .arg(self.state())
+            .args(extra)
+            .env("SSH_CONNECTION", session)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn journal(&self) -> String {
+        std::fs::read_to_string(self.state().join("journal.json")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the journal says `status`.
+    fn wait_status(&self, status: &str) {
+        let started = Instant::now();
+        while !self
+            .journal()
+            .contains(&format!("\"status\": \"{status}\""))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never {status}: {}",
+                self.journal()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn setup(test: &str) -> Option<Ns> {
+    let problem = match portolan_lab::check_privileges() {
+        Ok(()) if Command::new("nft").arg("--version").output().is_ok() => None,
+        Ok(()) => Some("`nft` is not installed".to_owned()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(problem) = problem {
+        assert!(
+            std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() != Ok("1"),
+            "PORTOLAN_REQUIRE_LAB=1 but {test} cannot run: {problem}"
+        );
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("!!! SKIPPED {test}: needs root and nft: {problem} (PORTOLAN_REQUIRE_LAB=1 makes this a failure)");
+        }
+        return None;
+    }
+    let name = format!("portolan-apply-{}-{test}", std::process::id());
+    let name: String = name.chars().take(60).collect();
+    let out = Command::new("ip")
+        .args(["netns", "add", &name])
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ns = Ns {
+        name,
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    std::fs::write(ns.dir.path().join("portolan.yaml"), SPEC).expect("write");
+    std::fs::write(ns.dir.path().join("deployment.yaml"), DEPLOYMENT).expect("write");
+    let own = ns.dir.path().join("own.nft");
+    std::fs::write(&own, OWN).expect("write");
+    let out = ns.exec("nft", &["-f", own.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(ns)
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().expect("reaped")
+}
+
+#[test]
+fn unconfirmed_apply_is_rolled_back_byte_for_byte() {
+    let Some(ns) = setup("rollback") else { return };
+    let before = ns.ruleset();
+    let child = ns.apply(ADMITTED, &[]).spawn().expect("starts");
+    ns.wait_status("pending");
+    // While pending, the new rules are in force.
+    let started = Instant::now();
+    while !ns.ruleset().contains("table inet portolan") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            ns.ruleset()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("admitted by site:admin-ssh@db"), "{stderr}");
+    assert!(stderr.contains("not confirmed in time"), "{stderr}");
+    assert_eq!(ns.ruleset(), before, "the saved ruleset, byte for byte");
+    let log = std::fs::read_to_string(ns.state().join("apply.log")).expect("log");
+    assert!(
+        log.contains("listing identical to the saved one: true"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_killed_apply_is_still_rolled_back() {
+    let Some(ns) = setup("killed") else { return };
+    let before = ns.ruleset();
+    let mut child = ns.apply(ADMITTED, &[]).spawn().expect("starts");
+    ns.wait_status("pending");
+    let started = Instant::now();
+    while !ns.ruleset().contains("table inet portolan") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            ns.ruleset()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL the applying process (`ip netns exec` execs it, so the pid
+    // is portolan's): no handler runs; only the detached guard is left.
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(
+        ns.journal().contains("\"status\": \"pending\""),
+        "killed before the deadline"
+    );
+    ns.wait_status("rolled-back");
+    assert_eq!(ns.ruleset(), before, "the saved ruleset, byte for byte");
+}
+
+#[test]
+fn confirmed_apply_keeps_the_rules() {
+    let Some(ns) = setup("confirm") else { return };
+    let child = ns.apply(ADMITTED, &[]).spawn().expect("starts");
+    ns.wait_status("pending");
+    let confirm = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["apply", "--confirm", "--state-dir"])
+        .arg(ns.state())
+        .output()
+        .expect("confirm runs");
+    assert_eq!(
+        confirm.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&confirm.stderr)
+    );
+    let out = finish(child);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Past the deadline, the guard has left the rules alone.
+    std::thread::sleep(Duration::from_secs(6));
+    let ruleset = ns.ruleset();
+    assert!(ruleset.contains("table inet portolan"), "{ruleset}");
+    assert!(ruleset.contains("host's own: node exporter"), "{ruleset}");
+    assert!(ns.journal().contains("\"status\": \"confirmed\""));
+    // A second confirm has nothing to confirm: exit 1.
+    let again = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["apply", "--confirm", "--state-dir"])
+        .arg(ns.state())
+        .output()
+        .expect("confirm runs");
+    assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn the_lockout_guard_refuses_rules_dropping_this_ssh_session() {
+    let Some(ns) = setup("lockout") else { return };
+    let before = ns.ruleset();
+    let out = ns.apply(CUT, &[]).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("would cut this SSH session (198.18.0.9 port 40000 -> 198.18.0.1 port 22)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(ns.ruleset(), before);
+    assert!(!Path::new(&ns.state().join("journal.json")).exists());
+    // Chain mode drops nothing itself: the same session is not at risk.
+    let out = ns.apply(CUT, &["--mode", "chain"]).spawn().expect("starts");
+    ns.wait_status("pending");
+    let out = finish(out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("chain mode drops nothing itself"),
+        "{stderr}"
+    );
+    assert_eq!(ns.ruleset(), before, "rolled back");
+}
