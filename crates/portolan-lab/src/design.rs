@@ -150,8 +150,8 @@ pub struct LabOptions {
     pub positive_timeout: Duration,
     /// Further attempts of a probe that must pass, after a time-out.
     pub positive_retries: u32,
-    /// Time a probe that must be blocked waits (a dropped packet tells only
-    /// by silence); no retry.
+    /// Time a probe that must be blocked waits when no trace event settles
+    /// it (see `trace`); no retry.
     pub negative_timeout: Duration,
     /// Probes in flight at once per host.
     pub concurrency: usize,
@@ -159,6 +159,10 @@ pub struct LabOptions {
     pub mutate_ruleset: Option<RulesetTransform>,
     /// Called with progress events.
     pub progress: Option<ProgressFn>,
+    /// Decide probes by nftables trace events (see [`crate::trace`]) where
+    /// the kernel allows it (true by default); false: by answers and
+    /// timeouts only.
+    pub trace: bool,
 }
 
 impl Default for LabOptions {
@@ -177,6 +181,7 @@ impl Default for LabOptions {
             concurrency: 256,
             mutate_ruleset: None,
             progress: None,
+            trace: true,
         }
     }
 }
@@ -191,6 +196,7 @@ impl fmt::Debug for LabOptions {
             .field("other_ports", &self.other_ports)
             .field("max_negative_per_pair", &self.max_negative_per_pair)
             .field("max_negative_total", &self.max_negative_total)
+            .field("trace", &self.trace)
             .field("positive_timeout", &self.positive_timeout)
             .field("positive_retries", &self.positive_retries)
             .field("negative_timeout", &self.negative_timeout)

@@ -74,6 +74,91 @@ pub struct CheckResult {
     /// Multicast: the hosts that received the datagram.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub received_by: Vec<String>,
+    /// What settled the probe: `trace` (a trace event of the drop),
+    /// `answer` (a connection, echo, refusal or local error) or `timeout`.
+    pub settled_by: Settled,
+    /// The rule (or chain policy) that decided the probe's packet, from the
+    /// trace events: the drop, or else the receiver's accept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<DecidingRule>,
+}
+
+/// What settled a probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settled {
+    /// An answer came (or a local error), or there was nothing to wait for.
+    #[default]
+    Answer,
+    /// A trace event of the drop.
+    Trace,
+    /// Silence until the timeout.
+    Timeout,
+}
+
+/// The rule that decided a packet, as the kernel's trace named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecidingRule {
+    /// The host, table, chain, rule handle or policy, and verdict.
+    #[serde(flatten)]
+    pub hop: crate::trace::Hop,
+    /// The rule's text (`nft -a list`), without its comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The rule's comment (the flow id for generated rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// All of it in words, e.g. ``rule 17 `tcp dport 9000 accept` in chain
+    /// input of table inet portolan on host db`` or `policy drop of chain
+    /// input of table inet portolan on host db`.
+    pub text: String,
+}
+
+/// How the run used nftables tracing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TracingSummary {
+    /// Whether probes were decided by trace events.
+    pub enabled: bool,
+    /// Why not (turned off, or what the kernel refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Hosts whose ruleset was traced.
+    pub traced_hosts: usize,
+    /// Trace events read.
+    pub events: u64,
+    /// Times a trace socket overflowed and lost events.
+    pub overruns: u64,
+    /// Probes settled by a trace event of their drop.
+    pub settled_by_trace: usize,
+    /// Probes settled by a timeout (no answer and no drop event: the event
+    /// was lost, the host is not traced, or something other than nftables
+    /// dropped the packet).
+    pub settled_by_timeout: usize,
+}
+
+impl TracingSummary {
+    /// One line for a person.
+    pub fn line(&self) -> String {
+        if !self.enabled {
+            return format!(
+                "Verdicts by timeout only (tracing off: {}); {} probe(s) waited for a timeout",
+                self.unavailable.as_deref().unwrap_or("not used"),
+                self.settled_by_timeout
+            );
+        }
+        let mut line = format!(
+            "Verdicts traced in {} host(s): {} probe(s) settled by a drop event, {} by a timeout",
+            self.traced_hosts, self.settled_by_trace, self.settled_by_timeout
+        );
+        if self.overruns > 0 {
+            let _ = write!(
+                line,
+                " ({} trace buffer overrun(s): events were lost, those probes fell back to the timeout)",
+                self.overruns
+            );
+        }
+        line
+    }
 }
 
 impl CheckResult {
@@ -301,6 +386,8 @@ pub struct LabReport {
     pub stale_removed: Vec<String>,
     /// Time per phase.
     pub timings: Timings,
+    /// How verdicts were reached (trace events or timeouts).
+    pub tracing: TracingSummary,
     /// Counts.
     pub summary: Summary,
     /// Connection matrix.
@@ -515,6 +602,7 @@ impl LabReport {
                 String::new()
             }
         );
+        let _ = writeln!(out, "{}", self.tracing.line());
         let t = &self.timings;
         let _ = writeln!(
             out,
@@ -736,6 +824,8 @@ mod tests {
             elapsed: Duration::from_millis(1),
             resolved: Vec::new(),
             received_by: Vec::new(),
+            settled_by: Settled::default(),
+            decided_by: None,
         }
     }
 

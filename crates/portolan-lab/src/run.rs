@@ -22,8 +22,10 @@ use crate::design::{
 use crate::error::LabError;
 use crate::lab::{find_program, Lab};
 use crate::report::{
-    multicast_verdict, tally, CheckResult, DnsName, HostReport, LabReport, Timings, Verdict,
+    multicast_verdict, tally, CheckResult, DecidingRule, DnsName, HostReport, LabReport, Settled,
+    Timings, TracingSummary, Verdict,
 };
+use crate::trace::{HopVerdict, PacketKey, Tracer};
 
 /// Why a lab run could not be carried out (a failing check is not an
 /// error: it is in the [`LabReport`]).
@@ -140,7 +142,7 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
     let t = Instant::now();
     let destroyed = lab.destroy();
     timings.teardown = t.elapsed();
-    let (results, hosts, listener_failures, dns) = outcome?;
+    let (results, hosts, listener_failures, dns, tracing) = outcome?;
     destroyed?;
     timings.total = started.elapsed();
 
@@ -186,13 +188,20 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
         samples: design.samples.clone(),
         stale_removed,
         timings,
+        tracing,
         summary,
         matrix,
     };
     Ok((report, artifacts))
 }
 
-type InLab = (Vec<CheckResult>, Vec<HostReport>, Vec<String>, Vec<DnsName>);
+type InLab = (
+    Vec<CheckResult>,
+    Vec<HostReport>,
+    Vec<String>,
+    Vec<DnsName>,
+    TracingSummary,
+);
 
 /// Everything done while the lab exists; the caller tears it down.
 fn in_lab(
@@ -210,7 +219,15 @@ fn in_lab(
 
     emit(LabEvent::Phase(Phase::Rules));
     let t = Instant::now();
-    load_rulesets(lab, design, rulesets)?;
+    let (tracer, mut tracing) = start_tracing(lab, design, rulesets, options);
+    let untraced = load_rulesets(lab, design, rulesets, tracer.is_some())?;
+    tracing.traced_hosts = tracing.traced_hosts.saturating_sub(untraced.len());
+    if let (Some(first), true) = (untraced.first(), tracing.enabled) {
+        tracing.unavailable = Some(format!(
+            "{} host(s) refused the trace table, e.g. {first}",
+            untraced.len()
+        ));
+    }
     timings.rules = t.elapsed();
 
     emit(LabEvent::Phase(Phase::Listeners));
@@ -316,9 +333,30 @@ fn in_lab(
 
     emit(LabEvent::Phase(Phase::Probes));
     let t = Instant::now();
-    let results = rt.block_on(probe_all(
-        &agents, design, options, &token, &receipts, &resolved,
+    let mut results = rt.block_on(probe_all(
+        &agents,
+        design,
+        options,
+        &token,
+        &receipts,
+        &resolved,
+        tracer.as_ref(),
     ));
+    if let Some(tracer) = &tracer {
+        explain(&mut results, tracer);
+        let stats = tracer.stats();
+        tracing.events = stats.events;
+        tracing.overruns = stats.overruns;
+    }
+    tracing.settled_by_trace = results
+        .iter()
+        .filter(|r| r.settled_by == Settled::Trace)
+        .count();
+    tracing.settled_by_timeout = results
+        .iter()
+        .filter(|r| r.settled_by == Settled::Timeout)
+        .count();
+    drop(tracer);
     timings.probes = t.elapsed();
 
     // Listeners close before the namespaces go.
@@ -329,22 +367,48 @@ fn in_lab(
         host.udp_ignored = stats.udp_ignored;
         host.multicast_received = stats.multicast_received;
     }
-    Ok((results, hosts, listener_failures, dns))
+    Ok((results, hosts, listener_failures, dns, tracing))
 }
 
-/// A token that differs between runs (the run id is random) and that no
-/// stray datagram carries by chance.
-fn run_token(design: &LabDesign) -> String {
-    format!("{}-{:x}", design.topology.run_id(), std::process::id())
-}
-
-/// Loads the rulesets into every firewalled host, several at a time.
-fn load_rulesets(
+/// Opens the trace sockets of the firewalled hosts, unless tracing is off
+/// or the kernel refuses (then verdicts fall back to timeouts, and the
+/// summary says why).
+fn start_tracing(
     lab: &Lab,
     design: &LabDesign,
     rulesets: &BTreeMap<String, String>,
-) -> Result<(), LabError> {
-    let jobs: Vec<(&str, &str)> = design
+    options: &LabOptions,
+) -> (Option<Arc<Tracer>>, TracingSummary) {
+    let hosts = firewalled_hosts(design, rulesets);
+    let mut summary = TracingSummary::default();
+    if !options.trace {
+        summary.unavailable = Some("turned off".to_owned());
+        return (None, summary);
+    }
+    if hosts.is_empty() {
+        summary.unavailable = Some("no host has a firewall".to_owned());
+        return (None, summary);
+    }
+    let names: Vec<&str> = hosts.iter().map(|(h, _)| *h).collect();
+    match Tracer::listen(lab, &names) {
+        Ok(tracer) => {
+            summary.enabled = true;
+            summary.traced_hosts = names.len();
+            (Some(Arc::new(tracer)), summary)
+        }
+        Err(e) => {
+            summary.unavailable = Some(format!("the kernel refused nftables tracing: {e}"));
+            (None, summary)
+        }
+    }
+}
+
+/// (host, ruleset) of every host that gets a firewall.
+fn firewalled_hosts<'a>(
+    design: &'a LabDesign,
+    rulesets: &'a BTreeMap<String, String>,
+) -> Vec<(&'a str, &'a str)> {
+    design
         .nodes
         .iter()
         .filter_map(|n| match &n.role {
@@ -353,13 +417,64 @@ fn load_rulesets(
                 .map(|r| (n.host.as_str(), r.as_str())),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Names, for every unicast result, the rule that decided its packet (the
+/// drop, or else the receiver's accept) from the trace, and says it in the
+/// reason of the checks that did not hold and of traced blocks.
+fn explain(results: &mut [CheckResult], tracer: &Tracer) {
+    tracer.prefetch_rules(
+        results
+            .iter()
+            .filter_map(|r| r.decided_by.as_ref().map(|d| &d.hop)),
+    );
+    for result in results.iter_mut() {
+        let Some(decided) = &mut result.decided_by else {
+            continue;
+        };
+        if let Some(rule) = tracer.rule_text(&decided.hop) {
+            decided.rule = Some(rule.text.clone());
+            decided.comment = rule.comment.clone();
+        }
+        decided.text = tracer.describe(&decided.hop);
+        let text = decided.text.clone();
+        let dropped = decided.hop.verdict == HopVerdict::Drop;
+        result.reason = match (result.verdict, dropped, result.reason.take()) {
+            (Verdict::Blocked | Verdict::Failed, true, _) => Some(format!("dropped by {text}")),
+            (Verdict::NotBlocked, false, Some(reason)) => {
+                Some(format!("{reason}, accepted by {text}"))
+            }
+            (_, _, reason) => reason,
+        };
+    }
+}
+
+/// A token that differs between runs (the run id is random) and that no
+/// stray datagram carries by chance.
+fn run_token(design: &LabDesign) -> String {
+    format!("{}-{:x}", design.topology.run_id(), std::process::id())
+}
+
+/// Loads the rulesets into every firewalled host, several at a time; with
+/// `trace`, each with the lab's trace table in the same `nft` run (a host
+/// that refuses the trace table gets its ruleset alone and is returned).
+fn load_rulesets(
+    lab: &Lab,
+    design: &LabDesign,
+    rulesets: &BTreeMap<String, String>,
+    trace: bool,
+) -> Result<Vec<String>, LabError> {
+    let jobs = firewalled_hosts(design, rulesets);
+    let table = crate::trace::trace_table();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get() * 2)
         .unwrap_or(4)
         .clamp(2, 16);
     let next = AtomicUsize::new(0);
-    let errors = std::sync::Mutex::new(Vec::new());
+    let errors: std::sync::Mutex<Vec<LabError>> = std::sync::Mutex::new(Vec::new());
+    let untraced: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    use std::sync::PoisonError as P;
     std::thread::scope(|scope| {
         for _ in 0..workers.min(jobs.len()) {
             scope.spawn(|| loop {
@@ -367,20 +482,32 @@ fn load_rulesets(
                 let Some((host, ruleset)) = jobs.get(i) else {
                     break;
                 };
-                if let Err(e) = lab.load_nft(host, ruleset) {
-                    errors
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(e);
+                let loaded = if trace {
+                    match lab.load_nft(host, &format!("{ruleset}\n{table}")) {
+                        Ok(()) => Ok(()),
+                        Err(_) => {
+                            let alone = lab.load_nft(host, ruleset);
+                            if alone.is_ok() {
+                                untraced
+                                    .lock()
+                                    .unwrap_or_else(P::into_inner)
+                                    .push((*host).to_owned());
+                            }
+                            alone
+                        }
+                    }
+                } else {
+                    lab.load_nft(host, ruleset)
+                };
+                if let Err(e) = loaded {
+                    errors.lock().unwrap_or_else(P::into_inner).push(e);
                 }
             });
         }
     });
-    let mut errors = errors
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut errors = errors.into_inner().unwrap_or_else(P::into_inner);
     match errors.len() {
-        0 => Ok(()),
+        0 => Ok(untraced.into_inner().unwrap_or_else(P::into_inner)),
         1 => Err(errors.remove(0)),
         _ => Err(LabError::Teardown(errors)),
     }
@@ -436,11 +563,14 @@ fn unicast_probe(
             },
         },
     };
-    let mut spec = ProbeSpec::new(check.probe.clone(), Target::Addr(target), protocol);
+    // Sent from the host's own address: the packet is then known before it
+    // leaves (its trace events are matched by addresses), and with a fixed
+    // source port the probe's socket matches the echo more closely than a
+    // listener sharing the port.
+    let mut spec =
+        ProbeSpec::new(check.probe.clone(), Target::Addr(target), protocol).with_source_ip(source);
     if let Some(port) = check.source_port {
-        // Bound to the host's own address, the probe's socket matches the
-        // echo more closely than a listener sharing the port.
-        spec = spec.with_source_port(port).with_source_ip(source);
+        spec = spec.with_source_port(port);
     }
     Ok((spec, addresses))
 }
@@ -456,6 +586,7 @@ async fn probe_all(
     token: &str,
     receipts: &Arc<Receipts>,
     resolved: &BTreeMap<String, Result<Vec<IpAddr>, String>>,
+    tracer: Option<&Arc<Tracer>>,
 ) -> Vec<CheckResult> {
     let total = design.checks.len();
     let done = Arc::new(AtomicUsize::new(0));
@@ -481,11 +612,13 @@ async fn probe_all(
         .collect::<BTreeSet<_>>()
         .len();
     let concurrency = bounded_concurrency(options.concurrency, sources);
+    let early_verdict = tracer.map(|t| early_verdict(Arc::clone(t)));
     let positive = ProbeOptions {
         concurrency,
         timeout: options.positive_timeout,
         retries: options.positive_retries,
         progress: Some(probe_tick.clone()),
+        early_verdict: early_verdict.clone(),
         ..ProbeOptions::default()
     };
     let negative = ProbeOptions {
@@ -493,8 +626,10 @@ async fn probe_all(
         timeout: options.negative_timeout,
         retries: 0,
         progress: Some(probe_tick.clone()),
+        early_verdict,
         ..ProbeOptions::default()
     };
+    let tracer = tracer.map(|t| &**t);
     let host_index: BTreeMap<&str, usize> = design
         .nodes
         .iter()
@@ -543,6 +678,8 @@ async fn probe_all(
                     elapsed: Duration::ZERO,
                     resolved: found,
                     received_by: Vec::new(),
+                    settled_by: Settled::default(),
+                    decided_by: None,
                 });
             }
         }
@@ -588,6 +725,10 @@ async fn probe_all(
         }
     }));
     let (unicast, multicast) = futures::join!(unicast, multicast_checks);
+    if let Some(tracer) = tracer {
+        // The receivers' accepts of the last probes may still be unread.
+        tracer.flush(Duration::from_secs(5)).await;
+    }
     for (indices, found) in unicast {
         let by_id: BTreeMap<String, ProbeResult> =
             found.into_iter().map(|r| (r.spec.id.clone(), r)).collect();
@@ -597,6 +738,7 @@ async fn probe_all(
                 check,
                 by_id.get(&check.probe),
                 addresses.remove(&i).unwrap_or_default(),
+                tracer,
             ));
         }
     }
@@ -605,6 +747,7 @@ async fn probe_all(
     }
 
     // Fixed source ports, one probe at a time.
+    let mut fixed_found = Vec::with_capacity(fixed.len());
     for (s, i, probe) in fixed {
         let check = &design.checks[i];
         let mut opts = if check.expect == Expect::Open {
@@ -623,10 +766,17 @@ async fn probe_all(
         } else {
             Vec::new()
         };
+        fixed_found.push((i, found));
+    }
+    if let (Some(tracer), false) = (tracer, fixed_found.is_empty()) {
+        tracer.flush(Duration::from_secs(5)).await;
+    }
+    for (i, found) in fixed_found {
         results[i] = Some(unicast_result(
-            check,
+            &design.checks[i],
             found.first(),
             addresses.remove(&i).unwrap_or_default(),
+            tracer,
         ));
     }
 
@@ -644,6 +794,8 @@ async fn probe_all(
                 elapsed: Duration::ZERO,
                 resolved: Vec::new(),
                 received_by: Vec::new(),
+                settled_by: Settled::default(),
+                decided_by: None,
             })
         })
         .collect()
@@ -681,11 +833,63 @@ fn open_files_limit() -> Option<usize> {
     }
 }
 
+/// The early verdict of traced probes: an attempt ends when the trace shows
+/// its packet dropped (the probe's own source address is always set, so
+/// the packet is known before it is sent).
+fn early_verdict(tracer: Arc<Tracer>) -> portolan_probe::EarlyVerdictFn {
+    Arc::new(move |_spec, flow| {
+        if flow.local.ip().is_unspecified() {
+            return None;
+        }
+        let settled = tracer.settle(packet_key(flow.kind, flow.local, flow.peer));
+        Some(Box::pin(async move {
+            match settled.await {
+                Some(_) => "trace".to_owned(),
+                // The tracer stopped: let the attempt end by itself.
+                None => futures::future::pending().await,
+            }
+        }))
+    })
+}
+
+fn packet_key(kind: portolan_probe::FlowKind, local: SocketAddr, peer: SocketAddr) -> PacketKey {
+    match kind {
+        portolan_probe::FlowKind::Tcp => PacketKey::tcp(local, peer),
+        portolan_probe::FlowKind::Udp => PacketKey::udp(local, peer),
+        portolan_probe::FlowKind::IcmpEcho => PacketKey::icmp_echo(local, peer),
+    }
+}
+
+/// The traced verdict of a probe's packet: the first drop, or else the
+/// receiver's accept (or any accept); the packet is forgotten by the tracer.
+fn traced_hop(check: &Check, result: &ProbeResult, tracer: &Tracer) -> Option<DecidingRule> {
+    let (local, peer) = (result.details.local?, result.details.peer?);
+    let kind = match check.protocol {
+        Transport::Tcp => portolan_probe::FlowKind::Tcp,
+        Transport::Udp => portolan_probe::FlowKind::Udp,
+        Transport::Icmp => portolan_probe::FlowKind::IcmpEcho,
+        Transport::Multicast => return None,
+    };
+    let hops = tracer.take(&packet_key(kind, local, peer));
+    let hop = hops
+        .iter()
+        .find(|h| h.verdict == HopVerdict::Drop)
+        .or_else(|| hops.iter().find(|h| h.host == check.to_host))
+        .or_else(|| hops.first())?;
+    Some(DecidingRule {
+        hop: hop.clone(),
+        rule: None,
+        comment: None,
+        text: String::new(),
+    })
+}
+
 /// The verdict of a unicast probe.
 fn unicast_result(
     check: &Check,
     result: Option<&ProbeResult>,
     resolved: Vec<IpAddr>,
+    tracer: Option<&Tracer>,
 ) -> CheckResult {
     let Some(result) = result else {
         return CheckResult {
@@ -698,6 +902,8 @@ fn unicast_result(
             elapsed: Duration::ZERO,
             resolved,
             received_by: Vec::new(),
+            settled_by: Settled::default(),
+            decided_by: None,
         };
     };
     let outcome = &result.outcome;
@@ -758,6 +964,14 @@ fn unicast_result(
         elapsed: outcome.elapsed,
         resolved,
         received_by: Vec::new(),
+        settled_by: if result.details.settled_early.is_some() {
+            Settled::Trace
+        } else if outcome.class == OutcomeClass::Filtered && outcome.os_error.is_none() {
+            Settled::Timeout
+        } else {
+            Settled::Answer
+        },
+        decided_by: tracer.and_then(|t| traced_hop(check, result, t)),
     }
 }
 
@@ -850,6 +1064,7 @@ async fn multicast_check(
             }
         }
     }
+    let os_error_is_none = error.is_none();
     CheckResult {
         check: check.clone(),
         verdict,
@@ -864,5 +1079,11 @@ async fn multicast_check(
         elapsed: started.elapsed(),
         resolved: Vec::new(),
         received_by: received,
+        settled_by: if check.expect == Expect::Blocked && os_error_is_none {
+            Settled::Timeout
+        } else {
+            Settled::Answer
+        },
+        decided_by: None,
     }
 }

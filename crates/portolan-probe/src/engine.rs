@@ -17,6 +17,42 @@ use crate::types::{
     OutcomeClass, ProbeDetails, ProbeOutcome, ProbeResult, ProbeSpec, Protocol, Target, UdpMode,
 };
 
+/// The packet an attempt is about to send, for an [`EarlyVerdictFn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptFlow {
+    /// What is sent.
+    pub kind: FlowKind,
+    /// The local address (for an ICMP echo, its port is the echo identifier).
+    /// Its IP is unspecified for a TCP probe without a source address (the
+    /// kernel picks it at connect).
+    pub local: SocketAddr,
+    /// The address sent to (port 0 for an ICMP echo).
+    pub peer: SocketAddr,
+}
+
+/// What an attempt sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// A TCP connection attempt.
+    Tcp,
+    /// A UDP datagram.
+    Udp,
+    /// An ICMP or ICMPv6 echo request.
+    IcmpEcho,
+}
+
+/// Asked once per TCP, UDP or ICMP echo attempt, once its local address is
+/// known and before it sends, for a future that ends the attempt early: when
+/// the future completes before the attempt does, the attempt is filtered
+/// (not timed out, so not retried) and its output becomes
+/// [`ProbeDetails::settled_early`]. Meant for a firewall that can say it
+/// dropped the packet (the lab's nftables trace) instead of a wait.
+pub type EarlyVerdictFn = Arc<
+    dyn Fn(&ProbeSpec, &AttemptFlow) -> Option<futures::future::BoxFuture<'static, String>>
+        + Send
+        + Sync,
+>;
+
 /// Called after each probe completes, on the caller's task.
 pub type ProgressFn = Arc<dyn Fn(Progress<'_>) + Send + Sync>;
 
@@ -49,6 +85,8 @@ pub struct ProbeOptions {
     pub tls_require_verified: bool,
     /// Called after each probe.
     pub progress: Option<ProgressFn>,
+    /// Ends attempts early; see [`EarlyVerdictFn`]. None by default.
+    pub early_verdict: Option<EarlyVerdictFn>,
 }
 
 impl Default for ProbeOptions {
@@ -61,6 +99,7 @@ impl Default for ProbeOptions {
             tls_roots: None,
             tls_require_verified: true,
             progress: None,
+            early_verdict: None,
         }
     }
 }
@@ -75,6 +114,7 @@ impl fmt::Debug for ProbeOptions {
             .field("tls_roots", &self.tls_roots.as_ref().map(|r| r.len()))
             .field("tls_require_verified", &self.tls_require_verified)
             .field("progress", &self.progress.is_some())
+            .field("early_verdict", &self.early_verdict.is_some())
             .finish()
     }
 }
@@ -129,6 +169,8 @@ pub(crate) struct Attempt {
     pub os_error: Option<String>,
     /// Timed out: worth another attempt.
     pub timed_out: bool,
+    /// Ended by the early verdict, with its output.
+    pub settled_early: Option<String>,
 }
 
 impl Attempt {
@@ -141,6 +183,7 @@ impl Attempt {
             class,
             os_error,
             timed_out: false,
+            settled_early: None,
         }
     }
 
@@ -149,6 +192,17 @@ impl Attempt {
             class,
             os_error: None,
             timed_out: true,
+            settled_early: None,
+        }
+    }
+
+    /// Ended by an [`EarlyVerdictFn`]: filtered, final.
+    pub(crate) fn early(reason: String) -> Self {
+        Self {
+            class: OutcomeClass::Filtered,
+            os_error: None,
+            timed_out: false,
+            settled_early: Some(reason),
         }
     }
 
@@ -214,20 +268,21 @@ async fn attempts(
             Err(attempt) => return (attempt, 0),
         },
     };
+    let early = options.early_verdict.as_ref();
     let mut used = 0;
     loop {
         used += 1;
         let deadline = Instant::now() + options.timeout;
         let attempt = match &spec.protocol {
-            Protocol::Tcp => tcp(spec, &addrs, deadline, details).await,
-            Protocol::Udp { mode } => udp(spec, mode, &addrs, deadline, details).await,
+            Protocol::Tcp => tcp(spec, &addrs, deadline, early, details).await,
+            Protocol::Udp { mode } => udp(spec, mode, &addrs, deadline, early, details).await,
             Protocol::Multicast { token } => {
                 multicast(spec, token, &addrs, deadline, details).await
             }
             Protocol::IcmpEcho { token } => {
                 // The sequence number tells the attempts apart.
                 let sequence = u16::try_from(used).unwrap_or(u16::MAX);
-                crate::icmp::attempt(spec, token, &addrs, sequence, deadline, details).await
+                crate::icmp::attempt(spec, token, &addrs, sequence, deadline, early, details).await
             }
             Protocol::Tls { sni } => match &ctx.tls {
                 Some(Ok(tls)) => {
@@ -239,6 +294,7 @@ async fn attempts(
                 None => Attempt::local("TLS was not set up"),
             },
         };
+        details.settled_early.clone_from(&attempt.settled_early);
         if !attempt.timed_out || used > options.retries {
             return (attempt, used);
         }
@@ -296,9 +352,10 @@ async fn tcp(
     spec: &ProbeSpec,
     addrs: &[SocketAddr],
     deadline: Instant,
+    early: Option<&EarlyVerdictFn>,
     details: &mut ProbeDetails,
 ) -> Attempt {
-    match connect(spec, addrs, deadline, details).await {
+    match connect_with(spec, addrs, deadline, early, details).await {
         Ok(stream) => {
             // Reset rather than close: no TIME_WAIT, so a fixed source port can
             // be used again at once and long runs do not exhaust ports.
@@ -316,15 +373,28 @@ pub(crate) async fn connect(
     deadline: Instant,
     details: &mut ProbeDetails,
 ) -> Result<TcpStream, Attempt> {
+    connect_with(spec, addrs, deadline, None, details).await
+}
+
+/// [`connect`], each connection attempt raced with its early verdict.
+async fn connect_with(
+    spec: &ProbeSpec,
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    early: Option<&EarlyVerdictFn>,
+    details: &mut ProbeDetails,
+) -> Result<TcpStream, Attempt> {
     let mut last = Attempt::local("no address to connect to");
     for &peer in addrs {
         details.peer = Some(peer);
-        match connect_one(spec, peer, deadline).await {
+        match connect_one(spec, peer, deadline, early, &mut details.local).await {
             Ok(stream) => {
                 details.local = stream.local_addr().ok();
                 return Ok(stream);
             }
-            Err(attempt) if attempt.timed_out => return Err(attempt),
+            Err(attempt) if attempt.timed_out || attempt.settled_early.is_some() => {
+                return Err(attempt)
+            }
             Err(attempt) => last = attempt,
         }
     }
@@ -335,6 +405,8 @@ async fn connect_one(
     spec: &ProbeSpec,
     peer: SocketAddr,
     deadline: Instant,
+    early: Option<&EarlyVerdictFn>,
+    bound: &mut Option<SocketAddr>,
 ) -> Result<TcpStream, Attempt> {
     let local = |e: io::Error| Attempt::local(e.to_string());
     let socket = match peer {
@@ -342,16 +414,50 @@ async fn connect_one(
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(local)?;
-    if spec.source_ip.is_some() || spec.source_port.is_some() {
+    // An early verdict needs the local port before the SYN: bind first.
+    if spec.source_ip.is_some() || spec.source_port.is_some() || early.is_some() {
         if spec.source_port.is_some() {
             socket.set_reuseaddr(true).map_err(local)?;
         }
         socket.bind(local_addr(spec, peer)).map_err(local)?;
     }
-    match timeout_at(deadline, socket.connect(peer)).await {
-        Err(_) => Err(Attempt::timed_out(OutcomeClass::Filtered)),
-        Ok(Err(e)) => Err(Attempt::io(&e)),
-        Ok(Ok(stream)) => Ok(stream),
+    let verdict = match early {
+        Some(early) => {
+            let here = socket.local_addr().map_err(local)?;
+            *bound = Some(here);
+            early(
+                spec,
+                &AttemptFlow {
+                    kind: FlowKind::Tcp,
+                    local: here,
+                    peer,
+                },
+            )
+        }
+        None => None,
+    };
+    match race_early(verdict, timeout_at(deadline, socket.connect(peer))).await {
+        Err(reason) => Err(Attempt::early(reason)),
+        Ok(Err(_)) => Err(Attempt::timed_out(OutcomeClass::Filtered)),
+        Ok(Ok(Err(e))) => Err(Attempt::io(&e)),
+        Ok(Ok(Ok(stream))) => Ok(stream),
+    }
+}
+
+/// Runs `work`, unless the early verdict completes first (then its output
+/// is the error). When both are ready, the work's result wins.
+pub(crate) async fn race_early<T>(
+    verdict: Option<futures::future::BoxFuture<'static, String>>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    let Some(verdict) = verdict else {
+        return Ok(work.await);
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        biased;
+        done = &mut work => Ok(done),
+        reason = verdict => Err(reason),
     }
 }
 
@@ -380,6 +486,7 @@ async fn udp(
     mode: &UdpMode,
     addrs: &[SocketAddr],
     deadline: Instant,
+    early: Option<&EarlyVerdictFn>,
     details: &mut ProbeDetails,
 ) -> Attempt {
     let Some(&peer) = addrs.first() else {
@@ -403,22 +510,38 @@ async fn udp(
         ),
         UdpMode::RealService { payload } => (payload.clone(), OutcomeClass::OpenOrFiltered),
     };
-    if let Err(e) = socket.send(&request).await {
-        return Attempt::io(&e);
-    }
-    // One byte more than the request, to tell a longer reply from an echo.
-    let mut buf = vec![0; request.len() + 1];
-    loop {
-        match timeout_at(deadline, socket.recv(&mut buf)).await {
-            Err(_) => return Attempt::timed_out(silence),
-            Ok(Err(e)) => return Attempt::io(&e),
-            Ok(Ok(n)) => {
-                if matches!(mode, UdpMode::RealService { .. }) || buf[..n] == request[..] {
-                    return Attempt::open();
+    let verdict = match (early, details.local) {
+        (Some(early), Some(local)) => early(
+            spec,
+            &AttemptFlow {
+                kind: FlowKind::Udp,
+                local,
+                peer,
+            },
+        ),
+        _ => None,
+    };
+    let exchange = async {
+        if let Err(e) = socket.send(&request).await {
+            return Attempt::io(&e);
+        }
+        // One byte more than the request, to tell a longer reply from an echo.
+        let mut buf = vec![0; request.len() + 1];
+        loop {
+            match timeout_at(deadline, socket.recv(&mut buf)).await {
+                Err(_) => return Attempt::timed_out(silence),
+                Ok(Err(e)) => return Attempt::io(&e),
+                Ok(Ok(n)) => {
+                    if matches!(mode, UdpMode::RealService { .. }) || buf[..n] == request[..] {
+                        return Attempt::open();
+                    }
                 }
             }
         }
-    }
+    };
+    race_early(verdict, exchange)
+        .await
+        .unwrap_or_else(Attempt::early)
 }
 
 async fn multicast(

@@ -21,7 +21,7 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::{timeout_at, Instant};
 
-use crate::engine::Attempt;
+use crate::engine::{race_early, Attempt, AttemptFlow, EarlyVerdictFn, FlowKind};
 use crate::types::{OutcomeClass, ProbeDetails, ProbeSpec};
 
 const ECHO_REQUEST_V4: u8 = 8;
@@ -171,6 +171,7 @@ pub(crate) async fn attempt(
     addrs: &[SocketAddr],
     sequence: u16,
     deadline: Instant,
+    early: Option<&EarlyVerdictFn>,
     details: &mut ProbeDetails,
 ) -> Attempt {
     let Some(&peer) = addrs.first() else {
@@ -211,24 +212,41 @@ pub(crate) async fn attempt(
     details.local = socket.local_addr().ok();
     let payload = crate::token_datagram(token, &spec.id);
     let request = echo_request(v6, identifier(&spec.id), sequence, &payload);
-    // EPERM here is the local firewall; no route is unreachable.
-    if let Err(e) = socket.send(&request).await {
-        return Attempt::io(&e);
-    }
-    // Room for an IPv4 header some systems prepend, and one byte more than
-    // the reply, to tell a longer packet from ours.
-    let mut buf = vec![0; request.len() + 61];
-    loop {
-        match timeout_at(deadline, socket.recv(&mut buf)).await {
-            Err(_) => return Attempt::timed_out(OutcomeClass::Filtered),
-            Ok(Err(e)) => return recv_error(&e),
-            Ok(Ok(n)) => {
-                if is_echo_reply(v6, &buf[..n], sequence, &payload) {
-                    return Attempt::open();
+    // The local port of a ping socket is the echo identifier.
+    let verdict = match (early, details.local) {
+        (Some(early), Some(local)) => early(
+            spec,
+            &AttemptFlow {
+                kind: FlowKind::IcmpEcho,
+                local,
+                peer,
+            },
+        ),
+        _ => None,
+    };
+    let exchange = async {
+        // EPERM here is the local firewall; no route is unreachable.
+        if let Err(e) = socket.send(&request).await {
+            return Attempt::io(&e);
+        }
+        // Room for an IPv4 header some systems prepend, and one byte more than
+        // the reply, to tell a longer packet from ours.
+        let mut buf = vec![0; request.len() + 61];
+        loop {
+            match timeout_at(deadline, socket.recv(&mut buf)).await {
+                Err(_) => return Attempt::timed_out(OutcomeClass::Filtered),
+                Ok(Err(e)) => return recv_error(&e),
+                Ok(Ok(n)) => {
+                    if is_echo_reply(v6, &buf[..n], sequence, &payload) {
+                        return Attempt::open();
+                    }
                 }
             }
         }
-    }
+    };
+    race_early(verdict, exchange)
+        .await
+        .unwrap_or_else(Attempt::early)
 }
 
 #[cfg(test)]

@@ -47,7 +47,9 @@ mod report;
 mod tls;
 mod types;
 
-pub use engine::{run_probes, ProbeOptions, Progress, ProgressFn};
+pub use engine::{
+    run_probes, AttemptFlow, EarlyVerdictFn, FlowKind, ProbeOptions, Progress, ProgressFn,
+};
 pub use icmp::icmp_echo_permitted;
 pub use listener::{
     BindFailure, BindFailureReason, BoundEndpoint, Endpoint, ListenProtocol, Listener,

@@ -301,6 +301,11 @@ pub struct ProbeDetails {
     /// TLS: what the handshake showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsDetails>,
+    /// What ended the last attempt early, when an
+    /// [`EarlyVerdictFn`](crate::EarlyVerdictFn) did (e.g. a firewall's
+    /// trace of the drop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_early: Option<String>,
 }
 
 /// What a TLS handshake showed.

@@ -1252,3 +1252,73 @@ fn icmp_echo_filtered_unreachable_and_refused_in_a_namespace() {
     let permitted = permitted.expect_err("ping sockets are refused");
     assert!(permitted.contains("ping_group_range"), "{permitted}");
 }
+
+/// An early verdict ends an attempt that would otherwise wait: filtered,
+/// final (no retry), its output recorded; it is asked with the attempt's
+/// real local address; a verdict that never comes changes nothing.
+#[tokio::test]
+async fn an_early_verdict_settles_an_attempt_without_waiting() {
+    use portolan_probe::{AttemptFlow, EarlyVerdictFn, FlowKind};
+    // A UDP socket that never answers: without the verdict, a timeout.
+    let silent = StdUdpSocket::bind(local(0)).expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<AttemptFlow>>> = Arc::default();
+    let recorder = Arc::clone(&seen);
+    let early: EarlyVerdictFn = Arc::new(move |spec: &ProbeSpec, flow: &AttemptFlow| {
+        recorder.lock().expect("lock").push(*flow);
+        if spec.id == "never" {
+            Some(Box::pin(futures::future::pending::<String>()) as _)
+        } else {
+            Some(Box::pin(async { "dropped by rule 7".to_string() }) as _)
+        }
+    });
+    let opts = ProbeOptions {
+        timeout: Duration::from_secs(5),
+        retries: 2,
+        early_verdict: Some(early),
+        ..ProbeOptions::default()
+    };
+    let open = StdTcpListener::bind(local(0)).expect("bind tcp");
+    let open_addr = open.local_addr().expect("addr");
+    let started = std::time::Instant::now();
+    let results = run_probes(
+        vec![
+            ProbeSpec::new("udp", silent_addr, listener_probe(TOKEN)),
+            ProbeSpec::new("never", open_addr, Protocol::Tcp),
+        ],
+        &opts,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "nothing waited for the timeout"
+    );
+    let udp = &results[0];
+    assert_eq!(udp.outcome.class, OutcomeClass::Filtered);
+    assert_eq!(udp.outcome.attempts, 1, "an early verdict is final");
+    assert_eq!(
+        udp.details.settled_early.as_deref(),
+        Some("dropped by rule 7")
+    );
+    let tcp = &results[1];
+    assert_eq!(tcp.outcome.class, OutcomeClass::Open);
+    assert_eq!(tcp.details.settled_early, None);
+    let seen = seen.lock().expect("lock");
+    let udp_flow = seen
+        .iter()
+        .find(|f| f.kind == FlowKind::Udp)
+        .expect("udp asked");
+    assert_eq!(Some(udp_flow.local), udp.details.local);
+    assert_eq!(udp_flow.peer, silent_addr);
+    let tcp_flow = seen
+        .iter()
+        .find(|f| f.kind == FlowKind::Tcp)
+        .expect("tcp asked");
+    // Bound before the SYN: the port is known (the address only when the
+    // probe has a source address; the kernel picks it at connect).
+    assert_eq!(
+        Some(tcp_flow.local.port()),
+        tcp.details.local.map(|l| l.port()),
+        "bound before the SYN"
+    );
+}

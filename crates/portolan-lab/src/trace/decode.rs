@@ -1,16 +1,16 @@
 //! Decoding of nftables trace events (`NFT_MSG_TRACE` on the netfilter
 //! netlink group `NFNLGRP_NFTRACE`), as `nft monitor trace` reads them.
 //!
-//! The netlink and nfnetlink framing is parsed by `netlink-packet-core` and
-//! `netlink-packet-netfilter`; that crate hands a trace message over as raw
-//! attributes, whose meaning (`enum nft_trace_attributes` of the kernel's
-//! `include/uapi/linux/netfilter/nf_tables.h`) is decoded here.
+//! The netlink framing and attribute layout are read with
+//! `netlink-packet-core`; the meaning of a trace message's attributes
+//! (`enum nft_trace_attributes` of the kernel's
+//! `include/uapi/linux/netfilter/nf_tables.h`) is decoded here, because no
+//! maintained crate decodes them (`netlink-packet-netfilter` 0.4 recognises
+//! `NFT_MSG_TRACE` but hands the attributes over raw, copying each).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload, NlasIterator};
-use netlink_packet_netfilter::nftables::NfTablesMessage;
-use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
+use netlink_packet_core::{NetlinkBuffer, NlasIterator};
 
 use super::{PacketKey, Transport};
 
@@ -77,8 +77,16 @@ pub(crate) const NF_DROP: i32 = 0;
 /// `NF_ACCEPT`.
 pub(crate) const NF_ACCEPT: i32 = 1;
 
+/// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_TRACE`: a trace event.
+const TRACE_MESSAGE_TYPE: u16 = (10 << 8) | 17;
+/// `struct nfgenmsg` after the netlink header: family, version, resource id.
+const NFGENMSG_LEN: usize = 4;
+
 /// Decodes every trace event of one datagram read from the socket (other
-/// messages are skipped; a malformed message ends the datagram).
+/// messages are skipped; a malformed message ends the datagram). The
+/// netlink framing and attributes are read in place with
+/// `netlink-packet-core` (no copy: a lab reads tens of thousands of events
+/// a second).
 pub(crate) fn decode_datagram(mut bytes: &[u8]) -> Vec<RawEvent> {
     let mut events = Vec::new();
     while !bytes.is_empty() {
@@ -86,17 +94,14 @@ pub(crate) fn decode_datagram(mut bytes: &[u8]) -> Vec<RawEvent> {
             break;
         };
         let length = buffer.length() as usize;
-        if length == 0 || length > bytes.len() {
+        if length < 16 + NFGENMSG_LEN || length > bytes.len() {
             break;
         }
-        if let Ok(message) = NetlinkMessage::<NetfilterMessage>::deserialize(&bytes[..length]) {
-            if let NetlinkPayload::InnerMessage(inner) = message.payload {
-                let family = family_name(u8::from(inner.header.family));
-                if let NetfilterMessageInner::NfTables(NfTablesMessage::Trace(nlas)) = inner.inner {
-                    if let Some(event) = decode_trace(family, &nlas) {
-                        events.push(event);
-                    }
-                }
+        if buffer.message_type() == TRACE_MESSAGE_TYPE {
+            let payload = &bytes[16..length];
+            let family = family_name(payload[0]);
+            if let Some(event) = decode_trace(family, &payload[NFGENMSG_LEN..]) {
+                events.push(event);
             }
         }
         // Messages are 4-byte aligned.
@@ -119,11 +124,7 @@ fn family_name(family: u8) -> &'static str {
 }
 
 /// Decodes one trace message's attributes; `None` when it lacks its id.
-fn decode_trace(
-    family: &'static str,
-    nlas: &[netlink_packet_core::DefaultNla],
-) -> Option<RawEvent> {
-    use netlink_packet_core::Nla as _;
+fn decode_trace(family: &'static str, attributes: &[u8]) -> Option<RawEvent> {
     let mut event = RawEvent {
         id: 0,
         family,
@@ -136,17 +137,18 @@ fn decode_trace(
         packet: None,
     };
     let mut has_id = false;
-    let mut network: Option<Vec<u8>> = None;
-    let mut transport: Option<Vec<u8>> = None;
-    for nla in nlas {
-        let mut value = vec![0; nla.value_len()];
-        nla.emit_value(&mut value);
-        match nla.kind() & NLA_TYPE_MASK {
-            NFTA_TRACE_TABLE => event.table = c_string(&value),
-            NFTA_TRACE_CHAIN => event.chain = c_string(&value),
-            NFTA_TRACE_RULE_HANDLE => event.handle = be_u64(&value),
+    let mut network: Option<&[u8]> = None;
+    let mut transport: Option<&[u8]> = None;
+    for nla in NlasIterator::new(attributes).flatten() {
+        let (kind, length) = (nla.kind(), usize::from(nla.length()));
+        // The attribute's value, borrowed from the datagram itself.
+        let value: &[u8] = nla.into_inner().get(4..length).unwrap_or_default();
+        match kind & NLA_TYPE_MASK {
+            NFTA_TRACE_TABLE => event.table = c_string(value),
+            NFTA_TRACE_CHAIN => event.chain = c_string(value),
+            NFTA_TRACE_RULE_HANDLE => event.handle = be_u64(value),
             NFTA_TRACE_TYPE => {
-                event.kind = match be_u32(&value) {
+                event.kind = match be_u32(value) {
                     Some(NFT_TRACETYPE_RULE) => EventKind::Rule,
                     Some(NFT_TRACETYPE_RETURN) => EventKind::Return,
                     Some(NFT_TRACETYPE_POLICY) => EventKind::Policy,
@@ -154,7 +156,7 @@ fn decode_trace(
                 }
             }
             NFTA_TRACE_VERDICT => {
-                for inner in NlasIterator::new(&value[..]).flatten() {
+                for inner in NlasIterator::new(value).flatten() {
                     match inner.kind() & NLA_TYPE_MASK {
                         NFTA_VERDICT_CODE => {
                             event.verdict = be_u32(inner.value()).map(|v| v as i32);
@@ -165,7 +167,7 @@ fn decode_trace(
                 }
             }
             NFTA_TRACE_ID => {
-                if let Some(id) = be_u32(&value) {
+                if let Some(id) = be_u32(value) {
                     event.id = id;
                     has_id = true;
                 }
@@ -173,12 +175,12 @@ fn decode_trace(
             NFTA_TRACE_NETWORK_HEADER => network = Some(value),
             NFTA_TRACE_TRANSPORT_HEADER => transport = Some(value),
             NFTA_TRACE_POLICY if event.verdict.is_none() => {
-                event.verdict = be_u32(&value).map(|v| v as i32);
+                event.verdict = be_u32(value).map(|v| v as i32);
             }
             _ => {}
         }
     }
-    if let (Some(network), Some(transport)) = (&network, &transport) {
+    if let (Some(network), Some(transport)) = (network, transport) {
         event.packet = packet_key(network, transport);
     }
     has_id.then_some(event)

@@ -57,7 +57,7 @@ use tokio::sync::oneshot;
 
 use crate::error::LabError;
 use crate::lab::{find_program, Lab};
-use crate::netns;
+use crate::netns::{self, NsThread};
 
 pub use rules::RuleText;
 
@@ -85,16 +85,18 @@ const MAX_HOPS: usize = 32;
 
 /// The text of the trace table: sets `nftrace` on TCP SYNs, UDP datagrams
 /// and ICMP echo requests in `prerouting` and `output`, and does nothing
-/// else (policy accept, no other rule). Created with `create table`, so that
+/// else. Its rules accept (ending only this chain: every other base chain
+/// of the hook still decides), so that the kernel reports one event of its
+/// own per packet rather than two (the rule, then the policy). Created with `create table`, so that
 /// loading it fails rather than reuses a table of that name.
 pub fn trace_table() -> String {
     let chain = |name: &str, hook: &str| {
         format!(
             "  chain {name} {{\n    type filter hook {hook} priority {TRACE_PRIORITY}; policy accept;\n\
-             \x20   tcp flags & (syn | ack) == syn meta nftrace set 1\n\
-             \x20   meta l4proto udp meta nftrace set 1\n\
-             \x20   icmp type echo-request meta nftrace set 1\n\
-             \x20   icmpv6 type echo-request meta nftrace set 1\n  }}\n"
+             \x20   tcp flags & (syn | ack) == syn meta nftrace set 1 accept\n\
+             \x20   meta l4proto udp meta nftrace set 1 accept\n\
+             \x20   icmp type echo-request meta nftrace set 1 accept\n\
+             \x20   icmpv6 type echo-request meta nftrace set 1 accept\n  }}\n"
         )
     };
     format!(
@@ -249,6 +251,8 @@ impl fmt::Debug for Tracer {
 #[derive(Default)]
 struct Shared {
     packets: Mutex<Packets>,
+    /// Flush markers awaited: (host, marker packet) → who waits.
+    markers: Mutex<HashMap<(String, PacketKey), oneshot::Sender<()>>>,
     events: AtomicU64,
     overruns: AtomicU64,
     forgotten: AtomicU64,
@@ -283,7 +287,9 @@ impl Shared {
                     break;
                 };
                 match packets.by_key.get(&old) {
-                    Some(entry) if !entry.waiters.is_empty() => packets.order.push_back(old),
+                    Some(entry) if entry.waiters.iter().any(|w| !w.is_closed()) => {
+                        packets.order.push_back(old)
+                    }
                     _ => {
                         packets.by_key.remove(&old);
                         self.forgotten.fetch_add(1, Ordering::Relaxed);
@@ -397,6 +403,51 @@ impl Tracer {
             .unwrap_or_default()
     }
 
+    /// Waits (at most `limit`) until the events of every packet already
+    /// sent in the traced hosts have been read: the kernel emits an event
+    /// while it handles the packet, but the reader files it a little later.
+    /// Sends one marker datagram on loopback in each host (traced by the
+    /// trace table like any UDP datagram) and waits for its event: a
+    /// socket delivers events in order. Returns whether every marker came.
+    pub async fn flush(&self, limit: std::time::Duration) -> bool {
+        let mut receivers = Vec::new();
+        for (host, namespace) in &self.namespaces {
+            let bound = netns::spawn_in(namespace, || {
+                std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            })
+            .and_then(NsThread::join);
+            let Ok(Ok(socket)) = bound else {
+                return false;
+            };
+            let Ok(local) = socket.local_addr() else {
+                return false;
+            };
+            let peer = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9));
+            let (tx, rx) = oneshot::channel();
+            self.shared
+                .markers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((host.clone(), PacketKey::udp(local, peer)), tx);
+            // Dropped or not by the ruleset under test, the trace table
+            // (first in the hook) reports it. The socket stays in its
+            // namespace whatever thread sends.
+            let _ = socket.send_to(b"portolan trace flush", peer);
+            receivers.push(rx);
+        }
+        let all = futures::future::join_all(receivers);
+        let arrived = matches!(
+            tokio::time::timeout(limit, all).await,
+            Ok(results) if results.iter().all(Result::is_ok)
+        );
+        self.shared
+            .markers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        arrived
+    }
+
     /// What the tracer saw so far.
     pub fn stats(&self) -> TraceStats {
         TraceStats {
@@ -436,6 +487,44 @@ impl Tracer {
             }
         };
         table.get(&(hop.chain.clone(), handle)).cloned()
+    }
+
+    /// Lists, in parallel, the tables of these hops that are not listed yet,
+    /// so that [`Tracer::rule_text`] finds them cached.
+    pub fn prefetch_rules<'a>(&self, hops: impl IntoIterator<Item = &'a Hop>) {
+        let mut wanted: Vec<&Hop> = Vec::new();
+        {
+            let cached = self
+                .shared
+                .rules
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for hop in hops {
+                let listed =
+                    cached.contains_key(&(hop.host.clone(), hop.family.clone(), hop.table.clone()));
+                let queued = wanted
+                    .iter()
+                    .any(|w| w.host == hop.host && w.family == hop.family && w.table == hop.table);
+                if !listed && !queued && matches!(hop.decider, Decider::Rule { .. }) {
+                    wanted.push(hop);
+                }
+            }
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4)
+            .clamp(2, 16)
+            .min(wanted.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(hop) = wanted.get(i) else { break };
+                    let _ = self.rule_text(hop);
+                });
+            }
+        });
     }
 
     /// A hop in words: ``rule 17 `tcp dport 9000 accept` (comment "…") in
@@ -582,6 +671,16 @@ fn file_event(host: &str, event: RawEvent, ids: &mut RecentIds, shared: &Shared)
         ids.insert(event.id, key);
     }
     if event.table == TRACE_TABLE && event.family == "inet" {
+        if let Some(key) = event.packet {
+            let waiting = shared
+                .markers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(host.to_string(), key));
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(());
+            }
+        }
         return;
     }
     let Some(key) = event.packet.or_else(|| ids.get(event.id)) else {

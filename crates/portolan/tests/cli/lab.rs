@@ -253,15 +253,21 @@ fn a_deleted_rule_fails_exactly_its_flow() {
         assert_eq!(f.check.flow.as_deref(), Some(flow), "{}", f.line());
         assert_eq!(f.check.family, Family::Ipv4, "{}", f.line());
         assert_eq!(f.verdict, Verdict::Failed);
-        assert!(
-            f.reason
-                .as_deref()
-                .unwrap_or_default()
-                .contains("timed out"),
+        // The kernel's trace names what dropped it: the input chain's
+        // policy, the accept being gone.
+        assert_eq!(
+            f.reason.as_deref(),
+            Some("dropped by policy drop of chain input of table inet portolan on host data-storage-1"),
             "{}",
             f.line()
         );
+        let decided = f.decided_by.as_ref().expect("the deciding rule");
+        assert_eq!(decided.hop.decider, portolan_lab::trace::Decider::Policy);
+        assert_eq!(decided.hop.verdict, portolan_lab::trace::HopVerdict::Drop);
     }
+    assert!(report.render_text().contains(
+        "dropped by policy drop of chain input of table inet portolan on host data-storage-1"
+    ));
     // Its IPv6 twin still passes, and so does everything else.
     assert!(report
         .results
@@ -304,6 +310,20 @@ fn an_extra_accept_is_caught_by_a_negative_probe() {
         assert_eq!(f.check.to, "data-storage", "{}", f.line());
         assert_eq!(f.check.protocol, Transport::Tcp);
         assert_eq!(f.check.target.port(), 8112);
+        // The trace names the extra rule, with its text and comment.
+        let decided = f.decided_by.as_ref().expect("the deciding rule");
+        assert_eq!(decided.hop.host, "data-storage-1", "{}", f.line());
+        assert_eq!(decided.hop.chain, "input");
+        assert_eq!(decided.hop.verdict, portolan_lab::trace::HopVerdict::Accept);
+        assert_eq!(decided.rule.as_deref(), Some("tcp dport 8112 accept"));
+        assert_eq!(decided.comment.as_deref(), Some("extra"));
+        let reason = f.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("accepted by rule ")
+                && reason.contains("`tcp dport 8112 accept` (comment \"extra\") in chain input"),
+            "{}",
+            f.line()
+        );
     }
     // The outside world has no firewall of its own: its probe shows it.
     assert!(failures.iter().any(|f| f.check.from_host == "outside"));
@@ -416,11 +436,9 @@ fn a_deleted_icmp_rule_fails_exactly_its_check() {
     assert_eq!(f.check.family, Family::Ipv4);
     assert_eq!(f.check.protocol, Transport::Icmp);
     assert_eq!(f.verdict, Verdict::Failed);
-    assert!(
-        f.reason
-            .as_deref()
-            .unwrap_or_default()
-            .contains("timed out"),
+    assert_eq!(
+        f.reason.as_deref(),
+        Some("dropped by policy drop of chain input of table inet portolan on host node-1"),
         "{}",
         f.line()
     );
@@ -466,6 +484,12 @@ fn an_extra_icmp_accept_is_caught_by_a_negative_echo() {
             "{}",
             f.line()
         );
+        let decided = f.decided_by.as_ref().expect("the deciding rule");
+        assert_eq!(
+            (decided.hop.host.as_str(), decided.hop.chain.as_str()),
+            ("db-1", "input")
+        );
+        assert_eq!(decided.comment.as_deref(), Some("extra"), "{}", f.line());
     }
     // The outside world has no firewall of its own: its echo shows it, in
     // both families.
