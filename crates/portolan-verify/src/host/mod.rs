@@ -261,6 +261,16 @@ struct Plans {
     peer_addrs: BTreeSet<IpAddr>,
 }
 
+/// Whether two ends are at the same addresses (one host), in any order.
+fn same_addresses(a: &Endpoint, b: &Endpoint) -> bool {
+    let sorted = |e: &Endpoint| {
+        let mut nets = e.nets.clone();
+        nets.sort();
+        nets
+    };
+    !a.nets.is_empty() && sorted(a) == sorted(b)
+}
+
 /// Which flows touch the host, and the probes that check them.
 fn plan_probes(plan: &Plan, host: &PlannedHost) -> Plans {
     let (h4, h6) = (
@@ -360,10 +370,11 @@ fn plan_probes(plan: &Plan, host: &PlannedHost) -> Plans {
     let mut peers: Vec<&Endpoint> = Vec::new();
     for f in &plan.flows {
         for e in [&f.from, &f.to] {
-            if !host.runs(&e.id)
-                && !peers.iter().any(|x| x.id == e.id)
-                && (e.any || !e.nets.is_empty())
-            {
+            // One peer per address set: components sharing a host are one.
+            let seen = peers
+                .iter()
+                .any(|x| x.id == e.id || (x.any == e.any && same_addresses(x, e)));
+            if !host.runs(&e.id) && !seen && (e.any || !e.nets.is_empty()) {
                 peers.push(e);
             }
         }
@@ -394,7 +405,8 @@ fn plan_probes(plan: &Plan, host: &PlannedHost) -> Plans {
         p.peer_addrs.insert(q);
         for outbound in [false, true] {
             // Ports the plan grants between the peer and the host in this
-            // direction (0: every port), which are not excess.
+            // direction (0: every port), which are not excess; a flow from
+            // or to any address grants them to every peer.
             let granted: BTreeSet<u16> = plan
                 .flows
                 .iter()
@@ -405,7 +417,7 @@ fn plan_probes(plan: &Plan, host: &PlannedHost) -> Plans {
                         (&f.to, &f.from)
                     };
                     host.runs(&here.id)
-                        && (there.id == peer.id || (peer.any && there.any))
+                        && (there.id == peer.id || there.any || same_addresses(there, peer))
                         && matches!(f.protocol, Protocol::Tcp | Protocol::Any)
                 })
                 .flat_map(|f| {

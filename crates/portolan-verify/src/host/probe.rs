@@ -150,7 +150,8 @@ pub(crate) fn send(
     probes: Vec<Probe>,
     token: &str,
 ) -> Result<Vec<Outcome>, VerifyError> {
-    let token = token.as_bytes().to_vec();
+    // The datagram portolan-probe's listener echoes: `PORTOLAN1 <token>`.
+    let token = format!("PORTOLAN1 {token}").into_bytes();
     lab.run_in(host, move || -> Result<Vec<Outcome>, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -582,10 +582,16 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    /// The other end of a flow, as a policy would match it.
+    /// The other end of a flow, as a policy would match it. The outside
+    /// world (any address) is every peer: a rule without peers is exactly
+    /// what it needs (an ipBlock of every address covers it too, see
+    /// `alternatives`).
     fn request_peer(&self, end: &Endpoint) -> Peers {
         if self.pod(&end.id).is_some() {
             return Peers::id(&end.id);
+        }
+        if end.any {
+            return Peers::everyone();
         }
         let mut peers = Peers::nets(if end.any {
             NetSet::all()
@@ -597,6 +603,16 @@ impl<'a> Evaluator<'a> {
             peers.ids.insert(format!("name {name}"));
         }
         peers
+    }
+
+    /// The ways a rule can admit an end: as [`Self::request_peer`] says,
+    /// and for the outside world also by ipBlocks of every address.
+    fn alternatives(&self, end: &Endpoint) -> Vec<Peers> {
+        let mut out = vec![self.request_peer(end)];
+        if end.any && self.pod(&end.id).is_none() {
+            out.push(Peers::nets(NetSet::all()));
+        }
+        out
     }
 
     fn check(&self, flow: &PlannedFlow) -> (FlowCheck, Vec<Fix>) {
@@ -636,7 +652,7 @@ impl<'a> Evaluator<'a> {
                 continue;
             };
             let request = Request {
-                alternatives: vec![self.request_peer(peer)],
+                alternatives: self.alternatives(peer),
                 traffic: request_traffic(flow),
             };
             let grants: Vec<&Grant> = grants.iter().collect();
@@ -807,7 +823,7 @@ impl<'a> Evaluator<'a> {
                             Direction::Egress => (&f.from, &f.to),
                         };
                         (subject.id == pod.id).then(|| Request {
-                            alternatives: vec![self.request_peer(peer)],
+                            alternatives: self.alternatives(peer),
                             traffic: request_traffic(f),
                         })
                     })

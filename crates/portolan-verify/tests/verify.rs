@@ -315,3 +315,127 @@ fn a_ruleset_the_kernel_refuses_is_an_input_error_with_its_line() {
     assert!(!e.is_environment(), "{e}");
     assert!(e.to_string().starts_with("bad.nft:3:"), "{e}");
 }
+
+// Round trip: what `portolan generate` writes verifies clean against its
+// own spec (every flow admitted, nothing open beyond the plan), for every
+// target verify reads. (The cilium target writes CiliumNetworkPolicies,
+// which verify does not read.)
+
+use portolan_firewall::aws::terraform;
+use portolan_firewall::{Options, TargetKind};
+use portolan_verify::{aws, kubernetes};
+
+fn generated(plan: &Plan, target: TargetKind) -> Vec<(String, String)> {
+    target
+        .target()
+        .generate(plan, &Options::default())
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|(p, t)| (p.display().to_string(), t))
+        .collect()
+}
+
+fn assert_clean(sections: &[Section]) {
+    for s in sections {
+        for c in &s.checks {
+            assert!(
+                matches!(c.verdict, Verdict::Admitted | Verdict::NotGoverned),
+                "{} {:?}: {c:#?}",
+                s.source,
+                s.host
+            );
+        }
+        assert!(
+            s.excess.is_empty(),
+            "{} {:?}: {:#?}",
+            s.source,
+            s.host,
+            s.excess
+        );
+    }
+}
+
+#[test]
+fn round_trip_nftables_and_iptables() {
+    if !twin_available("round_trip_nftables_and_iptables") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    for (target, kind) in [
+        (TargetKind::Nftables, InputKind::Nftables),
+        (TargetKind::Iptables, InputKind::Iptables),
+    ] {
+        let rulesets: Vec<HostRuleset> = generated(&plan, target)
+            .into_iter()
+            .map(|(file, text)| {
+                let host = file.split('.').next().unwrap().to_owned();
+                HostRuleset::read(kind, &host, &file, text, &plan).unwrap()
+            })
+            .collect();
+        assert!(rulesets.len() >= 4, "{target:?}: {}", rulesets.len());
+        assert_clean(&run(&plan, &rulesets));
+    }
+}
+
+#[test]
+fn round_trip_kubernetes() {
+    let plan = shop("shop.k8s.deployment.yaml");
+    let mut manifests = kubernetes::Manifests::default();
+    for (file, text) in generated(&plan, TargetKind::Kubernetes) {
+        manifests.read(&file, &text).unwrap();
+    }
+    assert_clean(&[kubernetes::verify(&plan, &manifests, "generated").unwrap()]);
+}
+
+#[test]
+fn round_trip_aws() {
+    // The Terraform groups and rules, as describe-security-groups would
+    // list them once applied (Terraform removes a new group's default
+    // egress rule, so only the generated rules are there).
+    let plan = shop("shop.aws.deployment.yaml");
+    let (file, _) = terraform(&plan, &Options::default()).unwrap();
+    let id = |reference: &str| {
+        let name = reference
+            .trim_start_matches("${aws_security_group.")
+            .trim_end_matches(".id}");
+        format!("sg-{}", name.replace('_', "-"))
+    };
+    let mut groups = Vec::new();
+    for (resource, group) in &file.resource.aws_security_group {
+        let reference = format!("${{aws_security_group.{resource}.id}}");
+        let permissions = |rules: &indexmap::IndexMap<
+            String,
+            portolan_firewall::aws::SecurityGroupRule,
+        >| {
+            rules
+                .values()
+                .filter(|r| r.security_group_id == reference)
+                .map(|r| {
+                    serde_json::json!({
+                        "IpProtocol": r.ip_protocol,
+                        "FromPort": r.from_port,
+                        "ToPort": r.to_port,
+                        "IpRanges": r.cidr_ipv4.iter().map(|c| serde_json::json!({"CidrIp": c, "Description": r.description})).collect::<Vec<_>>(),
+                        "Ipv6Ranges": r.cidr_ipv6.iter().map(|c| serde_json::json!({"CidrIpv6": c})).collect::<Vec<_>>(),
+                        "PrefixListIds": r.prefix_list_id.iter().map(|p| serde_json::json!({"PrefixListId": p})).collect::<Vec<_>>(),
+                        "UserIdGroupPairs": r.referenced_security_group_id.iter().map(|g| serde_json::json!({"GroupId": id(g), "UserId": "123456789012"})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        groups.push(serde_json::json!({
+            "GroupName": group.name,
+            "GroupId": id(&reference),
+            "Description": group.description,
+            "VpcId": "vpc-0123456789abcdef0",
+            "OwnerId": "123456789012",
+            "IpPermissions": permissions(&file.resource.aws_vpc_security_group_ingress_rule),
+            "IpPermissionsEgress": permissions(&file.resource.aws_vpc_security_group_egress_rule),
+        }));
+    }
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({ "SecurityGroups": groups })).unwrap();
+    let groups = aws::Groups::read("described.json", &text).unwrap();
+    assert_clean(&[aws::verify(&plan, &groups).unwrap()]);
+}
