@@ -529,11 +529,18 @@ pub fn slug(name: &str) -> String {
             out.push('-');
         }
     }
+    // Within the spec's id limit, leaving room for the `-N` that makes an
+    // id unique and for prefixes such as `net-`.
+    out.truncate(SLUG_MAX_LEN);
     while out.ends_with('-') {
         out.pop();
     }
     out
 }
+
+/// The longest slug: [`portolan_spec::MAX_ID_LEN`] less room for `-NNN`
+/// and a `net-` prefix.
+const SLUG_MAX_LEN: usize = portolan_spec::MAX_ID_LEN - 8;
 
 /// A name reduced to lowercase letters and digits, for comparing spellings
 /// (`Built-in MQTT broker` and `builtin-mqtt-broker` are equal).
@@ -661,6 +668,10 @@ mod tests {
         assert_eq!(slug("Long-tail Store"), "long-tail-store");
         assert_eq!(slug("Worker node(s)"), "worker-node-s");
         assert_eq!(slug("  --  "), "");
+        // Within the spec's id limit, however long the name.
+        let long = slug(&"Very Long Component Name ".repeat(20));
+        assert!(long.len() <= portolan_spec::MAX_ID_LEN - 8, "{long}");
+        assert!(!long.ends_with('-'), "{long}");
         assert_eq!(
             squash("Built-in MQTT broker"),
             squash("builtin-mqtt-broker")

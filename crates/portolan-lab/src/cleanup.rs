@@ -1,12 +1,23 @@
-//! Run locks and the removal of leftovers of earlier runs.
+//! Run locks, the record of what each run created, and the removal of the
+//! leftovers of dead runs.
 //!
 //! Every live lab holds an exclusive `flock` on `/run/portolan-lab/<run>.lock`.
 //! The kernel releases it when the process dies, however it dies (even
-//! `SIGKILL`), so [`cleanup_stale`] can tell the resources of live labs,
-//! which it leaves alone, from leftovers, which it removes.
+//! `SIGKILL`), so [`cleanup_stale`] can tell live labs, which it leaves
+//! alone, from dead ones.
+//!
+//! The lock file is also the run's record of what it owns: as soon as the
+//! mount point `/run/netns/NAME` is created, a line `file NAME DEV INO`, and
+//! as soon as the namespace is mounted on it, before anything else happens
+//! in it, `netns NAME DEV INO` (identities as `stat` gives them). Cleanup
+//! removes only what a dead run recorded and that still has the recorded
+//! identity (a namespace only with no process in it): never a namespace
+//! merely named like a lab's (`ip netns add ptl-mine`).
+//! Links need no record: a lab creates every link inside its namespaces,
+//! and they go with them.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +25,6 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::LabError;
-use crate::netlink::NsNetlink;
 use crate::netns;
 use crate::privileges::check_privileges;
 use crate::topology::RunId;
@@ -25,7 +35,7 @@ pub const LOCK_DIR: &str = "/run/portolan-lab";
 /// How many times a lock is retried when its file is replaced under it.
 const LOCK_ATTEMPTS: usize = 5;
 
-/// The exclusive lock a live lab holds on its run.
+/// The exclusive lock a live lab holds on its run, and its record.
 #[derive(Debug)]
 pub(crate) struct RunLock {
     path: PathBuf,
@@ -56,13 +66,36 @@ impl RunLock {
             // A concurrent cleanup may have removed the file between open and
             // lock; the lock only counts if it is on the file at the path.
             if same_file(&lock, &path) {
-                // Informational only: who holds the run.
-                let _ = lock.set_len(0);
-                let _ = writeln!(lock, "{}", std::process::id());
+                // A dead run of the same id (`--run-id`) may have left its
+                // recorded namespaces: they are this id's, so remove them
+                // first; then start a fresh record.
+                let mut earlier = String::new();
+                let _ = lock.read_to_string(&mut earlier);
+                let mut report = CleanupReport::default();
+                let (kept, mut errors) = remove_recorded(&earlier, &mut report);
+                if let Some(error) = errors.pop() {
+                    return Err(error);
+                }
+                if kept {
+                    return Err(LabError::NamespaceExists(report.in_use.join(", ")));
+                }
+                let file: &mut File = &mut lock;
+                file.set_len(0)
+                    .and_then(|()| file.seek(SeekFrom::Start(0)))
+                    .and_then(|_| writeln!(file, "pid {}", std::process::id()))
+                    .map_err(|e| LabError::io("write the run lock file", &path, e))?;
                 return Ok(RunLock { path, lock });
             }
         }
         Err(LabError::RunInUse(run.to_string()))
+    }
+
+    /// Appends a line to the run's record (see [`netns::RecordFn`]).
+    pub(crate) fn record(&mut self, line: &str) -> Result<(), LabError> {
+        let file: &mut File = &mut self.lock;
+        file.seek(SeekFrom::End(0))
+            .and_then(|_| file.write_all(format!("{line}\n").as_bytes()))
+            .map_err(|e| LabError::io("record a namespace in", &self.path, e))
     }
 
     /// Removes the lock file, then releases the lock.
@@ -88,40 +121,83 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
+/// What a run recorded as its own: a namespace, or the mount point it
+/// created for one (left as a plain file when the run was killed before
+/// mounting), with its name and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recorded {
+    /// True for a mounted namespace, false for a bare mount point.
+    mounted: bool,
+    name: String,
+    dev: u64,
+    ino: u64,
+}
+
+/// What a lock file's text records (other lines ignored), namespaces first.
+fn parse_record(text: &str) -> Vec<Recorded> {
+    let mut found: Vec<Recorded> = text
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split(' ');
+            let mounted = match words.next()? {
+                "netns" => true,
+                "file" => false,
+                _ => return None,
+            };
+            match (words.next(), words.next(), words.next(), words.next()) {
+                (Some(name), Some(dev), Some(ino), None) => Some(Recorded {
+                    mounted,
+                    name: name.to_owned(),
+                    dev: dev.parse().ok()?,
+                    ino: ino.parse().ok()?,
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    found.sort_by_key(|r| !r.mounted);
+    found
+}
+
 /// What [`cleanup_stale`] found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CleanupReport {
-    /// Named namespaces removed from `/run/netns`.
+    /// Named namespaces of dead runs removed from `/run/netns`.
     pub namespaces: Vec<String>,
-    /// Links removed from the caller's network namespace.
-    pub links: Vec<String>,
     /// Lock files of dead runs removed.
     pub lock_files: Vec<PathBuf>,
     /// Runs matching the prefix that are live (their process still holds
     /// the lock) and whose resources were left alone.
     pub live_runs: Vec<String>,
+    /// Namespaces of dead runs left alone because a process is still inside
+    /// (their run's lock file stays, so a later cleanup tries again).
+    pub in_use: Vec<String>,
+    /// Namespaces named like a lab's that no run recorded as its own (made
+    /// by hand, by another tool, or by a version of Portolan before the
+    /// record): never touched.
+    pub not_ours: Vec<String>,
 }
 
 impl CleanupReport {
     /// Whether nothing was removed.
     pub fn is_empty(&self) -> bool {
-        self.namespaces.is_empty() && self.links.is_empty() && self.lock_files.is_empty()
+        self.namespaces.is_empty() && self.lock_files.is_empty()
     }
 }
 
-/// Removes the leftovers of earlier lab runs whose names start with `prefix`
-/// (`ptl-` for all runs, or a run id such as `ptl-k3x9q2` for one): named
-/// namespaces under `/run/netns` (their links go with them), links of the
-/// caller's network namespace, and run lock files.
+/// Removes the leftovers of dead lab runs whose run id starts with `prefix`
+/// (`ptl-` for all runs, or a run id such as `ptl-k3x9q2` for one): the
+/// namespaces each recorded as its own in its lock file, then the lock file.
 ///
-/// Resources of live labs, in this process or another, are never touched: a
-/// run is live while its lock is held (see the module documentation), and
-/// such runs are listed in [`CleanupReport::live_runs`].
+/// Nothing else is touched, whatever its name: namespaces of live labs (in
+/// this process or another; see the module documentation), namespaces no
+/// run recorded ([`CleanupReport::not_ours`]), a recorded name that now
+/// names another namespace, and recorded namespaces with a process inside
+/// ([`CleanupReport::in_use`]).
 ///
-/// The prefix must start with `ptl`, so that nothing else can be removed.
-/// Every leftover is attempted; when some could not be removed, the error
-/// lists them all.
+/// The prefix must start with `ptl`. Every leftover is attempted; when some
+/// could not be removed, the error lists them all.
 pub fn cleanup_stale(prefix: &str) -> Result<CleanupReport, LabError> {
     if !prefix.starts_with("ptl") {
         return Err(LabError::InvalidName {
@@ -132,63 +208,23 @@ pub fn cleanup_stale(prefix: &str) -> Result<CleanupReport, LabError> {
     check_privileges()?;
     let mut report = CleanupReport::default();
     let mut errors = Vec::new();
-
-    // 1. Which runs are live; remove the lock files of dead ones.
-    let mut live = Vec::new();
-    for (run, path) in lock_files()? {
-        let file = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                errors.push(LabError::io("open the run lock file", &path, e));
-                continue;
-            }
-        };
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Err((_, Errno::EWOULDBLOCK)) => live.push(run),
-            Err((_, e)) => errors.push(LabError::io("lock the run lock file", &path, e)),
-            Ok(lock) => {
-                if run.starts_with(prefix) && same_file(&lock, &path) {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => report.lock_files.push(path),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => errors.push(LabError::io("remove the run lock file", &path, e)),
-                    }
-                }
-                drop(lock);
-            }
+    let runs = lock_files()?;
+    for (run, path) in runs.iter().filter(|(run, _)| run.starts_with(prefix)) {
+        if let Err(e) = clean_run(run, path, &mut report) {
+            errors.push(e);
         }
     }
-    let is_live = |name: &str| {
-        live.iter()
-            .find(|run| name == run.as_str() || name.starts_with(&format!("{run}-")))
-            .cloned()
+    // Named like a lab's, and no run (live or dead) owns it: say so, touch nothing.
+    let owned = |name: &str| {
+        runs.iter()
+            .any(|(run, _)| name == run || name.starts_with(&format!("{run}-")))
     };
-
-    // 2. Named namespaces.
     for name in netns::list_named(prefix)? {
-        if let Some(run) = is_live(&name) {
-            if !report.live_runs.contains(&run) {
-                report.live_runs.push(run);
-            }
-            continue;
-        }
-        match netns::delete_named(&name) {
-            Ok(()) => report.namespaces.push(name),
-            Err(e) => errors.push(e),
+        let removed = report.namespaces.contains(&name);
+        if !removed && !report.in_use.contains(&name) && !owned(&name) {
+            report.not_ours.push(name);
         }
     }
-
-    // 3. Links of the caller's namespace (a lab never leaves any there, but
-    //    an interrupted run of another tool version might have).
-    match stale_links(prefix, &is_live) {
-        Ok((removed, link_errors)) => {
-            report.links = removed;
-            errors.extend(link_errors);
-        }
-        Err(e) => errors.push(e),
-    }
-
     if errors.is_empty() {
         Ok(report)
     } else {
@@ -196,42 +232,114 @@ pub fn cleanup_stale(prefix: &str) -> Result<CleanupReport, LabError> {
     }
 }
 
-type LinkCleanup = (Vec<String>, Vec<LabError>);
+/// Cleans one run: nothing if it is live, else its recorded namespaces and,
+/// when none is left, its lock file.
+fn clean_run(run: &str, path: &Path, report: &mut CleanupReport) -> Result<(), LabError> {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(LabError::io("open the run lock file", path, e)),
+    };
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Err((_, Errno::EWOULDBLOCK)) => {
+            report.live_runs.push(run.to_owned());
+            return Ok(());
+        }
+        Err((_, e)) => return Err(LabError::io("lock the run lock file", path, e)),
+        Ok(lock) => lock,
+    };
+    if !same_file(&lock, path) {
+        // Removed or replaced meanwhile: another cleanup's or run's business.
+        return Ok(());
+    }
+    let mut text = String::new();
+    lock.read_to_string(&mut text)
+        .map_err(|e| LabError::io("read the run lock file", path, e))?;
+    let (kept, mut errors) = remove_recorded(&text, report);
+    if !kept {
+        match std::fs::remove_file(path) {
+            Ok(()) => report.lock_files.push(path.to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(LabError::io("remove the run lock file", path, e)),
+        }
+    }
+    drop(lock);
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(LabError::Teardown(errors)),
+    }
+}
 
-fn stale_links(
-    prefix: &str,
-    is_live: &(dyn Fn(&str) -> Option<String> + Sync),
-) -> Result<LinkCleanup, LabError> {
-    // A thread of its own so that this works whether or not the caller runs
-    // a tokio runtime. It inherits the caller thread's network namespace.
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(|| -> Result<LinkCleanup, LabError> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| LabError::io("start a tokio runtime", "netlink", e))?;
-            let namespace = "(caller's namespace)";
-            let nl = NsNetlink::connect_here(namespace, rt.handle())?;
-            rt.block_on(async {
-                let mut removed = Vec::new();
-                let mut errors = Vec::new();
-                for (name, index) in nl.links_with_prefix(prefix).await? {
-                    if is_live(&name).is_some() {
-                        continue;
-                    }
-                    match nl.delete_link(index, &name).await {
-                        Ok(()) => removed.push(name),
-                        Err(e) => errors.push(e),
-                    }
+/// Removes the namespaces of a record (the text of a dead run's lock file)
+/// that still have their recorded identity and no process inside. Returns
+/// whether any of them is left, and the errors.
+fn remove_recorded(text: &str, report: &mut CleanupReport) -> (bool, Vec<LabError>) {
+    let mut errors = Vec::new();
+    let mut kept = false;
+    for recorded in parse_record(text) {
+        let mount = netns::netns_path(&recorded.name);
+        match std::fs::metadata(&mount) {
+            // Gone, or the name now belongs to another namespace.
+            Err(_) => continue,
+            Ok(meta) if meta.dev() != recorded.dev || meta.ino() != recorded.ino => continue,
+            Ok(_) => {}
+        }
+        if !recorded.mounted {
+            // Still the bare file this run created: it never held a namespace.
+            match std::fs::remove_file(&mount) {
+                Ok(()) => report.namespaces.push(recorded.name),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    errors.push(LabError::io("remove the mount point", &mount, e));
+                    kept = true;
                 }
-                Ok((removed, errors))
-            })
-        });
-        worker.join().map_err(|p| LabError::ThreadPanicked {
-            namespace: "(caller's namespace)".into(),
-            message: crate::error::panic_message(&*p),
-        })?
-    })
+            }
+            continue;
+        }
+        if has_process_inside(recorded.dev, recorded.ino) {
+            report.in_use.push(recorded.name);
+            kept = true;
+            continue;
+        }
+        match netns::delete_named(&recorded.name) {
+            Ok(()) => report.namespaces.push(recorded.name),
+            Err(e) => {
+                errors.push(e);
+                kept = true;
+            }
+        }
+    }
+    (kept, errors)
+}
+
+/// Whether any thread of any process is in the network namespace with this
+/// identity (`/proc/PID/task/TID/ns/net`).
+fn has_process_inside(dev: u64, ino: u64) -> bool {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        // Cannot tell: assume someone is inside.
+        return true;
+    };
+    for process in processes.flatten() {
+        let is_pid = process
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(process.path().join("task")) else {
+            continue; // exited meanwhile
+        };
+        for task in tasks.flatten() {
+            if let Ok(meta) = std::fs::metadata(task.path().join("ns/net")) {
+                if meta.dev() == dev && meta.ino() == ino {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 /// `(run id, path)` of every lock file.
@@ -251,4 +359,35 @@ fn lock_files() -> Result<Vec<(String, PathBuf)>, LabError> {
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_lists_only_well_formed_lines_namespaces_first() {
+        let text = "pid 42\nfile ptl-a-x 27 310\nnetns ptl-a-x 4 4026532000\nnetns ptl-a-y 4\nnetns ptl-a-z 4 nine\nlink x 1 2\nnetns a b 1 2 3\n";
+        assert_eq!(
+            parse_record(text),
+            vec![
+                Recorded {
+                    mounted: true,
+                    name: "ptl-a-x".into(),
+                    dev: 4,
+                    ino: 4026532000
+                },
+                Recorded {
+                    mounted: false,
+                    name: "ptl-a-x".into(),
+                    dev: 27,
+                    ino: 310
+                }
+            ]
+        );
+        assert!(
+            parse_record("1234\n").is_empty(),
+            "an old-format lock file owns nothing"
+        );
+    }
 }

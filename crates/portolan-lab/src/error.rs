@@ -67,10 +67,12 @@ pub enum LabError {
     UnknownHost(String),
 
     /// A namespace with the name already exists (a run with the same prefix
-    /// is live, or stale leftovers were not cleaned up).
+    /// is live, an earlier run's namespace still has a process inside, or it
+    /// is not a lab's at all: it is never removed).
     #[error(
-        "network namespace {0:?} already exists; another lab uses this run prefix, or an \
-         earlier run left it behind (see `cleanup_stale`)"
+        "network namespace {0:?} already exists; another lab uses this run prefix, an \
+         earlier run's namespace still has a process inside, or it is not a lab's \
+         (it is left alone: choose another run id)"
     )]
     NamespaceExists(String),
 

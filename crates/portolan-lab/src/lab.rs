@@ -103,9 +103,20 @@ impl LabInner {
         if self.state().destroyed {
             return Err(LabError::Destroyed(self.topology.run_id().to_string()));
         }
-        let made = netns::create_named(name, setup)?;
+        // Recorded in the run's lock file as soon as its mount point exists
+        // and again once it is mounted, before its setup: a run killed at
+        // any moment leaves nothing that cleanup does not know as its own.
+        let made = netns::create_named(name, &|line| self.record_in_lock(&line), setup)?;
         self.record(name.to_string())?;
         Ok(made)
+    }
+
+    /// Appends a line to the run's record (its lock file).
+    fn record_in_lock(&self, line: &str) -> Result<(), LabError> {
+        match self.state().lock.as_mut() {
+            Some(lock) => lock.record(line),
+            None => Err(LabError::Destroyed(self.topology.run_id().to_string())),
+        }
     }
 
     /// Deletes every namespace of the lab and its run lock. Idempotent.
@@ -156,17 +167,26 @@ impl Lab {
     pub fn create(topology: Topology) -> Result<Lab, LabError> {
         let started = Instant::now();
         check_privileges()?;
-        let lock = RunLock::acquire(topology.run_id())?;
-        let inner = Arc::new(LabInner {
-            topology,
-            state: Mutex::new(LabState {
-                namespaces: Vec::new(),
-                lock: Some(lock),
-                destroyed: false,
-            }),
-            creating: Mutex::new(()),
-        });
-        register(&inner);
+        // The lock file is created and the lab registered under the
+        // registry's mutex, which `cleanup_registered` takes too: a Ctrl-C
+        // at any moment finds either no lock file or a registered lab that
+        // removes it.
+        let inner = {
+            let mut labs = registry();
+            let lock = RunLock::acquire(topology.run_id())?;
+            let inner = Arc::new(LabInner {
+                topology,
+                state: Mutex::new(LabState {
+                    namespaces: Vec::new(),
+                    lock: Some(lock),
+                    destroyed: false,
+                }),
+                creating: Mutex::new(()),
+            });
+            labs.retain(|weak| weak.strong_count() > 0);
+            labs.push(Arc::downgrade(&inner));
+            inner
+        };
         // A thread of its own, so that the tokio runtime that drives the
         // netlink sockets never nests in a runtime of the caller.
         let built = std::thread::scope(|scope| {
@@ -393,12 +413,6 @@ static REGISTRY: Mutex<Vec<Weak<LabInner>>> = Mutex::new(Vec::new());
 
 fn registry() -> MutexGuard<'static, Vec<Weak<LabInner>>> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn register(inner: &Arc<LabInner>) {
-    let mut labs = registry();
-    labs.retain(|weak| weak.strong_count() > 0);
-    labs.push(Arc::downgrade(inner));
 }
 
 fn unregister(inner: &LabInner) {

@@ -229,35 +229,4 @@ impl NsNetlink {
             .await
             .map_err(self.err(format!("add route 224.0.0.0/4 via {what}")))
     }
-
-    /// Names of the links of this namespace that start with `prefix`, with
-    /// their indices.
-    pub(crate) async fn links_with_prefix(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, u32)>, LabError> {
-        use rtnetlink::packet_route::link::LinkAttribute;
-        let mut links = self.handle.link().get().execute();
-        let mut found = Vec::new();
-        while let Some(link) = links.try_next().await.map_err(self.err("list links"))? {
-            for attribute in &link.attributes {
-                if let LinkAttribute::IfName(name) = attribute {
-                    if name.starts_with(prefix) {
-                        found.push((name.clone(), link.header.index));
-                    }
-                }
-            }
-        }
-        Ok(found)
-    }
-
-    /// Deletes the link with this index (and, for a veth, its peer).
-    pub(crate) async fn delete_link(&self, index: u32, name: &str) -> Result<(), LabError> {
-        self.handle
-            .link()
-            .del(index)
-            .execute()
-            .await
-            .map_err(self.err(format!("delete link {name}")))
-    }
 }

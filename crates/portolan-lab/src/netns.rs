@@ -64,14 +64,27 @@ fn prepare_netns_dir() -> Result<(), LabError> {
     }
 }
 
+/// What [`create_named`] made, for the run's record: `file NAME DEV INO`
+/// (the mount point it created) or `netns NAME DEV INO` (the namespace
+/// mounted on it), each with its identity as `stat` gives it.
+pub(crate) type RecordFn<'a> = &'a (dyn Fn(String) -> Result<(), LabError> + Sync);
+
+fn record_line(kind: &str, name: &str, meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{kind} {name} {} {}", meta.dev(), meta.ino())
+}
+
 /// Creates the named network namespace `name`, then runs `setup` in a thread
 /// that is inside it (for per-namespace sysctls, netlink sockets, …).
+/// `record` is told of the mount point as soon as it is created and of the
+/// namespace as soon as it is mounted: a process killed at any moment
+/// leaves nothing that its record does not name.
 ///
 /// On success the namespace exists and `setup`'s result is returned. On any
 /// failure, including one of `setup`, nothing is left behind. When
 /// `/run/netns/NAME` already exists, [`LabError::NamespaceExists`] is returned
 /// and the existing namespace is not touched.
-pub(crate) fn create_named<R, F>(name: &str, setup: F) -> Result<R, LabError>
+pub(crate) fn create_named<R, F>(name: &str, record: RecordFn<'_>, setup: F) -> Result<R, LabError>
 where
     F: FnOnce() -> Result<R, LabError> + Send,
     R: Send,
@@ -86,7 +99,17 @@ where
         .mode(0o444)
         .open(&path)
     {
-        Ok(file) => drop(file),
+        Ok(file) => {
+            let recorded = file
+                .metadata()
+                .map_err(|e| LabError::namespace(name, format!("stat {}", path.display()), e))
+                .and_then(|meta| record(record_line("file", name, &meta)));
+            drop(file);
+            if let Err(e) = recorded {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(LabError::NamespaceExists(name.to_string()));
         }
@@ -114,6 +137,10 @@ where
                 .map_err(|e| {
                     LabError::namespace(name, format!("bind-mount it on {}", path.display()), e)
                 })?;
+                let mounted = std::fs::metadata(&path).map_err(|e| {
+                    LabError::namespace(name, format!("stat {}", path.display()), e)
+                })?;
+                record(record_line("netns", name, &mounted))?;
                 setup()
             })
             .map_err(|e| LabError::namespace(name, "spawn a thread to create it", e))?;

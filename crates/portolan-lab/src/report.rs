@@ -384,6 +384,9 @@ pub struct LabReport {
     pub samples: Vec<String>,
     /// Leftovers of killed runs removed before this one.
     pub stale_removed: Vec<String>,
+    /// Namespaces named like a lab's that were left alone, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_kept: Vec<String>,
     /// Time per phase.
     pub timings: Timings,
     /// How verdicts were reached (trace events or timeouts).

@@ -94,8 +94,18 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
     let t = Instant::now();
     let stale = crate::cleanup::cleanup_stale(crate::topology::RESOURCE_PREFIX)?;
     let mut stale_removed: Vec<String> = stale.namespaces.clone();
-    stale_removed.extend(stale.links.iter().cloned());
     stale_removed.extend(stale.lock_files.iter().map(|p| p.display().to_string()));
+    let mut stale_kept: Vec<String> = stale
+        .in_use
+        .iter()
+        .map(|n| format!("{n} (an earlier run's, with a process still inside)"))
+        .collect();
+    stale_kept.extend(
+        stale
+            .not_ours
+            .iter()
+            .map(|n| format!("{n} (no lab recorded it as its own)")),
+    );
     timings.cleanup = t.elapsed();
 
     emit(LabEvent::Phase(Phase::Plan));
@@ -187,6 +197,7 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
         not_checked: design.not_checked.clone(),
         samples: design.samples.clone(),
         stale_removed,
+        stale_kept,
         timings,
         tracing,
         summary,

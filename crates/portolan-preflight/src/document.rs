@@ -61,6 +61,10 @@ pub struct AxisRecord {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// A component's single addresses in the deployment: its hosts, which
+    /// a report expects results from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<IpAddr>,
 }
 
 /// A flow of the plan, as the report draws it.
@@ -142,6 +146,10 @@ pub struct HostResults {
     /// The address the probes were sent from, if one was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<IpAddr>,
+    /// The component's addresses that are on this host (which of its hosts
+    /// this one is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<IpAddr>,
     /// When probing started (RFC 3339, UTC).
     pub started_at: String,
     /// When it finished.
@@ -175,6 +183,10 @@ impl HostResults {
             .map(|c| AxisRecord {
                 id: c.id.clone(),
                 name: c.name.clone(),
+                addresses: plan
+                    .component(&c.id)
+                    .map(crate::checks::single_addresses)
+                    .unwrap_or_default(),
             })
             .collect();
         let externals = spec
@@ -183,6 +195,7 @@ impl HostResults {
             .map(|e| AxisRecord {
                 id: e.id.clone(),
                 name: e.name.clone(),
+                addresses: Vec::new(),
             })
             .collect();
         let flows = plan

@@ -27,15 +27,35 @@ pub enum PreflightError {
         /// The component's addresses, for the message.
         addresses: String,
     },
-    /// None of the component's addresses is on this host.
+    /// This host holds none of the component's addresses: it is not one of
+    /// the component's hosts.
     #[error(
-        "none of the addresses of `{component}` in the deployment ({addresses}) is on this host; run on one of them or pass --address"
+        "this host holds none of the addresses of `{component}` in the deployment (looked for {looked_for}; this host has {present}); run it on a host of `{component}`; nothing was done"
     )]
-    NoLocalAddress {
+    NotThisHost {
         /// The component.
         component: String,
-        /// Its addresses.
-        addresses: String,
+        /// Its addresses and blocks in the deployment.
+        looked_for: String,
+        /// This host's addresses.
+        present: String,
+    },
+    /// The address to send from or bind on is one of the component's, but
+    /// not on this host.
+    #[error(
+        "{address} is not an address of this host (this host has {present}); nothing was done"
+    )]
+    AddressNotOnThisHost {
+        /// The address given.
+        address: IpAddr,
+        /// This host's addresses.
+        present: String,
+    },
+    /// This host's interface addresses cannot be read.
+    #[error("cannot list this host's addresses: {reason}")]
+    Interfaces {
+        /// The OS error.
+        reason: String,
     },
     /// A probe whose target the plan does not contain: a bug, never sent.
     #[error("internal error: probe `{probe}` is not derived from the plan ({reason}); nothing was probed")]
@@ -120,6 +140,18 @@ pub enum ResultsError {
         expected: String,
         /// Where the expected hash comes from.
         expected_from: String,
+    },
+    /// A check or flow that the file's own list of flows (or of
+    /// components) does not hold: the file was edited or is broken, and the
+    /// check would be left out of the matrix without a word.
+    #[error(
+        "{file}: flow `{flow}` is not among the file's flows and components; the file is broken or was edited"
+    )]
+    UnknownFlow {
+        /// The file.
+        file: String,
+        /// The flow id.
+        flow: String,
     },
     /// No results file was given.
     #[error("no results file given")]

@@ -23,6 +23,7 @@
 mod checks;
 mod document;
 mod error;
+mod host;
 mod identity;
 mod listen;
 mod merge;
@@ -37,6 +38,7 @@ pub use document::{
     DeploymentIdentity, FlowRecord, HostResults, Settings, SpecIdentity, Summary, RESULTS_FORMAT,
 };
 pub use error::{PreflightError, ResultsError};
+pub use host::{ensure_this_host, interface_addresses, match_host, HostMatch, InterfaceAddress};
 pub use identity::{default_token, hostname, roots_with_pem, sha256_hex};
 pub use listen::{derive_listeners, local_addresses, ListenEntry, ListenSet};
 pub use merge::{merge, ResultsInput};

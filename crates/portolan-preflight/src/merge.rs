@@ -1,6 +1,7 @@
 //! Many hosts' results into one connection matrix.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use portolan_render::results::{
     Axis, CellEntry, CellStatus, HostSummary, ResultCell, ResultsMatrix,
@@ -58,6 +59,7 @@ pub fn merge(
         }
     }
     let base = &first.results;
+    ensure_known_flows(inputs)?;
     let sources: BTreeSet<&str> = base.flows.iter().map(|f| f.from.as_str()).collect();
     let destinations: BTreeSet<&str> = base.flows.iter().map(|f| f.to.as_str()).collect();
     let rows: Vec<Axis> = base
@@ -79,10 +81,15 @@ pub fn merge(
             name: c.name.clone(),
         })
         .collect();
-    let host_label = |r: &HostResults| match r.from {
-        Some(from) => format!("{} on {} ({from})", r.component, r.host),
-        None => format!("{} on {}", r.component, r.host),
+    let host_label = |r: &HostResults| match (r.from, r.addresses.as_slice()) {
+        (Some(from), _) => format!("{} on {} ({from})", r.component, r.host),
+        (None, []) => format!("{} on {}", r.component, r.host),
+        (None, held) => format!("{} on {} ({})", r.component, r.host, ips_text(held)),
     };
+    let coverage: Vec<Coverage> = rows
+        .iter()
+        .filter_map(|row| coverage_of(inputs, base, &row.id))
+        .collect();
     let mut cells: Vec<ResultCell> = Vec::new();
     for flow in &base.flows {
         let (Some(row), Some(column)) = (
@@ -132,6 +139,19 @@ pub fn merge(
                 detail: String::new(),
             });
             continue;
+        }
+        if let Some(c) = coverage.iter().find(|c| c.component == flow.from) {
+            for address in &c.missing {
+                cell.entries.push(CellEntry {
+                    flow: flow.id.clone(),
+                    required: flow.required,
+                    status: CellStatus::Untested,
+                    host: Some(format!("{} at {address}", flow.from)),
+                    target: None,
+                    outcome: "no results".to_owned(),
+                    detail: String::new(),
+                });
+            }
         }
         for input in reporters {
             let r = &input.results;
@@ -201,13 +221,14 @@ pub fn merge(
             }),
         ),
     ];
-    let hosts = inputs
+    let mut hosts: Vec<HostSummary> = inputs
         .iter()
         .map(|i| HostSummary {
             component: i.results.component.clone(),
-            host: match i.results.from {
-                Some(from) => format!("{} ({from})", i.results.host),
-                None => i.results.host.clone(),
+            host: match (i.results.from, i.results.addresses.as_slice()) {
+                (Some(from), _) => format!("{} ({from})", i.results.host),
+                (None, []) => i.results.host.clone(),
+                (None, held) => format!("{} ({})", i.results.host, ips_text(held)),
             },
             file: i.file.clone(),
             finished_at: i.results.finished_at.clone(),
@@ -216,6 +237,26 @@ pub fn merge(
             untested: i.results.summary.untested,
         })
         .collect();
+    // The hosts that sent nothing, each with its address.
+    for c in &coverage {
+        for address in &c.missing {
+            hosts.push(HostSummary {
+                component: c.component.clone(),
+                host: format!("{address} (no results)"),
+                file: String::new(),
+                finished_at: String::new(),
+                passed: 0,
+                failed: 0,
+                untested: 0,
+            });
+        }
+    }
+    let mut rows = rows;
+    for row in &mut rows {
+        if let Some(c) = coverage.iter().find(|c| c.component == row.id) {
+            row.name = format!("{} ({} of {} hosts)", row.name, c.reported, c.total);
+        }
+    }
     Ok(ResultsMatrix {
         title: base.spec.system.clone(),
         facts,
@@ -224,6 +265,95 @@ pub fn merge(
         cells,
         hosts,
     })
+}
+
+/// How many of a component's hosts (its addresses in the deployment) sent
+/// results.
+struct Coverage {
+    component: String,
+    reported: usize,
+    total: usize,
+    /// The addresses no results came from.
+    missing: Vec<IpAddr>,
+}
+
+/// The coverage of a component with more than one address, or with one
+/// that sent nothing while another host of it reported. `None` when it has
+/// at most one address and it reported, or when a results file does not
+/// say which of the component's hosts it is (written before results
+/// carried addresses).
+fn coverage_of(inputs: &[ResultsInput], base: &HostResults, component: &str) -> Option<Coverage> {
+    let addresses = &base
+        .components
+        .iter()
+        .find(|c| c.id == component)?
+        .addresses;
+    let reporters: Vec<&HostResults> = inputs
+        .iter()
+        .map(|i| &i.results)
+        .filter(|r| r.component == component)
+        .collect();
+    if addresses.len() < 2 || reporters.is_empty() {
+        return None;
+    }
+    let mut covered: BTreeSet<IpAddr> = BTreeSet::new();
+    for r in &reporters {
+        match (r.from, r.addresses.as_slice()) {
+            (Some(from), _) => {
+                covered.insert(from);
+            }
+            (None, []) => return None,
+            (None, held) => covered.extend(held.iter().copied()),
+        }
+    }
+    let missing: Vec<IpAddr> = addresses
+        .iter()
+        .filter(|a| !covered.contains(a))
+        .copied()
+        .collect();
+    Some(Coverage {
+        component: component.to_owned(),
+        reported: addresses.len() - missing.len(),
+        total: addresses.len(),
+        missing,
+    })
+}
+
+/// Every check and untested entry must be of a flow the results list: one
+/// that is not would be dropped from the matrix without a word.
+fn ensure_known_flows(inputs: &[ResultsInput]) -> Result<(), ResultsError> {
+    for input in inputs {
+        let r = &input.results;
+        let known = |id: &str| r.flows.iter().any(|f| f.id == id);
+        let unknown = r
+            .checks
+            .iter()
+            .map(|c| c.flow.as_str())
+            .chain(r.untested.iter().map(|u| u.flow.as_str()))
+            .find(|id| !known(id));
+        if let Some(flow) = unknown {
+            return Err(ResultsError::UnknownFlow {
+                file: input.file.clone(),
+                flow: flow.to_owned(),
+            });
+        }
+        let axes = |id: &str| r.components.iter().chain(&r.externals).any(|a| a.id == id);
+        if let Some(flow) = r.flows.iter().find(|f| !axes(&f.from) || !axes(&f.to)) {
+            return Err(ResultsError::UnknownFlow {
+                file: input.file.clone(),
+                flow: flow.id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn ips_text(addresses: &[IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -282,6 +412,7 @@ mod tests {
             component: "web".into(),
             host: "web-1".into(),
             from: None,
+            addresses: Vec::new(),
             started_at: "2025-01-01T00:00:00.000Z".into(),
             finished_at: "2025-01-01T00:00:01.000Z".into(),
             settings: Settings {
@@ -343,6 +474,51 @@ mod tests {
         );
         let db = matrix.cell(0, 1).expect("web->db");
         assert_eq!(db.tokens, ["T::5432", "I::", "U::*", "T::1-2000"]);
+    }
+
+    #[test]
+    fn a_check_of_a_flow_the_file_does_not_list_is_refused() {
+        let mut results = web_results();
+        results.checks[0].flow = "web->ghost/tcp/1".into();
+        let err = merge(&[input("web.json", results)], None).expect_err("unknown flow");
+        assert!(matches!(err, ResultsError::UnknownFlow { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with("web.json: flow `web->ghost/tcp/1`"));
+    }
+
+    #[test]
+    fn a_component_s_silent_hosts_are_counted_listed_and_make_cells_partial() {
+        let mut results = web_results();
+        let (one, two): (IpAddr, IpAddr) = (
+            "198.18.0.2".parse().expect("ip"),
+            "198.18.0.9".parse().expect("ip"),
+        );
+        let web = results
+            .components
+            .iter_mut()
+            .find(|c| c.id == "web")
+            .expect("web");
+        web.addresses = vec![one, two];
+        results.addresses = vec![one];
+        let matrix = merge(&[input("web.json", results)], None).expect("merges");
+        assert!(
+            matrix.rows[0].name.ends_with(" (1 of 2 hosts)"),
+            "{:?}",
+            matrix.rows[0]
+        );
+        let cache = matrix
+            .columns
+            .iter()
+            .position(|c| c.id == "cache")
+            .expect("cache");
+        assert_eq!(
+            matrix.cell(0, cache).expect("web->cache").status(),
+            CellStatus::Partial,
+            "every probe passed, but one host of web sent nothing"
+        );
+        let hosts: Vec<&str> = matrix.hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(hosts, ["web-1 (198.18.0.2)", "198.18.0.9 (no results)"]);
     }
 
     #[test]

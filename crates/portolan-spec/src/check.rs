@@ -189,8 +189,13 @@ fn untagged_help(text: &str) -> Option<&'static str> {
     }
 }
 
+/// The longest id, in characters: ids become file names (`<id>.nft`),
+/// nftables names, Kubernetes object names and label values (at most 63).
+pub const MAX_ID_LEN: usize = 63;
+
 /// Whether `id` is a valid identifier: lowercase ASCII letters, digits and
-/// dashes, starting with a letter or digit.
+/// dashes, starting with a letter or digit (its length is checked apart,
+/// against [`MAX_ID_LEN`]).
 pub fn is_valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -376,7 +381,20 @@ impl Checker<'_> {
         seen: &mut HashMap<String, Defined>,
     ) -> Span {
         let span = self.span(id);
-        if !is_valid_id(&id.value) {
+        let length = id.value.chars().count();
+        if length > MAX_ID_LEN {
+            let head: String = id.value.chars().take(24).collect();
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidId,
+                    format!("id `{head}…` is {length} characters long"),
+                )
+                .with_label(span, format!("ids are at most {MAX_ID_LEN} characters"))
+                .with_help(
+                    "ids name files, chains and labels; shorten it and keep the long text in `name`",
+                ),
+            );
+        } else if !is_valid_id(&id.value) {
             let suggestion = suggest_id(&id.value);
             self.push(
                 Diagnostic::new(Code::InvalidId, format!("invalid id `{}`", id.value))
@@ -1004,6 +1022,32 @@ mod tests {
         assert!(!is_valid_id("-x"));
         assert!(!is_valid_id(""));
         assert_eq!(suggest_id("Long-tail Store"), "long-tail-store");
+    }
+
+    /// Regression (issue 9, row 16): a 260-character id validated, then
+    /// `generate` failed with "File name too long".
+    #[test]
+    fn ids_have_a_maximum_length() {
+        let spec = |id: &str| {
+            format!(
+                "portolan: 1\nsystem: {{name: X}}\ncomponents: [{{id: {id}}}, {{id: b}}]\nflows: [{{from: {id}, to: b, protocol: tcp, port: 1}}]\n"
+            )
+        };
+        let longest = "a".repeat(MAX_ID_LEN);
+        assert!(load_spec(SourceFile::new("ok.yaml", spec(&longest))).is_ok());
+        let long = "a".repeat(260);
+        let errors = load_spec(SourceFile::new("long.yaml", spec(&long)))
+            .expect_err("a 260-character id is refused");
+        let found: Vec<String> = errors
+            .items
+            .iter()
+            .filter(|d| d.code == Code::InvalidId)
+            .map(|d| d.message.clone())
+            .collect();
+        assert_eq!(
+            found,
+            [format!("id `{}…` is 260 characters long", "a".repeat(24))]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod raw;
 pub mod schema;
 pub mod site;
 
-pub use check::{load_spec, parse_yaml, Loaded};
+pub use check::{load_spec, parse_yaml, Loaded, MAX_ID_LEN};
 pub use diag::{
     render_diagnostics, Code, Diagnostic, Diagnostics, ReadError, RenderStyle, Severity,
     SourceFile, Span,

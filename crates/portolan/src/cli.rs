@@ -281,14 +281,16 @@ pub struct ListenArgs {
     /// deployment); by default, on every address of the component that is on this host.
     #[arg(long, value_name = "ADDR")]
     pub address: Option<std::net::IpAddr>,
-    /// Stop after this long (`30s`, `5m`, `500ms`; a bare number is seconds).
+    /// Stop after this long (`30s`, `5m`, `500ms`, `2h`; a bare number is
+    /// seconds; at most 7 days, 168h).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// The token probes must carry (default: derived from the spec file).
     #[arg(long)]
     pub token: Option<String>,
-    /// Flows with more ports than this are not listened on.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    /// Flows with more ports than this are not listened on (0 to 65536).
+    #[arg(long, default_value_t = 1024, value_name = "N",
+          value_parser = ranged::<u32, 0, 65536>)]
     pub max_ports: u32,
 }
 
@@ -339,16 +341,17 @@ pub struct CheckArgs {
     /// Send from this address (one of the component's addresses in the deployment).
     #[arg(long, value_name = "ADDR")]
     pub from: Option<std::net::IpAddr>,
-    /// Time allowed for one attempt, in milliseconds.
+    /// Time allowed for one attempt, in milliseconds (1 to 60000).
     #[arg(long, default_value_t = 3000, value_name = "MS",
-          value_parser = at_least_one::<u64>)]
+          value_parser = ranged::<u64, 1, MAX_TIMEOUT_MS>)]
     pub timeout: u64,
-    /// Further attempts after an attempt timed out.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// Further attempts after an attempt timed out (0 to 10).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = ranged::<u32, 0, MAX_RETRIES>)]
     pub retries: u32,
-    /// Probes in flight at once.
+    /// Probes in flight at once (1 to 4096).
     #[arg(long, default_value_t = 512, value_name = "N",
-          value_parser = at_least_one::<usize>)]
+          value_parser = ranged::<usize, 1, MAX_CONCURRENCY>)]
     pub concurrency: usize,
     /// What to print.
     #[arg(long, short, value_enum, default_value_t = CheckFormat::Table)]
@@ -370,8 +373,10 @@ pub struct CheckArgs {
     /// (default: 443, 465, 636, 853, 993, 995, 5061, 5671, 6697, 8443, 8883).
     #[arg(long, value_delimiter = ',', value_name = "PORTS")]
     pub tls_ports: Option<Vec<u16>>,
-    /// Flows with more ports than this are not probed (ranges are probed port by port).
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    /// Flows with more ports than this are not probed (0 to 65536; ranges
+    /// are probed port by port).
+    #[arg(long, default_value_t = 1024, value_name = "N",
+          value_parser = ranged::<u32, 0, 65536>)]
     pub max_ports: u32,
     /// Fail (exit 1) when a required flow could not be probed.
     #[arg(long)]
@@ -392,7 +397,11 @@ pub enum ReportFormat {
 #[command(
     after_help = "Every results file must come from the same spec (by SHA-256; the \
 spec given with --spec, else the first file's) and the same deployment. A broken file, or one \
-from another spec, is an error naming the file and the reason (exit 1); nothing is written."
+from another spec, is an error naming the file and the reason (exit 1); nothing is written.\n\
+A component with several addresses shows \"N of M hosts\" in its row; a host that sent no \
+results is listed with its address, and the cells of its flows are partial.\n\
+Exit codes: 0 the page was written and no probe of a required flow failed; 1 one did (the page \
+is still written), or invalid input; 2 usage or internal error."
 )]
 pub struct ReportArgs {
     /// Results files written by `portolan check --format json`.
@@ -409,17 +418,28 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
-/// `30s`, `5m`, `500ms`, `1h`; a bare number is seconds.
-/// A whole number of at least 1: a flag error (exit 2) otherwise, like any
-/// other value clap cannot take.
-fn at_least_one<T>(text: &str) -> Result<T, String>
+/// Most milliseconds `check --timeout` accepts: one attempt waits a minute at most.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// Most `check --retries`: with the longest timeout, a probe takes 11 minutes at most.
+pub const MAX_RETRIES: u64 = 10;
+/// Most `check --concurrency`: probes in flight, each an open socket.
+pub const MAX_CONCURRENCY: u64 = 4096;
+/// Longest `listen --duration`: 7 days (without it, until stopped).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// A whole number from `MIN` to `MAX`: a flag error (exit 2) otherwise, like
+/// any other value clap cannot take. Every count flag has its bounds here
+/// and in its help.
+fn ranged<T, const MIN: u64, const MAX: u64>(text: &str) -> Result<T, String>
 where
-    T: std::str::FromStr + PartialOrd + From<u8>,
+    T: TryFrom<u64>,
 {
-    match text.parse::<T>() {
-        Ok(value) if value >= T::from(1) => Ok(value),
-        _ => Err(format!("`{text}` is not a whole number of at least 1")),
-    }
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|value| (MIN..=MAX).contains(value))
+        .and_then(|value| T::try_from(value).ok())
+        .ok_or_else(|| format!("`{text}` is not a whole number from {MIN} to {MAX}"))
 }
 
 /// Host firewall of `portolan apply`.
@@ -482,6 +502,7 @@ fn confirm_window(text: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `30s`, `5m`, `500ms`, `1h`; a bare number is seconds; at most [`MAX_DURATION`].
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
@@ -496,10 +517,14 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "ms" => Some(n),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
-        _ => None,
+        _ => return Err(format!("`{text}` is not a duration (e.g. 30s, 5m, 500ms)")),
+    };
+    match ms.map(std::time::Duration::from_millis) {
+        Some(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "`{text}` is longer than the most allowed, 168h (7 days)"
+        )),
     }
-    .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 5m, 500ms)"))?;
-    Ok(std::time::Duration::from_millis(ms))
 }
 
 /// Report formats of `portolan lab`.
@@ -551,9 +576,9 @@ pub struct LabArgs {
     /// Enable every feature of the spec.
     #[arg(long)]
     pub all_features: bool,
-    /// Instances of each system component (dependencies have one).
+    /// Instances of each system component (dependencies have one; 1 to 64).
     #[arg(long, default_value_t = 1, value_name = "N",
-          value_parser = at_least_one::<usize>)]
+          value_parser = ranged::<usize, 1, { portolan_lab::design::MAX_REPLICAS as u64 }>)]
     pub replicas: usize,
     /// Report format.
     #[arg(long, short, value_enum, default_value_t = LabFormat::Table)]

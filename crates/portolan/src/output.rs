@@ -1,18 +1,31 @@
 //! Writing results: to standard output, or to a file or a directory of
-//! files that appears whole or not at all (written beside its destination,
-//! then renamed into place). Every command writes its files through here.
+//! files. Every command writes its files through here.
+//!
+//! What is at an output path decides how it is written (the convention of
+//! `sort -o`, with atomic replacement added for regular files):
+//! - nothing, or a regular file: written beside it and renamed into place,
+//!   so it appears whole or not at all;
+//! - `-`: standard output;
+//! - a character device (`/dev/null`, a terminal) or a FIFO: written straight
+//!   through, never replaced;
+//! - a symlink: followed and never replaced; its target is written by these
+//!   same rules (`/dev/stdout`, a link to a file of another directory);
+//! - a directory, a symlink to nothing, a socket or a block device: refused
+//!   (exit 1), nothing written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-/// Writes `text` to `path` atomically, or to standard output when `path` is `None` or `-`.
+use crate::InputError;
+
+/// Writes `text` to `path` (see the module documentation for what each kind
+/// of path gets), or to standard output when `path` is `None` or `-`.
 pub fn write_output(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match path {
         None => write_stdout(text),
-        Some(p) if p.as_os_str() == "-" => write_stdout(text),
-        Some(p) => write_file_atomic(p, text.as_bytes()),
+        Some(p) => write_file(p, text.as_bytes()),
     }
 }
 
@@ -25,9 +38,101 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// How an output path is written.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// A new path or a regular file (the path given, or a symlink's target):
+    /// replaced atomically.
+    Replace(PathBuf),
+    /// A character device or a FIFO: opened and written through.
+    Stream,
+}
+
+/// What is at `path`, and so how it is written; refusals are exit 1.
+fn target(path: &Path) -> anyhow::Result<Target> {
+    let shown = path.display();
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Target::Replace(path.to_path_buf()))
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot write {shown}")),
+    };
+    let is_link = link.file_type().is_symlink();
+    // Follows every link, `/proc/self/fd/N` included.
+    let meta = if is_link {
+        match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(InputError(format!(
+                    "{shown} is a symlink to a file that does not exist; \
+                     nothing was written (give the target's path to create it)"
+                ))
+                .into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot write {shown}")),
+        }
+    } else {
+        link
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        if !is_link {
+            return Ok(Target::Replace(path.to_path_buf()));
+        }
+        // The link stays; the file it leads to is the one replaced.
+        let resolved =
+            std::fs::canonicalize(path).with_context(|| format!("cannot write {shown}"))?;
+        return Ok(Target::Replace(resolved));
+    }
+    if kind.is_char_device() || kind.is_fifo() {
+        return Ok(Target::Stream);
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    let via = if is_link { " (through a symlink)" } else { "" };
+    Err(InputError(format!(
+        "{shown} is {what}{via}: an output must be a file, a character device, a FIFO or `-`; nothing was written"
+    ))
+    .into())
+}
+
+/// Writes `bytes` to `path` by the rules of the module documentation:
+/// standard output for `-`, straight through to a character device or FIFO,
+/// atomically to a new path or a regular file (through a symlink, its target),
+/// and refusing anything else.
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        return write_stdout(&String::from_utf8_lossy(bytes));
+    }
+    match target(path)? {
+        Target::Replace(file) => write_file_atomic(&file, path, bytes),
+        Target::Stream => {
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|mut stream| stream.write_all(bytes).and_then(|()| stream.flush()));
+            match written {
+                // The reader went away, as with `| head`.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.with_context(|| format!("cannot write {}", path.display())),
+            }
+        }
+    }
+}
+
 /// Writes a file through a temporary sibling and a rename, so that readers
-/// never see a partial file and a failure leaves nothing behind.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// never see a partial file and a failure leaves nothing behind. `shown` is
+/// the path the user gave, named in errors.
+fn write_file_atomic(path: &Path, shown: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -43,61 +148,131 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let mode = std::fs::metadata(path).map_or(0o666, |m| m.permissions().mode() & 0o7777);
         builder.permissions(std::fs::Permissions::from_mode(mode));
     }
+    let cannot = || format!("cannot write {}", shown.display());
     let mut tmp = builder
         .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(|e| plain_io(e, dir))
+        .with_context(cannot)?;
+    tmp.as_file_mut().write_all(bytes).with_context(cannot)?;
     // On disk before the rename makes it visible: after a crash the file is
     // the old one or the whole new one, never an empty one.
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.as_file().sync_all().with_context(cannot)?;
     tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(|e| e.error)
+        .with_context(cannot)?;
     Ok(())
 }
 
-/// Writes every file into `dir`, all or nothing: the files are written into
-/// a temporary directory beside `dir`, then moved into place; if a move
-/// fails, the files already moved are taken back and the ones they replaced
-/// restored.
-pub fn write_dir_atomic(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+/// An I/O error said about the directory the user gave, in plain words for
+/// the usual reasons (a read-only mount, no permission, a missing
+/// directory), and never naming the temporary path it happened on.
+fn plain_io(error: std::io::Error, dir: &Path) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let shown = dir.display();
+    let reason = match error.kind() {
+        ErrorKind::ReadOnlyFilesystem => "is on a read-only file system".to_owned(),
+        ErrorKind::PermissionDenied => "is not writable by this user".to_owned(),
+        ErrorKind::NotFound => "does not exist".to_owned(),
+        ErrorKind::NotADirectory => "is not a directory".to_owned(),
+        // tempfile adds its temporary path to the errors it wraps: say the
+        // error itself, about the user's directory.
+        kind => match error.raw_os_error() {
+            Some(code) => format!(
+                "cannot be written: {}",
+                std::io::Error::from_raw_os_error(code)
+            ),
+            None => format!("cannot be written: {kind}"),
+        },
     };
-    if dir.exists() && !dir.is_dir() {
-        bail!("{} exists and is not a directory", dir.display());
-    }
-    let staging = tempfile::Builder::new()
-        .prefix(".portolan-generate-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
-    for (name, text) in files {
+    anyhow::anyhow!("{shown} {reason}")
+}
+
+/// Writes every file into `dir`, all or nothing, creating `dir` and its
+/// missing parents as needed. A new directory is built beside its
+/// destination and renamed into place. Into an existing one, the files are
+/// written into a temporary directory inside it (the same file system, so
+/// the moves cannot fail across mounts), then moved into place; if a move
+/// fails, the files already moved are taken back and the ones they replaced
+/// restored. A file of the same name that is not a regular file (a symlink,
+/// a FIFO, a directory) is refused before anything is written.
+pub fn write_dir_atomic(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    for (name, _) in files {
         if name.components().count() != 1 {
             bail!(
                 "internal error: generated file name {} is not a plain name",
                 name.display()
             );
         }
-        let path = staging.path().join(name);
-        let mut file = std::fs::File::create(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if !dir.exists() {
-        // One rename: the directory appears with every file, or not at all.
-        let staged = staging.keep();
-        return std::fs::rename(&staged, dir).or_else(|e| {
-            let _ = std::fs::remove_dir_all(&staged);
-            Err(e).with_context(|| format!("cannot create {}", dir.display()))
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => write_into_existing(dir, files),
+        Ok(_) => Err(InputError(format!(
+            "{} exists and is not a directory; nothing was written",
+            dir.display()
+        ))
+        .into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_new_dir(dir, files),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", dir.display())),
+    }
+}
+
+/// Writes `files` into `staging`; errors name them as files of `shown`.
+fn stage(staging: &Path, shown: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    for (name, text) in files {
+        let written = std::fs::File::create(staging.join(name)).and_then(|mut file| {
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
         });
+        written.with_context(|| format!("cannot write {}", shown.join(name).display()))?;
     }
+    Ok(())
+}
+
+fn write_new_dir(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let cannot = || format!("cannot create {}", dir.display());
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| plain_io(e, &parent))
+        .with_context(cannot)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".portolan-generate-")
+        .tempdir_in(&parent)
+        .map_err(|e| plain_io(e, &parent))
+        .with_context(cannot)?;
+    stage(staging.path(), dir, files)?;
+    // One rename: the directory appears with every file, or not at all.
+    let staged = staging.keep();
+    std::fs::rename(&staged, dir).or_else(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        Err(e).with_context(cannot)
+    })
+}
+
+fn write_into_existing(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    for (name, _) in files {
+        let target = dir.join(name);
+        match std::fs::symlink_metadata(&target) {
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(InputError(format!(
+                    "{} exists and is not a regular file (a symlink, directory, FIFO or device is never replaced); nothing was written",
+                    target.display()
+                ))
+                .into());
+            }
+            _ => {}
+        }
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".portolan-generate-")
+        .tempdir_in(dir)
+        .map_err(|e| plain_io(e, dir))
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
+    stage(staging.path(), dir, files)?;
     let backup = staging.path().join(".replaced");
-    std::fs::create_dir(&backup).context("cannot create a backup directory")?;
+    std::fs::create_dir(&backup).with_context(|| format!("cannot write into {}", dir.display()))?;
     let mut moved: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     for (name, _) in files {
         let target = dir.join(name);

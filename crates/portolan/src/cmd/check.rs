@@ -87,6 +87,19 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     };
     let set = derive_checks(&loaded.spec, &loaded.plan, &args.component, &options)
         .map_err(preflight_error)?;
+    // Only from a host of the component: a probe from another host's
+    // address proves nothing about this one's flows.
+    let here = portolan_preflight::ensure_this_host(&loaded.plan, &args.component, args.from)
+        .map_err(preflight_error)?;
+    if !here.verifiable {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "warning: `{}` is placed by {} only: this host cannot be checked to be one of its hosts",
+                here.component, here.looked_for
+            );
+        }
+    }
     let allowlist = Allowlist::new(&loaded.plan, &args.component).map_err(preflight_error)?;
     let proxy = Proxy::from_env().map_err(|e| InputError(format!("HTTPS_PROXY: {e}")))?;
     let tls_roots = match &args.ca_file {
@@ -127,6 +140,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
         component: set.component.clone(),
         host: hostname(),
         from: args.from,
+        addresses: here.held.clone(),
         started_at: rfc3339(started),
         finished_at: rfc3339(finished),
         settings: Settings {

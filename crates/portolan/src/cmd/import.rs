@@ -9,7 +9,7 @@ use portolan_import::{
 use portolan_spec::SourceFile;
 
 use crate::cli::{ImportArgs, ImportReportFormat};
-use crate::output::{write_file_atomic, write_output, write_stdout};
+use crate::output::{write_file, write_output, write_stdout};
 use crate::InputError;
 
 /// Reads the page, imports it, checks the spec it gives, and writes the
@@ -57,7 +57,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<u8> {
     let json =
         serde_json::to_string_pretty(&imported.report).context("cannot serialise the report")?;
     if let Some(path) = &args.report_file {
-        write_file_atomic(path, format!("{json}\n").as_bytes())?;
+        write_file(path, format!("{json}\n").as_bytes())?;
     } else if report_to_stdout {
         write_stdout(&format!("{json}\n"))?;
     }

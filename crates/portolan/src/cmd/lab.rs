@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use portolan_lab::{FeatureChoice, LabEvent, LabOptions, RunError, RunId};
 
 use crate::cli::{LabArgs, LabFormat};
-use crate::output::{write_file_atomic, write_output, write_stdout};
+use crate::output::{write_file, write_output, write_stdout};
 use crate::{InputError, EXIT_INVALID, EXIT_OK};
 
 #[allow(clippy::print_stderr)]
@@ -68,6 +68,9 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     for name in &report.stale_removed {
         eprintln!("note: removed a leftover of an earlier lab run: {name}");
     }
+    for name in &report.stale_kept {
+        eprintln!("note: left alone: network namespace {name}");
+    }
     let text = report.render_text();
     let rendered = match args.format {
         LabFormat::Table => text.clone(),
@@ -120,16 +123,16 @@ fn keep(
     artifacts: &portolan_lab::LabArtifacts,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_file_atomic(
+    write_file(
         &dir.join("lab-deployment.yaml"),
         artifacts.deployment.as_bytes(),
     )?;
     for (component, ruleset) in &artifacts.rulesets {
-        write_file_atomic(&dir.join(format!("{component}.nft")), ruleset.as_bytes())?;
+        write_file(&dir.join(format!("{component}.nft")), ruleset.as_bytes())?;
     }
     let mut json = report.to_json();
     json.push('\n');
-    write_file_atomic(&dir.join("lab-report.json"), json.as_bytes())
+    write_file(&dir.join("lab-report.json"), json.as_bytes())
 }
 
 /// A progress bar on standard error, only when it is a terminal.

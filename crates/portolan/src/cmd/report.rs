@@ -1,12 +1,12 @@
 //! `portolan report`: many hosts' results as one connection matrix.
 
 use portolan_preflight::{merge, read_results, sha256_hex, ResultsInput};
-use portolan_render::results::{results_html, results_markdown};
+use portolan_render::results::{results_html, results_markdown, CellStatus};
 use portolan_spec::SourceFile;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::output::write_output;
-use crate::{InputError, EXIT_OK};
+use crate::{InputError, EXIT_INVALID, EXIT_OK};
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     let expected = match &args.spec {
@@ -37,5 +37,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         ReportFormat::Html => results_html(&matrix),
     };
     write_output(args.output.as_deref(), &text)?;
-    Ok(EXIT_OK)
+    // A required flow failed on some host: the answer is "no", as for check.
+    let failed = matrix
+        .cells
+        .iter()
+        .any(|cell| cell.status() == CellStatus::Fail);
+    Ok(if failed { EXIT_INVALID } else { EXIT_OK })
 }

@@ -20,6 +20,8 @@ use portolan_lab::{
 };
 use portolan_spec::{load_spec, SourceFile, Spec};
 
+mod cleanup;
+
 const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
 
 /// Straight to the process's standard error, which the harness does not

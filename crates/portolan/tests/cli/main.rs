@@ -6,7 +6,7 @@
 mod apply;
 mod fleet;
 mod lab;
-mod licences;
+mod output;
 mod preflight;
 mod verify;
 
@@ -652,43 +652,46 @@ fn output_files_get_the_usual_mode() {
 }
 
 /// Regression: out-of-range flag values used to exit 1 (as if the input
-/// were invalid) while malformed ones exited 2; both are usage errors.
+/// were invalid) while malformed ones exited 2; both are usage errors. And
+/// (issue 9, row 6) every count and duration flag has an upper bound, shown
+/// in its help: `--timeout 18446744073709551615` or `--retries 4294967295`
+/// used to be accepted, and a check against a dropping peer ran for ever.
 #[test]
 fn out_of_range_flag_values_are_usage_errors() {
     let spec = example("circonus-inside");
-    for args in [
-        vec!["lab", spec.as_str(), "--replicas", "0"],
-        vec![
-            "check",
-            spec.as_str(),
-            "-d",
-            "d.yaml",
-            "--as",
-            "api",
-            "--concurrency",
-            "0",
-        ],
-        vec![
-            "check",
-            spec.as_str(),
-            "-d",
-            "d.yaml",
-            "--as",
-            "api",
-            "--timeout",
-            "0",
-        ],
-        vec![
-            "check",
-            spec.as_str(),
-            "-d",
-            "d.yaml",
-            "--as",
-            "api",
-            "--timeout",
-            "soon",
-        ],
+    let check = |flag: &'static str, value: &'static str| {
+        vec!["check", "S", "-d", "d.yaml", "--as", "api", flag, value]
+    };
+    let listen = |flag: &'static str, value: &'static str| {
+        vec!["listen", "S", "-d", "d.yaml", "--as", "api", flag, value]
+    };
+    for (args, says) in [
+        (vec!["lab", "S", "--replicas", "0"], "from 1 to 64"),
+        (vec!["lab", "S", "--replicas", "65"], "from 1 to 64"),
+        (check("--concurrency", "0"), "from 1 to 4096"),
+        (check("--concurrency", "4097"), "from 1 to 4096"),
+        (check("--timeout", "0"), "from 1 to 60000"),
+        (check("--timeout", "soon"), "from 1 to 60000"),
+        (
+            check("--timeout", "18446744073709551615"),
+            "from 1 to 60000",
+        ),
+        (check("--timeout", "60001"), "from 1 to 60000"),
+        (check("--retries", "4294967295"), "from 0 to 10"),
+        (check("--retries", "11"), "from 0 to 10"),
+        (check("--max-ports", "65537"), "from 0 to 65536"),
+        (listen("--max-ports", "65537"), "from 0 to 65536"),
+        (listen("--duration", "169h"), "168h (7 days)"),
+        (
+            listen("--duration", "18446744073709551615"),
+            "168h (7 days)",
+        ),
+        (listen("--duration", "5 weeks"), "not a duration"),
     ] {
+        let args: Vec<&str> = args
+            .into_iter()
+            .map(|a| if a == "S" { spec.as_str() } else { a })
+            .collect();
         let output = portolan(&args);
         assert_eq!(
             output.status.code(),
@@ -696,11 +699,24 @@ fn out_of_range_flag_values_are_usage_errors() {
             "{args:?}: {}",
             stderr(&output)
         );
-        assert!(
-            stderr(&output).contains("at least 1"),
-            "{}",
-            stderr(&output)
-        );
+        assert!(stderr(&output).contains(says), "{}", stderr(&output));
+    }
+    // The bounds are in the help.
+    for (command, bounds) in [
+        (
+            "check",
+            &["(1 to 60000)", "(0 to 10)", "(1 to 4096)", "(0 to 65536;"][..],
+        ),
+        ("listen", &["at most 7 days", "(0 to 65536)"]),
+        ("lab", &["1 to 64)"]),
+    ] {
+        let help = stdout(&portolan(&[command, "--help"]));
+        for bound in bounds {
+            assert!(
+                help.contains(bound),
+                "{command} --help lacks {bound}:\n{help}"
+            );
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use std::time::Duration;
 use portolan_lab::{Lab, Topology};
 use serde_json::Value;
 
+mod hosts;
+
 const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
 
 fn portolan() -> &'static str {
@@ -610,7 +612,8 @@ fn report_of(files: &Files, spec: &Path, inputs: &[PathBuf]) {
     let mut args = names.clone();
     args.extend(["--spec", spec_s]);
     let out = run(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // Required flows failed: exit 1, the page still written.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let md = text(&out.stdout);
     assert!(
         md.starts_with("# Preflight Lab — preflight results\n"),
@@ -636,7 +639,7 @@ fn report_of(files: &Files, spec: &Path, inputs: &[PathBuf]) {
     let mut args = names.clone();
     args.extend(["-f", "html", "-o", html.to_str().expect("utf-8")]);
     let out = run(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     chromium_checks(files, &html);
 }
 
