@@ -527,6 +527,17 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// `preflight --connect-timeout`: a duration from 1 s to 10 min.
+fn parse_connect_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(600)).contains(&duration)
+    {
+        Ok(duration)
+    } else {
+        Err(format!("`{text}` is not a duration from 1s to 10m"))
+    }
+}
+
 /// Report formats of `portolan lab`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LabFormat {
@@ -708,16 +719,16 @@ pub struct PreflightArgs {
     /// bind sampled ones): an admitted probe is an excess opening (exit 1).
     #[arg(long)]
     pub negative: bool,
-    /// Time allowed for one probe attempt, in milliseconds (check --timeout).
+    /// Time allowed for one probe attempt, in milliseconds (check --timeout, 1 to 60000).
     #[arg(long, default_value_t = 3000, value_name = "MS",
-          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+          value_parser = ranged::<u64, 1, MAX_TIMEOUT_MS>)]
     pub timeout: u64,
     /// Further attempts after a probe timed out (check --retries, 0 to 10).
     #[arg(long, default_value_t = 1, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=10))]
+          value_parser = ranged::<u32, 0, MAX_RETRIES>)]
     pub retries: u32,
     /// Time allowed to connect and log in to a host (1s to 10m).
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_connect_timeout)]
     pub connect_timeout: std::time::Duration,
     /// What to print.
     #[arg(long, short, value_enum, default_value_t = PreflightFormat::Table)]

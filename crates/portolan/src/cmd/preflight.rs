@@ -30,11 +30,6 @@ fn say_err(line: &str) {
 
 pub fn run(args: &PreflightArgs) -> anyhow::Result<u8> {
     let loaded = Loaded::read(&args.spec, &args.deployment)?;
-    if args.connect_timeout < Duration::from_secs(1)
-        || args.connect_timeout > Duration::from_secs(600)
-    {
-        return Err(InputError("--connect-timeout is out of bounds: 1s to 10m".to_owned()).into());
-    }
     let options: Vec<(String, String)> = args
         .ssh_options
         .iter()
@@ -152,6 +147,7 @@ fn template(loaded: &Loaded, args: &PreflightArgs) -> HostResults {
         component: String::new(),
         host: String::new(),
         from: None,
+        addresses: Vec::new(),
         started_at: now.clone(),
         finished_at: now,
         settings: Settings {

@@ -687,6 +687,18 @@ fn out_of_range_flag_values_are_usage_errors() {
             "168h (7 days)",
         ),
         (listen("--duration", "5 weeks"), "not a duration"),
+        (
+            vec!["preflight", "S", "-d", "d.yaml", "--timeout", "600000"],
+            "from 1 to 60000",
+        ),
+        (
+            vec!["preflight", "S", "-d", "d.yaml", "--retries", "11"],
+            "from 0 to 10",
+        ),
+        (
+            vec!["preflight", "S", "-d", "d.yaml", "--connect-timeout", "11m"],
+            "from 1s to 10m",
+        ),
     ] {
         let args: Vec<&str> = args
             .into_iter()
