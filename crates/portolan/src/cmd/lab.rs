@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -50,9 +51,18 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     if let Some(bar) = &bar {
         options.progress = Some(progress_callback(bar.clone()));
     }
-    let _signals = install_signal_handler(bar.clone());
+    let signals = install_signal_handler(bar.clone());
 
     let outcome = portolan_lab::run_lab(&spec, &options);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // The handler is tearing the lab down and then exits with 130: the
+        // error the teardown caused here (a lab destroyed mid-creation) is
+        // not the run's, and must not win the race to exit (as 2).
+        if let Some(handler) = signals {
+            let _ = handler.join();
+        }
+        return Ok(130);
+    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -172,6 +182,9 @@ fn progress_callback(bar: ProgressBar) -> portolan_lab::ProgressFn {
     })
 }
 
+/// Set by the signal handler before it tears the lab down.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// Ctrl-C and SIGTERM tear the lab down before the process exits (code 130).
 /// Returns once the signals are caught, so that no signal in between kills
 /// the process with its lab.
@@ -199,6 +212,7 @@ fn install_signal_handler(bar: Option<ProgressBar>) -> Option<std::thread::JoinH
                     _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
+                INTERRUPTED.store(true, Ordering::SeqCst);
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }

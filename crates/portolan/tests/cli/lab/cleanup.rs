@@ -80,7 +80,7 @@ fn a_namespace_only_named_like_a_lab_s_survives_a_run() {
     }
     let id = std::process::id() % 100_000;
     let mine = HandMade::add(&format!("ptl-mine{id}"));
-    let busy = HandMade::add(&format!("ptl-busy{id}-x"));
+    let busy = HandMade::add(&format!("ptl-inuse{id}"));
     let _inside = process_inside(&busy.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = lab_run(&tiny_spec(dir.path()));
