@@ -64,6 +64,13 @@ fn sections(rows: usize) -> String {
     page
 }
 
+/// CPU time this thread has spent, in seconds, where Linux says it.
+fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn main() -> ExitCode {
     let rows: usize = match std::env::args().nth(1).map(|a| a.parse()) {
         None => 20_000,
@@ -80,11 +87,16 @@ fn main() -> ExitCode {
     ] {
         let source = SourceFile::new("bench.md", page);
         let start = Instant::now();
+        let cpu = cpu_seconds();
         match import_markdown(&source, &ImportOptions::default()) {
             Ok(imported) => println!(
-                "{shape}: {rows} rows, {} flows, {:.3} s",
+                "{shape}: {rows} rows, {} flows, {:.3} s wall, {} CPU",
                 imported.report.flows_imported,
-                start.elapsed().as_secs_f64()
+                start.elapsed().as_secs_f64(),
+                match (cpu, cpu_seconds()) {
+                    (Some(a), Some(b)) => format!("{:.3} s", b - a),
+                    _ => "unknown".to_owned(),
+                }
             ),
             Err(e) => {
                 eprintln!("{shape}: {e}");

@@ -56,6 +56,12 @@ pub fn import(source: &SourceFile, options: &ImportOptions) -> Result<Imported, 
         });
     }
     let yaml = b.yaml(&system);
+    let flow_lines: Vec<usize> = b
+        .flows
+        .iter()
+        .flat_map(|f| std::iter::once(f.line).chain(f.also.iter().copied()))
+        .collect();
+    b.report.fill_rows(flow_lines.into_iter());
     let used = b.used();
     b.report.components = b.components.len();
     b.report.externals = used.externals.len();

@@ -33,6 +33,63 @@ pub struct ImportReport {
     pub warnings: Vec<Warning>,
     /// Every value inferred rather than stated.
     pub guesses: Vec<Guess>,
+    /// Per line that gave a flow, was merged, skipped or read as a
+    /// definition: what became of it, in line order.
+    pub rows: Vec<RowOutcome>,
+}
+
+/// What became of one line of the page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RowOutcome {
+    /// The line.
+    pub line: usize,
+    /// Flows whose origin is this line (including those it restates).
+    pub flows: usize,
+    /// Whether it restates a flow of another line.
+    pub merged: bool,
+    /// Whether it was read as a definition (feature, parameter, condition, subject).
+    pub definition: bool,
+    /// Why (parts of) it were skipped.
+    pub skipped: Vec<String>,
+    /// What was guessed for its flows.
+    pub guessed: Vec<String>,
+}
+
+impl ImportReport {
+    /// Fills [`ImportReport::rows`] from the other lists and the lines of
+    /// the flows (each flow's line and the lines that restate it).
+    pub(crate) fn fill_rows(&mut self, flow_lines: impl Iterator<Item = usize>) {
+        let mut rows: std::collections::BTreeMap<usize, RowOutcome> =
+            std::collections::BTreeMap::new();
+        fn at(
+            rows: &mut std::collections::BTreeMap<usize, RowOutcome>,
+            line: usize,
+        ) -> &mut RowOutcome {
+            rows.entry(line).or_insert_with(|| RowOutcome {
+                line,
+                ..RowOutcome::default()
+            })
+        }
+        for line in flow_lines {
+            at(&mut rows, line).flows += 1;
+        }
+        for m in &self.rows_merged {
+            at(&mut rows, m.line).merged = true;
+        }
+        for &d in &self.definitions {
+            at(&mut rows, d).definition = true;
+        }
+        for s in &self.rows_skipped {
+            at(&mut rows, s.line).skipped.push(s.reason.clone());
+        }
+        for g in &self.guesses {
+            let row = at(&mut rows, g.line);
+            if !row.guessed.contains(&g.guess) {
+                row.guessed.push(g.guess.clone());
+            }
+        }
+        self.rows = rows.into_values().collect();
+    }
 }
 
 /// A row that says the same as an earlier one.

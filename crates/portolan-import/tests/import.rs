@@ -970,3 +970,36 @@ fn host_lists_read_stated_ports_and_schemes() {
         imported.yaml
     );
 }
+
+/// Issue 15: the report says, per line, what was read, guessed or skipped.
+#[test]
+fn report_lists_each_row() {
+    let page = "# Shop\n\n## Web\n\n| Port | Protocol | Source |\n|---|---|---|\n| 443 | TCP | LB |\n| 80 | | |\n| x | TCP | LB |\n";
+    let imported =
+        import_markdown(&SourceFile::new("p.md", page), &ImportOptions::default()).unwrap();
+    let row = |line: usize| {
+        imported
+            .report
+            .rows
+            .iter()
+            .find(|r| r.line == line)
+            .cloned()
+    };
+    assert_eq!(row(7).map(|r| r.flows), Some(1));
+    let guessed = row(8).unwrap();
+    assert_eq!(guessed.flows, 1);
+    assert!(
+        guessed
+            .guessed
+            .iter()
+            .any(|g| g.contains("direction not stated")),
+        "{guessed:?}"
+    );
+    assert!(
+        guessed.guessed.iter().any(|g| g.contains("unspecified")),
+        "{guessed:?}"
+    );
+    assert!(!row(9).unwrap().skipped.is_empty());
+    let json = serde_json::to_value(&imported.report).unwrap();
+    assert!(json["rows"].as_array().is_some_and(|r| r.len() == 3));
+}

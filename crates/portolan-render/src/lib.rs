@@ -32,6 +32,7 @@ mod graph;
 mod markdown;
 mod matrix;
 mod mermaid;
+mod operator;
 pub mod results;
 mod tables;
 mod token;
@@ -41,6 +42,7 @@ use std::str::FromStr;
 
 use portolan_spec::Spec;
 
+pub use operator::render_operator_tables;
 pub use token::{flow_tokens, ConditionNotes};
 
 /// Escaping for every page that shows text from input (shared with other

@@ -557,3 +557,68 @@ fn mermaid_is_accepted_by_mermaid_cli() {
         assert!(svg.contains("<svg"), "{name}: no SVG");
     }
 }
+
+/// Operator tables (`render --format tables -d`): every row names its peer
+/// with concrete addresses (From on ingress, To on egress), site flows are
+/// marked, and free text is escaped.
+#[test]
+fn operator_tables_name_the_peer_with_its_addresses() {
+    let dir = root().join("examples").join(SPACELIFT);
+    let spec = load(SPACELIFT);
+    let text = std::fs::read_to_string(dir.join("deployment-site.yaml")).expect("deployment");
+    let deployment = portolan_spec::deployment::load_deployment(
+        SourceFile::new("deployment-site.yaml", text),
+        &spec,
+    )
+    .expect("valid deployment")
+    .value;
+    let plan = portolan_spec::plan::plan(&spec, &deployment);
+    let page = portolan_render::render_operator_tables(&plan);
+    let rows: Vec<Vec<String>> = page
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("| -"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect();
+    let has = |cells: &[&str]| {
+        rows.iter()
+            .any(|r| r.iter().take(cells.len()).eq(cells.iter()))
+    };
+    assert!(
+        has(&["From", "Port", "Protocol", "Optional/Required", "Flow"]),
+        "{page}"
+    );
+    assert!(
+        has(&["To", "Port", "Protocol", "Optional/Required", "Flow"]),
+        "{page}"
+    );
+    assert!(
+        has(&[
+            "postgres: 192.0.2.20, sg spacelift-postgres",
+            "5433",
+            "TCP",
+            "Required"
+        ]),
+        "{page}"
+    );
+    assert!(
+        has(&[
+            "site:admin-ssh: 198.51.100.0/24",
+            "22",
+            "TCP",
+            "Site",
+            "site:admin-ssh@server",
+            "Site flow: admin SSH"
+        ]),
+        "{page}"
+    );
+    assert!(
+        rows.iter().all(|r| r.len() == 6),
+        "six cells in every row:\n{page}"
+    );
+    insta::assert_snapshot!("operator_tables_spacelift_site", page);
+}

@@ -101,6 +101,10 @@ pub struct RenderArgs {
     /// Write here instead of standard output (written whole or not at all).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// With `--format tables`: operator tables of this deployment, with
+    /// the peer of every row (From on ingress, To on egress) and its addresses.
+    #[arg(long, short)]
+    pub deployment: Option<PathBuf>,
 }
 
 /// Arguments of `portolan schema`.

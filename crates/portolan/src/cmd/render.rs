@@ -7,6 +7,17 @@ use crate::output::write_output;
 
 /// Reads and checks the spec, renders it, and writes the result whole.
 pub fn run(args: &RenderArgs) -> anyhow::Result<u8> {
+    if let Some(deployment) = &args.deployment {
+        if args.format != RenderFormat::Tables {
+            anyhow::bail!("-d/--deployment is for --format tables (operator tables)");
+        }
+        let spec = super::load_spec_for_deployment(&args.spec)?;
+        let deployment = super::plan::load_deployment_or_report(deployment, &spec)?;
+        let plan = portolan_spec::plan::plan(&spec, &deployment);
+        let text = portolan_render::render_operator_tables(&plan);
+        write_output(args.output.as_deref(), &text)?;
+        return Ok(crate::EXIT_OK);
+    }
     let spec = super::load_spec_or_report(&args.spec)?;
     let text = portolan_render::render(&spec, format(args.format))?;
     write_output(args.output.as_deref(), &text)?;

@@ -752,3 +752,24 @@ fn unreadable_inputs_read_the_same_in_every_command() {
         stderr(&output)
     );
 }
+
+/// `render --format tables -d`: operator tables with the peer column;
+/// `-d` with another format is a usage error (exit 2).
+#[test]
+fn render_tables_with_a_deployment_adds_the_peer() {
+    let spec = example("spacelift-self-hosted");
+    let deployment = deployment_of("spacelift-self-hosted");
+    let out = portolan(&["render", &spec, "-f", "tables", "-d", &deployment]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("| From ") && text.contains("| To "), "{text}");
+    assert!(text.contains("postgres: 192.0.2.20"), "{text}");
+    let plain = portolan(&["render", &spec, "-f", "tables"]);
+    assert!(
+        !stdout(&plain).contains("| To ") && !stdout(&plain).contains("192.0.2.20"),
+        "unchanged without -d"
+    );
+    let out = portolan(&["render", &spec, "-f", "matrix", "-d", &deployment]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("-d/--deployment is for --format tables"));
+}
