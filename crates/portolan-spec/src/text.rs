@@ -106,8 +106,8 @@ pub fn for_line(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// A message (several sentences, possibly quoting input): every line
-/// clipped, control characters escaped, line breaks kept.
+/// A message or a table cell of several lines, possibly quoting input:
+/// every line clipped, control characters escaped, line breaks kept.
 pub fn for_message(text: &str) -> String {
     text.split('\n')
         .map(|line| for_line(line.strip_suffix('\r').unwrap_or(line)).into_owned())
