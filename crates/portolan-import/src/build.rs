@@ -720,23 +720,23 @@ impl Builder {
             self.file.replace('\n', " ")
         );
         out.push_str("portolan: 1\nsystem:\n");
-        let _ = writeln!(out, "  name: {}", q(system));
-        let _ = writeln!(out, "  source: {}", q(&self.file));
+        let _ = writeln!(out, "  name: {}", q(&one_line(system)));
+        let _ = writeln!(out, "  source: {}", q(&one_line(&self.file)));
         out.push_str("\ncomponents:\n");
         for c in &self.components {
             let _ = writeln!(out, "  - id: {}", q(&c.id));
-            let _ = writeln!(out, "    name: {}", q(&c.name));
+            let _ = writeln!(out, "    name: {}", q(&one_line(&c.name)));
             match c.kind {
                 Kind::System => {}
                 Kind::Dependency => out.push_str("    kind: dependency\n"),
                 Kind::External => out.push_str("    kind: external\n"),
             }
             if !c.aliases.is_empty() {
-                let list: Vec<String> = c.aliases.iter().map(|a| q(a)).collect();
+                let list: Vec<String> = c.aliases.iter().map(|a| q(&one_line(a))).collect();
                 let _ = writeln!(out, "    aliases: [{}]", list.join(", "));
             }
             if let Some(d) = &c.description {
-                let _ = writeln!(out, "    description: {}", q(d));
+                let _ = writeln!(out, "    description: {}", q(&multi_line(d)));
             }
         }
         let used_externals = &used.externals;
@@ -755,11 +755,11 @@ impl Builder {
                         let _ = writeln!(out, "    cidr: {}", q(c));
                     }
                     Addr::Placeholder(p) => {
-                        let _ = writeln!(out, "    placeholder: {}", q(p));
+                        let _ = writeln!(out, "    placeholder: {}", q(&one_line(p)));
                     }
                 }
                 if let Some(name) = &e.name {
-                    let _ = writeln!(out, "    name: {}", q(name));
+                    let _ = writeln!(out, "    name: {}", q(&one_line(name)));
                 }
             }
         }
@@ -771,9 +771,9 @@ impl Builder {
                     continue;
                 }
                 let _ = writeln!(out, "  - id: {}", q(&f.id));
-                let _ = writeln!(out, "    name: {}", q(&f.name));
+                let _ = writeln!(out, "    name: {}", q(&one_line(&f.name)));
                 if let Some(d) = &f.description {
-                    let _ = writeln!(out, "    description: {}", q(d));
+                    let _ = writeln!(out, "    description: {}", q(&multi_line(d)));
                 }
             }
         }
@@ -786,12 +786,12 @@ impl Builder {
                 }
                 let _ = writeln!(out, "  - id: {}", q(&p.id));
                 if let Some(d) = &p.description {
-                    let _ = writeln!(out, "    description: {}", q(d));
+                    let _ = writeln!(out, "    description: {}", q(&multi_line(d)));
                 }
                 if let Some(d) = p.default {
                     let _ = writeln!(out, "    default: {d}");
                 }
-                let _ = writeln!(out, "    shown_as: {}", q(&p.shown_as));
+                let _ = writeln!(out, "    shown_as: {}", q(&one_line(&p.shown_as)));
             }
         }
         out.push_str("\nflows:\n");
@@ -832,14 +832,18 @@ impl Builder {
                 let _ = writeln!(out, "    when: {}", self.cond_yaml(c));
             }
             if let Some(n) = &first.name {
-                let _ = writeln!(out, "    name: {}", q(n));
+                let _ = writeln!(out, "    name: {}", q(&one_line(n)));
             }
             if let Some(p) = &first.purpose {
-                let _ = writeln!(out, "    purpose: {}", q(p));
+                let _ = writeln!(out, "    purpose: {}", q(&multi_line(p)));
             }
-            let _ = writeln!(out, "    origin: {}", q(&self.origin(first)));
+            let _ = writeln!(out, "    origin: {}", q(&one_line(&self.origin(first))));
             if !first.guesses.is_empty() {
-                let _ = writeln!(out, "    guess: {}", q(&first.guesses.join("; ")));
+                let _ = writeln!(
+                    out,
+                    "    guess: {}",
+                    q(&one_line(&first.guesses.join("; ")))
+                );
             }
         }
         out
@@ -938,6 +942,27 @@ fn collect_features(c: &Cond, out: &mut HashSet<usize>) {
 }
 
 /// A YAML scalar: plain when that is unambiguous, else double-quoted.
+/// Text from a page for a one-line field of the spec (a name, `shown_as`,
+/// `origin`): line breaks and tabs become spaces, other control characters
+/// go, as the spec refuses them (`spec::control-character`).
+fn one_line(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if portolan_spec::text::is_control(c) => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
+/// Text from a page for a description or purpose: line breaks and tabs
+/// stay, other control characters go.
+fn multi_line(s: &str) -> String {
+    s.chars()
+        .filter(|&c| c == '\n' || c == '\t' || !portolan_spec::text::is_control(c))
+        .collect()
+}
+
 pub fn q(s: &str) -> String {
     let plain_ok = !s.is_empty()
         && s.chars().next().is_some_and(|c| c.is_alphabetic())

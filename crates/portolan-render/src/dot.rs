@@ -66,6 +66,9 @@ fn node_id(id: &str) -> String {
 /// A DOT double-quoted string. Backslashes are doubled so that label escapes
 /// such as `\N` or `\l` never come from the spec's text; line breaks become `\n`.
 fn quote(s: &str) -> String {
+    // Control characters are shown escaped: `dot` refuses a NUL, and the
+    // others would reach whoever reads the file or the rendered labels.
+    let s = portolan_spec::text::escape_controls_multiline(s);
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -89,5 +92,6 @@ mod tests {
     fn quoting() {
         assert_eq!(quote(r#"a "b" \N"#), r#""a \"b\" \\N""#);
         assert_eq!(quote("x\ny"), r#""x\ny""#);
+        assert_eq!(quote("a\0b\u{1b}"), r#""a\\0b\\e""#);
     }
 }

@@ -64,8 +64,10 @@ pub(crate) fn node_id(id: &str) -> String {
 }
 
 /// Text inside a quoted Mermaid string: the characters that end the string
-/// or start markup become Mermaid's numeric entity codes (`#34;`).
+/// or start markup become Mermaid's numeric entity codes (`#34;`);
+/// control characters are shown escaped (`\e` becomes `#92;e`).
 pub(crate) fn text(s: &str) -> String {
+    let s = portolan_spec::text::escape_controls_multiline(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -87,5 +89,6 @@ mod tests {
     fn escaping() {
         assert_eq!(text(r#"a "b" <c> #1"#), "a #34;b#34; #60;c#62; #35;1");
         assert_eq!(node_id("data-storage"), "n_data_storage");
+        assert_eq!(text("a\u{1b}]0;x\0"), "a#92;e]0;x#92;0");
     }
 }

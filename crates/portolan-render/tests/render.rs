@@ -622,3 +622,40 @@ fn operator_tables_name_the_peer_with_its_addresses() {
     );
     insta::assert_snapshot!("operator_tables_spacelift_site", page);
 }
+
+/// Regression (issue 9): descriptions and purposes came out raw in the
+/// markdown pages, so a `<script>` in a spec was HTML on the page.
+#[test]
+fn no_html_from_the_spec_reaches_the_markdown_pages() {
+    let text = r#"portolan: 1
+system: {name: "Demo <b>", vendor: "<i>Vendor</i>", description: "<script>alert(1)</script> and `<code>`"}
+components:
+  - {id: web, name: "Web <img src=x onerror=alert(2)>", description: "<!-- hidden -->"}
+  - {id: db, kind: dependency}
+features:
+  - {id: sqs, name: "<u>SQS</u>", description: "<iframe src=x>"}
+parameters:
+  - {id: pg, default: 5432, description: "<svg onload=alert(3)>", shown_as: "<s>pg</s>"}
+flows:
+  - {from: web, to: db, protocol: tcp, port: $pg, name: "<em>Postgres</em>", purpose: "<script>alert(4)</script>"}
+  - {from: web, to: db, protocol: tcp, port: 443, when: sqs, purpose: "<a href=x>sqs</a>"}
+"#;
+    let spec = load_spec(SourceFile::new("x.yaml", text))
+        .expect("valid")
+        .value;
+    for format in [Format::Matrix, Format::Tables] {
+        let page = render(&spec, format).expect("renders");
+        // Every `<` is escaped, except inside the code span the spec wrote
+        // and the page's own `<br>` in the matrix's corner cell.
+        let outside_code: String = page.replace("<br>", "").split('`').step_by(2).collect();
+        let raw = outside_code
+            .match_indices('<')
+            .filter(|(i, _)| !outside_code[..*i].ends_with('\\'))
+            .count();
+        assert_eq!(raw, 0, "{format:?}:\n{page}");
+        assert!(
+            page.contains("`<code>`"),
+            "{format:?}: code span kept:\n{page}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ use serde_saphyr::Spanned;
 use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics, SourceFile, Span};
 use crate::model::*;
 use crate::raw::*;
+use crate::text::is_control;
 
 /// A value read from a file together with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -193,6 +194,44 @@ fn untagged_help(text: &str) -> Option<&'static str> {
 /// nftables names, Kubernetes object names and label values (at most 63).
 pub const MAX_ID_LEN: usize = 63;
 
+/// The one policy for control characters in free text (names, aliases,
+/// descriptions): every output would have to carry them (terminals, YAML
+/// and rule comments, markdown, DOT), and none means anything by them, so
+/// they are refused where they come in. Descriptions and purposes
+/// (`multiline`) may hold line feeds and tabs; names are one line. Returns
+/// the diagnostic, pointing at the first offending character when the
+/// source holds it raw, else at the whole value (an escape such as `"\e"`).
+pub(crate) fn check_text(
+    source: &SourceFile,
+    code: Code,
+    field: &str,
+    text: &str,
+    span: Span,
+    multiline: bool,
+) -> Option<Diagnostic> {
+    let allowed = |c: char| multiline && (c == '\n' || c == '\t');
+    let bad = text.chars().find(|&c| is_control(c) && !allowed(c))?;
+    let written = source
+        .text
+        .get(span.offset..span.offset + span.len)
+        .and_then(|value| value.find(bad))
+        .map_or(span, |at| Span::new(span.offset + at, bad.len_utf8()));
+    let what = match bad {
+        '\n' => "a line break".to_owned(),
+        '\t' => "a tab".to_owned(),
+        c => format!("control character U+{:04X}", u32::from(c)),
+    };
+    Some(
+        Diagnostic::new(code, format!("{what} in {field}"))
+            .with_label(written, "not printable text")
+            .with_help(if multiline {
+                "remove it: descriptions and purposes may hold line breaks and tabs, nothing else that is invisible"
+            } else {
+                "remove it: names, ids and other one-line texts are printable characters only (descriptions and purposes may span lines)"
+            }),
+    )
+}
+
 /// Whether `id` is a valid identifier: lowercase ASCII letters, digits and
 /// dashes, starting with a letter or digit (its length is checked apart,
 /// against [`MAX_ID_LEN`]).
@@ -268,11 +307,12 @@ impl Checker<'_> {
                     .with_help("list the roles that are deployed under `components:`"),
             );
         }
+        let name = Some(raw.system.name);
         let system = System {
-            name: raw.system.name.value.clone(),
-            vendor: raw.system.vendor,
-            description: raw.system.description,
-            source: raw.system.source,
+            name: self.text("system name", name, false).unwrap_or_default(),
+            vendor: self.text("vendor", raw.system.vendor, false),
+            description: self.text("description", raw.system.description, true),
+            source: self.text("source", raw.system.source, false),
         };
 
         let mut endpoint_ids: HashMap<String, Defined> = HashMap::new();
@@ -282,15 +322,21 @@ impl Checker<'_> {
             .map(|c| {
                 let span = self.define_id(&c.id, "component", &mut endpoint_ids);
                 Component {
-                    name: c.name.unwrap_or_else(|| c.id.value.clone()),
+                    name: self
+                        .text("name", c.name, false)
+                        .unwrap_or_else(|| c.id.value.clone()),
                     id: c.id.value,
                     kind: match c.kind {
                         RawKind::System => ComponentKind::System,
                         RawKind::Dependency => ComponentKind::Dependency,
                         RawKind::External => ComponentKind::External,
                     },
-                    aliases: c.aliases,
-                    description: c.description,
+                    aliases: c
+                        .aliases
+                        .into_iter()
+                        .filter_map(|a| self.text("alias", Some(a), false))
+                        .collect(),
+                    description: self.text("description", c.description, true),
                     span,
                 }
             })
@@ -302,14 +348,16 @@ impl Checker<'_> {
                 let span = self.define_id(&e.id, "external", &mut endpoint_ids);
                 let address = self.check_external_address(&e, span);
                 External {
-                    name: e.name.unwrap_or_else(|| match &address {
-                        ExternalAddress::Host(h) | ExternalAddress::Pattern(h) => h.clone(),
-                        ExternalAddress::Cidr(c) => c.to_string(),
-                        ExternalAddress::Placeholder(p) => p.clone(),
-                    }),
+                    name: self
+                        .text("name", e.name, false)
+                        .unwrap_or_else(|| match &address {
+                            ExternalAddress::Host(h) | ExternalAddress::Pattern(h) => h.clone(),
+                            ExternalAddress::Cidr(c) => c.to_string(),
+                            ExternalAddress::Placeholder(p) => p.clone(),
+                        }),
                     id: e.id.value,
                     address,
-                    description: e.description,
+                    description: self.text("description", e.description, true),
                     span,
                 }
             })
@@ -321,9 +369,11 @@ impl Checker<'_> {
             .map(|f| {
                 let span = self.define_id(&f.id, "feature", &mut feature_ids);
                 Feature {
-                    name: f.name.unwrap_or_else(|| f.id.value.clone()),
+                    name: self
+                        .text("name", f.name, false)
+                        .unwrap_or_else(|| f.id.value.clone()),
                     id: f.id.value,
-                    description: f.description,
+                    description: self.text("description", f.description, true),
                     span,
                 }
             })
@@ -340,9 +390,11 @@ impl Checker<'_> {
                     .and_then(|d| self.port_number(d.value, self.span(d)));
                 Parameter {
                     id: p.id.value,
-                    description: p.description,
+                    description: self.text("description", p.description, true),
                     default,
-                    shown_as: p.shown_as.unwrap_or_else(|| "User-defined".to_owned()),
+                    shown_as: self
+                        .text("shown_as", p.shown_as, false)
+                        .unwrap_or_else(|| "User-defined".to_owned()),
                     span,
                 }
             })
@@ -372,6 +424,29 @@ impl Checker<'_> {
         }
         self.assign_flow_ids(&mut spec);
         spec
+    }
+
+    /// Free text from the spec: control characters are an error (see
+    /// [`check_text`]). Returns the text.
+    fn text(
+        &mut self,
+        field: &str,
+        value: Option<Spanned<String>>,
+        multiline: bool,
+    ) -> Option<String> {
+        let value = value?;
+        let span = self.span(&value);
+        if let Some(d) = check_text(
+            self.source,
+            Code::ControlCharacter,
+            field,
+            &value.value,
+            span,
+            multiline,
+        ) {
+            self.push(d);
+        }
+        Some(value.value)
     }
 
     fn define_id(
@@ -812,6 +887,10 @@ impl Checker<'_> {
             self.check_condition(spec, &w.value, span)
         });
         let required = raw.required.unwrap_or(true);
+        let name = self.text("name", raw.name, false);
+        let purpose = self.text("purpose", raw.purpose, true);
+        let origin = self.text("origin", raw.origin, false);
+        let guess = self.text("guess", raw.guess, false);
         if !required && raw.when.is_none() {
             self.push(
                 Diagnostic::new(Code::OptionalWithoutCondition, "optional flow without `when`")
@@ -865,10 +944,10 @@ impl Checker<'_> {
                 source_ports: source_ports.clone(),
                 required,
                 when: when.clone(),
-                name: raw.name.clone(),
-                purpose: raw.purpose.clone(),
-                origin: raw.origin.clone(),
-                guess: raw.guess.clone(),
+                name: name.clone(),
+                purpose: purpose.clone(),
+                origin: origin.clone(),
+                guess: guess.clone(),
                 span: from_span,
             });
         }

@@ -36,7 +36,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::check::{is_valid_host, parse_yaml, Loaded};
+use crate::check::{check_text, is_valid_host, parse_yaml, Loaded};
 use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics, SourceFile, Span};
 use crate::model::*;
 
@@ -54,10 +54,12 @@ pub struct RawDeployment {
     pub deployment: Spanned<i64>,
     /// A name for this deployment (a site, an environment).
     #[serde(default)]
-    pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// What this deployment is.
     #[serde(default)]
-    pub description: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub description: Option<Spanned<String>>,
     /// Ids of the spec's features that are enabled; every other feature is off.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -686,8 +688,8 @@ impl DeploymentChecker<'_> {
             externals.insert(id, placement);
         }
         let mut deployment = Deployment {
-            name: raw.name.clone(),
-            description: raw.description.clone(),
+            name: self.text("name", raw.name.as_ref(), false),
+            description: self.text("description", raw.description.as_ref(), true),
             features,
             parameters,
             components,
@@ -846,6 +848,22 @@ impl DeploymentChecker<'_> {
             self.push(d);
         }
         hosts
+    }
+
+    /// Free text: control characters are an error (see [`check_text`]).
+    fn text(
+        &mut self,
+        field: &str,
+        value: Option<&Spanned<String>>,
+        multiline: bool,
+    ) -> Option<String> {
+        let value = value?;
+        let span = self.span(value);
+        let code = Code::DeploymentControlCharacter;
+        if let Some(d) = check_text(self.source, code, field, &value.value, span, multiline) {
+            self.push(d);
+        }
+        Some(value.value.clone())
     }
 
     fn nets_with_spans<'r>(

@@ -8,6 +8,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::excerpt::{line_starts, Excerpt};
+use crate::text;
+
 /// A text file read as input, kept whole so that diagnostics can quote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
@@ -217,6 +220,9 @@ codes! {
     UnusedParameter = "spec::unused-parameter", Warning;
     /// An empty list where at least one item is needed.
     EmptyList = "spec::empty-list", Error;
+    /// A control character (escape, NUL, bidirectional override, ...) in a
+    /// name or description; a line break in a one-line text.
+    ControlCharacter = "spec::control-character", Error;
     /// A deployment places a component the spec does not define.
     DeploymentUnknownComponent = "deployment::unknown-component", Error;
     /// A deployment binds an external endpoint the spec does not define.
@@ -239,6 +245,8 @@ codes! {
     DeploymentUnplacedOptionalFlow = "deployment::unplaced-optional-flow", Warning;
     /// A parameter used by an enabled flow has neither a default nor a value.
     DeploymentMissingParameter = "deployment::missing-parameter", Error;
+    /// A control character in the deployment's name or description.
+    DeploymentControlCharacter = "deployment::control-character", Error;
     /// The chosen target cannot serve the deployment (e.g. nftables without addresses).
     DeploymentUnsupportedByTarget = "deployment::unsupported-by-target", Error;
     /// Host names that contradict each other (two names for one host, one name for two hosts).
@@ -365,12 +373,16 @@ impl Diagnostics {
                 serde_json::json!({
                     "code": d.code,
                     "severity": d.severity,
-                    "message": d.message,
+                    // JSON escapes control characters itself; only length is bounded.
+                    "message": text::clip(&d.message, 4 * text::CLIP_WIDTH),
                     "file": self.source.name,
                     "line": line,
                     "column": column,
-                    "labels": d.labels,
-                    "help": d.help,
+                    "labels": d.labels.iter().map(|l| serde_json::json!({
+                        "span": l.span,
+                        "message": text::clip(&l.message, text::CLIP_WIDTH),
+                    })).collect::<Vec<_>>(),
+                    "help": d.help.as_deref().map(|h| text::clip(h, 4 * text::CLIP_WIDTH)),
                 })
             })
             .collect();
@@ -391,36 +403,63 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// One diagnostic bound to its source, in the shape miette renders.
+/// One diagnostic bound to the excerpt of its source, in the shape miette
+/// renders: every text from the input escaped and clipped.
 #[derive(Debug)]
-struct Sourced<'a> {
-    diagnostic: &'a Diagnostic,
-    source: miette::NamedSource<String>,
+struct Sourced {
+    code: Code,
+    severity: Severity,
+    message: String,
+    help: Option<String>,
+    labels: Vec<Label>,
+    source: Excerpt,
 }
 
-impl fmt::Display for Sourced<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
+impl Sourced {
+    fn new(diagnostic: &Diagnostic, source: &SourceFile, starts: &[usize]) -> Self {
+        let spans: Vec<Span> = diagnostic.labels.iter().map(|l| l.span).collect();
+        let (excerpt, spans) = Excerpt::new(source, starts, &spans);
+        Self {
+            code: diagnostic.code,
+            severity: diagnostic.severity,
+            message: text::for_message(&diagnostic.message),
+            help: diagnostic.help.as_deref().map(text::for_message),
+            labels: diagnostic
+                .labels
+                .iter()
+                .zip(spans)
+                .map(|(l, span)| Label {
+                    span,
+                    message: text::for_line(&l.message).into_owned(),
+                })
+                .collect(),
+            source: excerpt,
+        }
     }
 }
 
-impl std::error::Error for Sourced<'_> {}
+impl fmt::Display for Sourced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
-impl miette::Diagnostic for Sourced<'_> {
+impl std::error::Error for Sourced {}
+
+impl miette::Diagnostic for Sourced {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(self.diagnostic.code))
+        Some(Box::new(self.code))
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.diagnostic.severity {
+        Some(match self.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
         })
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.diagnostic
-            .help
+        self.help
             .as_ref()
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
@@ -430,7 +469,7 @@ impl miette::Diagnostic for Sourced<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        let labels = self.diagnostic.labels.iter().enumerate().map(|(i, l)| {
+        let labels = self.labels.iter().enumerate().map(|(i, l)| {
             let span = miette::SourceSpan::new(l.span.offset.into(), l.span.len);
             if i == 0 {
                 miette::LabeledSpan::new_primary_with_span(Some(l.message.clone()), span)
@@ -460,18 +499,13 @@ pub fn render_diagnostics(diagnostics: &Diagnostics, style: RenderStyle) -> Stri
     };
     let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
+    let starts = line_starts(&diagnostics.source.text);
     for diagnostic in &diagnostics.items {
-        let sourced = Sourced {
-            diagnostic,
-            source: miette::NamedSource::new(
-                diagnostics.source.name.clone(),
-                diagnostics.source.text.clone(),
-            ),
-        };
-        out.push_str(&diagnostic.location(&diagnostics.source));
+        let sourced = Sourced::new(diagnostic, &diagnostics.source, &starts);
+        out.push_str(&text::for_line(&diagnostic.location(&diagnostics.source)));
         out.push('\n');
         if handler.render_report(&mut out, &sourced).is_err() {
-            out.push_str(&diagnostic.message);
+            out.push_str(&sourced.message);
             out.push('\n');
         }
     }

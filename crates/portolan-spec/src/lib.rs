@@ -24,11 +24,13 @@
 pub mod check;
 pub mod deployment;
 pub mod diag;
+mod excerpt;
 pub mod model;
 pub mod plan;
 pub mod raw;
 pub mod schema;
 pub mod site;
+pub mod text;
 
 pub use check::{load_spec, parse_yaml, Loaded, MAX_ID_LEN};
 pub use diag::{

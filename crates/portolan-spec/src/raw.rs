@@ -43,13 +43,16 @@ pub struct RawSystem {
     pub name: Spanned<String>,
     /// Who makes it.
     #[serde(default)]
-    pub vendor: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub vendor: Option<Spanned<String>>,
     /// One paragraph about it.
     #[serde(default)]
-    pub description: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub description: Option<Spanned<String>>,
     /// Where the requirements were published.
     #[serde(default)]
-    pub source: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub source: Option<Spanned<String>>,
 }
 
 /// What a component is to the system.
@@ -74,16 +77,19 @@ pub struct RawComponent {
     pub id: Spanned<String>,
     /// Display name; defaults to the id.
     #[serde(default)]
-    pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// system (default), dependency or external.
     #[serde(default)]
     pub kind: RawKind,
     /// Other spellings of the name, used when importing pages.
     #[serde(default)]
-    pub aliases: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub aliases: Vec<Spanned<String>>,
     /// What the component does.
     #[serde(default)]
-    pub description: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub description: Option<Spanned<String>>,
 }
 
 /// A named endpoint outside the system. Exactly one of host, cidr, placeholder.
@@ -107,10 +113,12 @@ pub struct RawExternal {
     pub placeholder: Option<Spanned<String>>,
     /// Display name; defaults to the host, CIDR or placeholder.
     #[serde(default)]
-    pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// What it is.
     #[serde(default)]
-    pub description: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub description: Option<Spanned<String>>,
 }
 
 /// An option that switches conditional flows on.
@@ -122,10 +130,12 @@ pub struct RawFeature {
     pub id: Spanned<String>,
     /// Display name.
     #[serde(default)]
-    pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// What enabling it means.
     #[serde(default)]
-    pub description: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub description: Option<Spanned<String>>,
 }
 
 /// A port value the operator may change.
@@ -137,14 +147,16 @@ pub struct RawParameter {
     pub id: Spanned<String>,
     /// What the port is for.
     #[serde(default)]
-    pub description: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub description: Option<Spanned<String>>,
     /// The value used when the deployment gives none.
     #[serde(default)]
     #[schemars(with = "Option<u16>")]
     pub default: Option<Spanned<i64>>,
     /// How vendor tables show it; default "User-defined".
     #[serde(default)]
-    pub shown_as: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub shown_as: Option<Spanned<String>>,
 }
 
 /// One id or a list of ids.
@@ -260,14 +272,18 @@ pub struct RawFlow {
     pub when: Option<Spanned<RawCondition>>,
     /// Short label: the "Name" column of vendor tables.
     #[serde(default)]
-    pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// Why the flow exists.
     #[serde(default)]
-    pub purpose: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub purpose: Option<Spanned<String>>,
     /// Where the requirement came from (page, line, cell).
     #[serde(default)]
-    pub origin: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub origin: Option<Spanned<String>>,
     /// Set when a value was inferred rather than stated; says what was guessed.
     #[serde(default)]
-    pub guess: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub guess: Option<Spanned<String>>,
 }

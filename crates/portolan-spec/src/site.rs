@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+use crate::check::check_text;
 use crate::deployment::{parse_address, Address, Deployment};
 use crate::diag::{Code, Diagnostic, SourceFile, Span};
 use crate::model::*;
@@ -224,8 +225,14 @@ impl Checker<'_> {
             Some(port) => self.ports(port),
             None => Vec::new(),
         };
+        // The purpose names the site's end in rules and tables: one line.
+        let purpose_span = self.span(&raw.purpose);
+        let code = Code::DeploymentControlCharacter;
+        let value = &raw.purpose.value;
+        if let Some(d) = check_text(self.source, code, "purpose", value, purpose_span, false) {
+            self.diagnostics.push(d);
+        }
         if raw.purpose.value.trim().is_empty() {
-            let purpose_span = self.span(&raw.purpose);
             self.invalid(
                 purpose_span,
                 "a site flow needs a purpose".to_owned(),

@@ -96,6 +96,17 @@ fn each_fixture_reports_its_codes() {
         ),
         ("duplicate-flow", &[Code::DuplicateFlow]),
         (
+            "control-characters",
+            &[
+                Code::ControlCharacter,
+                Code::ControlCharacter,
+                Code::ControlCharacter,
+                Code::InvalidId,
+                Code::ControlCharacter,
+                Code::ControlCharacter,
+            ],
+        ),
+        (
             "multicast",
             &[
                 Code::InvalidMulticast,
@@ -132,6 +143,54 @@ fn each_fixture_reports_its_codes() {
         expected_sorted.sort();
         assert_eq!(found_sorted, expected_sorted, "{stem}: {found:?}");
     }
+}
+
+/// Whether text holds a character that a terminal would act on.
+fn has_raw_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| c != '\n' && portolan_spec::text::is_control(c))
+}
+
+#[test]
+fn diagnostics_never_print_raw_control_characters() {
+    // Quoted escapes become characters in the spec's values (rejected by
+    // `spec::control-character`); raw ones are YAML syntax errors. Neither
+    // reaches the output raw: not in the message, not in the excerpt.
+    let cases = [
+        "portolan: 1\nsystem: {name: \"Demo\\e]0;pwned\\a\"}\ncomponents:\n  - {id: \"x\\e[2J\\0\"}\n",
+        "portolan: 1\nsystem: {name: Raw \u{1b}]0;x\u{7} name}\ncomponents:\n  - {id: web}\n",
+        "portolan: 1\r\nsystem: {name: Demo}\r\ncomponents:\r\n  - {id: \"a\u{202e}b\"}\r\n",
+    ];
+    for text in cases {
+        let diagnostics = load_spec(SourceFile::new("x.yaml", text)).expect_err("invalid");
+        let rendered = render_diagnostics(&diagnostics, RenderStyle::Plain);
+        assert!(!has_raw_controls(&rendered), "{rendered:?}");
+    }
+}
+
+#[test]
+fn a_megabyte_line_gives_a_short_diagnostic() {
+    let text = format!(
+        "portolan: 1\nsystem: {{name: Demo, description: \"{}\"}}\ncomponents:\n  - {{id: web, name: \"{}\", nope: 1}}\n",
+        "x".repeat(1_000_000),
+        "y".repeat(500_000)
+    );
+    let diagnostics = load_spec(SourceFile::new("x.yaml", text)).expect_err("invalid");
+    let rendered = render_diagnostics(&diagnostics, RenderStyle::Plain);
+    assert!(rendered.len() < 2_000, "{} bytes", rendered.len());
+    // The underline still sits under the key it is about.
+    let lines: Vec<&str> = rendered.lines().collect();
+    let quoted = lines
+        .iter()
+        .position(|l| l.contains("nope: 1"))
+        .expect("excerpt");
+    let chars_before = |line: &str, byte: usize| line[..byte].chars().count();
+    let column = chars_before(lines[quoted], lines[quoted].find("nope").expect("key"));
+    let under = lines[quoted + 1];
+    let underline = under.find('─').map(|b| chars_before(under, b));
+    assert_eq!(underline, Some(column), "{rendered}");
+    let json = diagnostics.to_json().to_string();
+    assert!(json.len() < 2_000, "{} bytes of JSON", json.len());
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table};
 use portolan_spec::deployment::{load_deployment, Deployment};
 use portolan_spec::plan::{Endpoint, LeftOutReason, Plan, PlannedFlow};
+use portolan_spec::text::{for_line, for_message};
 use portolan_spec::{ranges_text, Loaded, SourceFile, Spec};
 
 use crate::cli::{PlanArgs, PlanFormat};
@@ -115,6 +116,8 @@ fn table(plan: &Plan) -> String {
         Some(d) => format!("{}, deployment {d}", plan.system),
         None => plan.system.clone(),
     };
+    // Names from the spec and the deployment: escaped and clipped, as every cell.
+    let heading = for_line(&heading);
     let local = plan.flows.iter().filter(|f| f.local).count();
     out.push_str(&format!(
         "{heading}: {} concrete flow(s){}{}\n",
@@ -145,11 +148,14 @@ fn table(plan: &Plan) -> String {
             .set_content_arrangement(ContentArrangement::Disabled)
             .set_header(["host", "components", "addresses"]);
         for host in &plan.hosts {
-            hosts.add_row([
-                host.name.clone(),
-                host.components.join("\n"),
-                host.addresses_text().replace(", ", "\n"),
-            ]);
+            hosts.add_row(
+                [
+                    host.name.clone(),
+                    host.components.join("\n"),
+                    host.addresses_text().replace(", ", "\n"),
+                ]
+                .map(|c| for_message(&c)),
+            );
         }
         out.push_str(&format!("{} host(s):\n{hosts}\n", plan.hosts.len()));
     }
@@ -160,18 +166,21 @@ fn table(plan: &Plan) -> String {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(["flow", "from", "to", "traffic", "required"]);
     for flow in plan.all_flows() {
-        flows.add_row([
-            flow.id.clone(),
-            end(&flow.from),
-            destination(flow),
-            traffic(flow),
-            match (flow.site, flow.required) {
-                (true, _) => "site",
-                (false, true) => "yes",
-                (false, false) => "optional",
-            }
-            .to_owned(),
-        ]);
+        flows.add_row(
+            [
+                flow.id.clone(),
+                end(&flow.from),
+                destination(flow),
+                traffic(flow),
+                match (flow.site, flow.required) {
+                    (true, _) => "site",
+                    (false, true) => "yes",
+                    (false, false) => "optional",
+                }
+                .to_owned(),
+            ]
+            .map(|c| for_message(&c)),
+        );
     }
     out.push_str(&flows.to_string());
     out.push('\n');
@@ -194,11 +203,14 @@ fn table(plan: &Plan) -> String {
             column.set_constraint(ColumnConstraint::ContentWidth);
         }
         for l in &plan.left_out {
-            left.add_row([
-                l.id.clone(),
-                if l.required { "yes" } else { "optional" }.to_owned(),
-                l.reason.to_string(),
-            ]);
+            left.add_row(
+                [
+                    l.id.clone(),
+                    if l.required { "yes" } else { "optional" }.to_owned(),
+                    l.reason.to_string(),
+                ]
+                .map(|c| for_message(&c)),
+            );
         }
         out.push_str(&left.to_string());
         out.push('\n');

@@ -329,6 +329,44 @@ fn invalid_deployment_is_located_and_exits_1() {
     assert!(!out.exists(), "nothing is written on invalid input");
 }
 
+/// Regression (issue 9): a system name with an escape sequence, a NUL or a
+/// line break validated, reached the terminal raw in `plan`, and made
+/// `lab` fail with an internal error. It is now refused up front, with its
+/// position, and no raw control character is printed.
+#[test]
+fn control_characters_in_names_are_refused_by_every_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "portolan: 1\nsystem: {name: \"Demo\\e]0;pwned\\a\\0\\nX\"}\ncomponents:\n  - {id: web}\n  - {id: db, kind: dependency}\nflows:\n  - {from: web, to: db, protocol: tcp, port: 5432}\n",
+    )
+    .expect("write");
+    let deployment = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &deployment,
+        "deployment: 1\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.11]}\n",
+    )
+    .expect("write");
+    let (spec, deployment) = (
+        spec.to_str().expect("utf-8"),
+        deployment.to_str().expect("utf-8"),
+    );
+    for args in [
+        vec!["validate", spec],
+        vec!["plan", spec, "-d", deployment],
+        vec!["render", "--format", "matrix", spec],
+    ] {
+        let output = portolan(&args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("spec.yaml:2:16"), "{args:?}: {err}");
+        assert!(err.contains("spec::control-character"), "{args:?}: {err}");
+        let raw = |text: &str| text.chars().any(|c| c != '\n' && c.is_control());
+        assert!(!raw(&err) && !raw(&stdout(&output)), "{args:?}: {err:?}");
+    }
+}
+
 #[test]
 fn generate_writes_all_files_or_none() {
     let dir = tempfile::tempdir().expect("tempdir");
