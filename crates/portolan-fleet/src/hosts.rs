@@ -61,6 +61,9 @@ pub struct Unreachable {
     pub components: Vec<String>,
     /// Why nothing can log in there.
     pub reason: String,
+    /// Placed by DNS names only (often a managed service): not logged in,
+    /// which does not fail the preflight (flows to it are still probed).
+    pub name_only: bool,
 }
 
 /// The machines to preflight.
@@ -126,6 +129,18 @@ pub fn hosts_from_plan(plan: &Plan) -> Fleet {
             components: components.clone(),
             origin: origin.clone(),
         };
+        if singles.is_empty() && blocks.is_empty() {
+            unreachable.push(Unreachable {
+                name: host.name.clone(),
+                components: components.clone(),
+                reason: format!(
+                    "placed by name only ({}), often a managed service: not logged in (flows to it are probed from its peers); list it in an inventory (--inventory) to check it from inside",
+                    host.names.join(", ")
+                ),
+                name_only: true,
+            });
+            continue;
+        }
         if host.one_machine {
             let v4 = host.nets.iter().find(|n| n.addr().is_ipv4()).map(net_text);
             let destination = host
@@ -153,6 +168,7 @@ pub fn hosts_from_plan(plan: &Plan) -> Fleet {
                     "address block {} names no machine to log in to; list the machines in an inventory (--inventory)",
                     blocks.join(", ")
                 ),
+                name_only: false,
             });
         }
     }
@@ -290,6 +306,7 @@ pub fn hosts_from_inventory(inv: &Inventory, plan: &Plan) -> Result<Fleet, Inven
                 "no host of {} runs `{c}` (a group named after it, or {COMPONENTS_VAR})",
                 inv.file
             ),
+            name_only: false,
         })
         .collect();
     Ok(Fleet {

@@ -35,6 +35,9 @@ pub enum HostStatus {
     /// There is no machine to log in to (an address block, or no inventory
     /// host runs the component).
     NotPlaced,
+    /// Placed by DNS names only (a managed service, often): not logged in,
+    /// which does not fail the preflight.
+    NameOnly,
 }
 
 impl HostStatus {
@@ -49,6 +52,7 @@ impl HostStatus {
             HostStatus::Failed => "FAILED",
             HostStatus::Interrupted => "INTERRUPTED",
             HostStatus::NotPlaced => "NO HOST",
+            HostStatus::NameOnly => "not logged in",
         }
     }
 }
@@ -167,7 +171,11 @@ impl HostOutcome {
             reached: "not reached".to_owned(),
             origin: String::new(),
             components: u.components,
-            status: HostStatus::NotPlaced,
+            status: if u.name_only {
+                HostStatus::NameOnly
+            } else {
+                HostStatus::NotPlaced
+            },
             reason: Some(u.reason),
             dir: None,
             binary: None,
@@ -273,7 +281,10 @@ impl FleetReport {
     /// passed.
     pub fn passed(&self) -> bool {
         !self.interrupted
-            && self.hosts.iter().all(|h| h.status == HostStatus::Checked)
+            && self
+                .hosts
+                .iter()
+                .all(|h| matches!(h.status, HostStatus::Checked | HostStatus::NameOnly))
             && self.results.iter().all(|r| r.results.passed(false))
             && self
                 .negative
@@ -297,7 +308,8 @@ impl FleetReport {
             .hosts
             .iter()
             .filter(|h| {
-                h.status != HostStatus::NotPlaced && h.components.iter().any(|c| c == component)
+                !matches!(h.status, HostStatus::NotPlaced | HostStatus::NameOnly)
+                    && h.components.iter().any(|c| c == component)
             })
             .collect();
         let checked = runs

@@ -136,10 +136,13 @@ struct SshLab {
     _privsep: PrivsepDir,
 }
 
-const HOSTS: [&str; 6] = ["client", "api", "db", "cache", "down", "nosudo"];
-
 impl SshLab {
-    fn start() -> Self {
+    /// A client namespace and `hosts`, each running sshd but `down`; the
+    /// login on `nosudo` is a throwaway user without sudo, root elsewhere.
+    fn start(hosts: &[&str]) -> Self {
+        let hosts: Vec<&str> = std::iter::once("client")
+            .chain(hosts.iter().copied())
+            .collect();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut permissions = std::fs::metadata(dir.path()).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
@@ -155,14 +158,14 @@ impl SshLab {
         let user = User::create(dir.path());
         let privsep = PrivsepDir::ensure();
         let mut topology = Topology::new();
-        for host in HOSTS {
+        for host in &hosts {
             topology.add_host(host).expect("host");
         }
         let lab = Lab::create(topology).expect("lab");
         let host_key = std::fs::read_to_string(path("host_key.pub")).unwrap();
         let mut known = String::new();
         let mut daemons = Daemons(Vec::new());
-        for host in &HOSTS[1..] {
+        for host in &hosts[1..] {
             let ip = lab.host(host).unwrap().ipv4();
             known.push_str(&format!("{ip} {}\n", host_key.trim()));
             if *host == "down" {
@@ -190,7 +193,9 @@ impl SshLab {
             daemons.0.push(lab.spawn(host, command).expect("sshd"));
         }
         std::fs::write(path("known_hosts"), known).unwrap();
-        let nosudo = lab.host("nosudo").unwrap().ipv4();
+        let nosudo = lab
+            .host("nosudo")
+            .map_or_else(|_| "nosudo".to_owned(), |h| h.ipv4().to_string());
         std::fs::write(
             path("ssh_config"),
             format!(
@@ -210,7 +215,7 @@ impl SshLab {
             _privsep: privsep,
         };
         // Each sshd accepts connections before the test goes on.
-        for host in ["api", "db", "cache", "nosudo"] {
+        for host in hosts.iter().filter(|h| !["client", "down"].contains(h)) {
             let target = SocketAddr::from((this.ip(host), 22));
             let up = this
                 .lab
@@ -374,7 +379,7 @@ fn preflight_over_real_ssh() {
     if !available("preflight_over_real_ssh") {
         return;
     }
-    let lab = SshLab::start();
+    let lab = SshLab::start(&["api", "db", "cache", "down", "nosudo"]);
     let spec = lab.write("portolan.yaml", SPEC);
     let deployment = lab.write(
         "deployment.yaml",
@@ -662,4 +667,140 @@ fn preflight_over_real_ssh() {
     );
     assert_clean(&dirs_seen);
     drop(lab.daemons);
+}
+
+/// The example's deployment with every host's addresses replaced by a lab
+/// host's (IPv4 for IPv4, IPv6 for IPv6; an address block becomes the lab
+/// host's single address). External endpoints keep theirs: nothing in the
+/// lab routes to them, so their probes fail without a packet leaving.
+fn lab_deployment(spec: &Path, deployment: &Path) -> (String, Vec<(String, Vec<String>)>) {
+    let spec = portolan_spec::load_spec(portolan_spec::SourceFile::read(spec).unwrap())
+        .unwrap()
+        .value;
+    let source = portolan_spec::SourceFile::read(deployment).unwrap();
+    let text = source.text.clone();
+    let d = portolan_spec::deployment::load_deployment(source, &spec)
+        .unwrap()
+        .value;
+    let plan = portolan_spec::plan::plan(&spec, &d);
+    let hosts: Vec<(String, Vec<String>)> = plan
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let nets = h.nets.iter().map(portolan_spec::plan::net_text).collect();
+            (format!("h{i}"), nets)
+        })
+        .collect();
+    (text, hosts)
+}
+
+#[test]
+fn both_examples_over_real_ssh() {
+    if !available("both_examples_over_real_ssh") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for (example, deployment) in [
+        ("circonus-inside", "deployment-small.yaml"),
+        ("spacelift-self-hosted", "deployment.yaml"),
+    ] {
+        let spec = root.join(example).join("portolan.yaml");
+        let (mut text, hosts) = lab_deployment(&spec, &root.join(example).join(deployment));
+        let names: Vec<&str> = hosts.iter().map(|(n, _)| n.as_str()).collect();
+        let lab = SshLab::start(&names);
+        for (name, nets) in &hosts {
+            let host = lab.lab.host(name).unwrap();
+            for net in nets {
+                let lab_address = if net.contains(':') {
+                    host.ipv6().to_string()
+                } else {
+                    host.ipv4().to_string()
+                };
+                // Whole tokens only: `192.0.2.1` must not match `192.0.2.11`.
+                for (before, after) in
+                    [("[", ","), ("[", "]"), (" ", ","), (" ", "]"), ("\"", "\"")]
+                {
+                    text = text.replace(
+                        &format!("{before}{net}{after}"),
+                        &format!("{before}{lab_address}{after}"),
+                    );
+                }
+            }
+        }
+        let deployment = lab.write("deployment.yaml", &text);
+        let json = lab.path("report.json");
+        let out = lab.preflight(
+            spec.to_str().unwrap(),
+            &deployment,
+            &["--concurrency", "8", "-f", "json", "-o", &json],
+        );
+        let r = report(&json);
+        let statuses: Vec<(String, String)> = r["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["name"].as_str().unwrap().to_owned(),
+                    h["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert!(
+            statuses
+                .iter()
+                .all(|(_, s)| s == "checked" || s == "name_only"),
+            "{example}: every host of the deployment is checked: {statuses:?}\n{}",
+            show(&out)
+        );
+        assert_eq!(statuses.len(), hosts.len(), "{example}: {statuses:?}");
+        // Every probe between components passes; external endpoints have no
+        // route from the lab, so those fail and the exit code says so.
+        // Components on the lab's hosts (not those placed by a name only,
+        // such as a cloud service: like external endpoints, unreachable here).
+        let components: Vec<&str> = r["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["status"] == "checked")
+            .flat_map(|h| h["components"].as_array().unwrap())
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let mut internal = 0;
+        let mut failed = Vec::new();
+        for results in r["results"].as_array().unwrap() {
+            for check in results["checks"].as_array().unwrap() {
+                let to = check["to"].as_str().unwrap();
+                if !components.contains(&to) {
+                    continue;
+                }
+                internal += 1;
+                let class = check["result"]["outcome"]["class"].as_str().unwrap();
+                // A component's flow to itself from a fixed source port
+                // cannot be sent from a host whose own listener holds that
+                // port (Circonus data-storage, UDP 8112 to 8112): the probe
+                // says so (local_error); nothing else may fail.
+                let flow = check["flow"].as_str().unwrap();
+                let self_fixed = check["result"]["spec"]["source_port"].is_u64()
+                    && flow.starts_with(&format!("{to}->{to}/"));
+                if class != "open" && !(self_fixed && class == "local_error") {
+                    failed.push(format!("{flow} from {}: {class}", results["host"]));
+                }
+            }
+        }
+        assert!(failed.is_empty(), "{example}: {failed:#?}");
+        assert!(
+            internal >= 10,
+            "{example}: {internal} probes between components"
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{example}: externals fail: {}",
+            show(&out)
+        );
+        assert_clean(&dirs(&r));
+        drop(lab);
+    }
 }
