@@ -261,11 +261,11 @@ impl SshLab {
             "-F",
             &self.path("ssh_config"),
         ]);
+        // Generous: the machine may be busy, and a late answer is a failure.
         if !extra.contains(&"--timeout") {
-            command.args(["--timeout", "1000"]);
+            command.args(["--timeout", "3000", "--retries", "1"]);
         }
         command
-            .args(["--retries", "0"])
             .args(extra)
             .env("COLUMNS", "200")
             .env_remove("SSH_AUTH_SOCK")
