@@ -62,6 +62,7 @@ fn run(program: &str, args: &[&str]) -> Output {
 /// A throwaway login without sudo rights, removed on drop.
 struct User {
     name: String,
+    made: bool,
 }
 
 impl User {
@@ -82,13 +83,23 @@ impl User {
                 &name,
             ],
         );
-        Self { name }
+        Self { name, made: true }
+    }
+
+    /// No user (the lab has no `nosudo` host).
+    fn none() -> Self {
+        Self {
+            name: "nobody".to_owned(),
+            made: false,
+        }
     }
 }
 
 impl Drop for User {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
+        if self.made {
+            let _ = Command::new("userdel").arg(&self.name).output();
+        }
     }
 }
 
@@ -155,7 +166,11 @@ impl SshLab {
             );
         }
         std::fs::copy(path("user_key.pub"), path("authorized_keys")).unwrap();
-        let user = User::create(dir.path());
+        let user = if hosts.contains(&"nosudo") {
+            User::create(dir.path())
+        } else {
+            User::none()
+        };
         let privsep = PrivsepDir::ensure();
         let mut topology = Topology::new();
         for host in &hosts {
