@@ -821,65 +821,37 @@ fn every_iptables_file_passes_restore_test_and_loads_in_a_namespace() {
 /// an active rule. The injected text stays inside comments, on every target.
 #[test]
 fn line_breaks_in_names_stay_inside_comments() {
-    const INJECTED: &str = "flush ruleset";
+    // Since issue 9 (row 4) such names never reach a target: the spec and
+    // the deployment refuse control characters in names where they come in
+    // (spec::control-character, deployment::control-character), so no
+    // generator can write one into a `#` comment.
+    for name in [
+        "Shop\\nflush ruleset",
+        "Web\\r\\nflush ruleset",
+        "DB\\u2028flush ruleset",
+    ] {
+        let text = format!(
+            "portolan: 1\nsystem: {{name: \"{name}\"}}\ncomponents:\n  - {{id: web}}\n  - {{id: db, kind: dependency}}\nflows:\n  - {{from: web, to: db, protocol: tcp, port: 5432}}\n"
+        );
+        let err = load_spec(SourceFile::new("portolan.yaml", text)).expect_err(name);
+        assert!(
+            format!("{err:?}").contains("ControlCharacter"),
+            "{name}: {err:?}"
+        );
+    }
     let spec = load_spec(SourceFile::new(
         "portolan.yaml",
-        "portolan: 1
-system: {name: \"Shop\\nflush ruleset\"}
-components:
-  - {id: web, name: \"Web\\r\\nflush ruleset\"}
-  - {id: db, name: \"DB\\u2028flush ruleset\", kind: dependency}
-flows:
-  - {from: web, to: db, protocol: tcp, port: 5432}
-",
+        "portolan: 1\nsystem: {name: Shop}\ncomponents:\n  - {id: web}\n  - {id: db, kind: dependency}\nflows:\n  - {from: web, to: db, protocol: tcp, port: 5432}\n",
     ))
     .expect("valid spec")
     .value;
-    let deployment = load_deployment(
+    let err = load_deployment(
         SourceFile::new(
             "deployment.yaml",
-            "deployment: 1
-name: \"prod\\nflush ruleset\"
-components:
-  web:
-    addresses: [192.0.2.10]
-    kubernetes: {namespace: shop, pod_selector: {app: web}}
-    aws: {security_group: web}
-  db:
-    addresses: [192.0.2.20]
-    kubernetes: {namespace: shop, pod_selector: {app: db}}
-    aws: {security_group: db}
-",
+            "deployment: 1\nname: \"prod\\nflush ruleset\"\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n",
         ),
         &spec,
     )
-    .expect("valid deployment")
-    .value;
-    let plan = plan(&spec, &deployment);
-    for target in [
-        TargetKind::Nftables,
-        TargetKind::Iptables,
-        TargetKind::Kubernetes,
-        TargetKind::Cilium,
-        TargetKind::Aws,
-    ] {
-        let generated = generate(&plan, target, &Options::default());
-        assert!(!generated.files.is_empty(), "{target}");
-        for (name, text) in &generated.files {
-            for line in text.lines() {
-                let line = line.trim_start();
-                assert!(
-                    !line.starts_with(INJECTED),
-                    "{target} {}: a name broke out of its comment:\n{text}",
-                    name.display()
-                );
-            }
-        }
-        let mentions = generated
-            .files
-            .iter()
-            .filter(|(_, text)| text.contains(INJECTED))
-            .count();
-        assert!(mentions > 0, "{target}: the names are still written");
-    }
+    .expect_err("a line break in the deployment name is refused");
+    assert!(format!("{err:?}").contains("ControlCharacter"), "{err:?}");
 }

@@ -389,8 +389,14 @@ flows:
   - {from: worker, to: db, protocol: tcp, port: 5432}
 ";
 
+/// One SSH lab at a time (see the tests).
+static SSH_LABS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn preflight_over_real_ssh() {
+    // The SSH labs share the machine's sshd run-time state (/run/sshd, the
+    // throwaway users): run them one at a time, never side by side.
+    let _serial = SSH_LABS.lock().unwrap_or_else(|e| e.into_inner());
     if !available("preflight_over_real_ssh") {
         return;
     }
@@ -712,6 +718,9 @@ fn lab_deployment(spec: &Path, deployment: &Path) -> (String, Vec<(String, Vec<S
 
 #[test]
 fn both_examples_over_real_ssh() {
+    // The SSH labs share the machine's sshd run-time state (/run/sshd, the
+    // throwaway users): run them one at a time, never side by side.
+    let _serial = SSH_LABS.lock().unwrap_or_else(|e| e.into_inner());
     if !available("both_examples_over_real_ssh") {
         return;
     }
