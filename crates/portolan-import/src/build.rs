@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::conditions::{CondText, Expr};
 use crate::ports::{PortItem, Proto};
-use crate::report::{Guess, ImportReport, Merged, Skipped, Warning};
+use crate::report::{Guess, ImportReport, Merged, Skipped, Warning, WarningCode};
 use crate::text::{slug, squash};
 
 /// What a component is to the system.
@@ -308,10 +308,14 @@ impl Builder {
     }
 
     /// Records a warning.
-    pub fn warn(&mut self, line: usize, message: impl Into<String>) {
+    pub fn warn(&mut self, line: usize, code: WarningCode, message: impl Into<String>) {
         let message = message.into();
         if self.warned.insert((line, message.clone())) {
-            self.report.warnings.push(Warning { line, message });
+            self.report.warnings.push(Warning {
+                line,
+                code,
+                message,
+            });
         }
     }
 
@@ -564,6 +568,7 @@ impl Builder {
             None => {
                 self.warn(
                     line,
+                    WarningCode::ParameterNotDefined,
                     format!("parameter `${id}` is not defined on the page; it has no default"),
                 );
                 Param {
@@ -606,6 +611,7 @@ impl Builder {
                         let id = self.params[p].id.clone();
                         self.warn(
                             line,
+                            WarningCode::ParameterWithoutDefault,
                             format!("port \"{shown_as}\" has no default on the page; parameter `{id}` must be set by the deployment"),
                         );
                     } else if default.is_none() {
@@ -651,6 +657,7 @@ impl Builder {
             if differs {
                 self.warn(
                     draft.line,
+                    WarningCode::RequiredAndOptional,
                     format!("the same flow is required on line {with} or here and optional on the other; kept as required"),
                 );
             }

@@ -12,6 +12,7 @@ use crate::context::{party_list, party_name, Scope};
 use crate::page::Reader;
 use crate::peers::Peer;
 use crate::ports::{port_or_range, protocols_in, Proto};
+use crate::report::WarningCode;
 use crate::text::{contains_words, find_ci, plain};
 
 /// What a bullet says.
@@ -346,6 +347,7 @@ impl Reader<'_, '_> {
         if n > 0 && !required && when.is_none() {
             self.b.warn(
                 line,
+                WarningCode::OptionalWithoutCondition,
                 "optional bullet names no condition; the flow is optional without `when`",
             );
         }

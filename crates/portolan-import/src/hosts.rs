@@ -9,6 +9,7 @@ use crate::page::Reader;
 use crate::peers::{cidr_of, host_of};
 use crate::ports::{port_cell, port_or_range, service_port_hint, PortItem, Proto};
 use crate::prose::NOTATION_HEADINGS;
+use crate::report::WarningCode;
 use crate::structure::{is_conditional, strip_generic, Dir, ALL_HOSTS};
 use crate::text::{contains_words, find_ci, plain, squash, words};
 
@@ -219,7 +220,11 @@ impl Reader<'_, '_> {
             }
         }
         if !required && when.is_none() {
-            self.b.warn(line, "optional host entry names no condition");
+            self.b.warn(
+                line,
+                WarningCode::OptionalWithoutCondition,
+                "optional host entry names no condition",
+            );
         }
         let purpose = plain(&entry.purpose);
         self.b.describe(when.as_ref(), &purpose);
@@ -241,13 +246,17 @@ impl Reader<'_, '_> {
                         protos.push(proto);
                     }
                     guesses.push(format!("port not stated on the page; {note}"));
-                    self.b
-                        .warn(line, format!("no port for {}; {note}", host.label()));
+                    self.b.warn(
+                        line,
+                        WarningCode::PortAssumed,
+                        format!("no port for {}; {note}", host.label()),
+                    );
                 } else {
                     ports.push(PItem::Range(443, 443));
                     guesses.push("port not stated on the page; HTTPS (443) assumed".to_owned());
                     self.b.warn(
                         line,
+                        WarningCode::PortAssumed,
                         format!("no port for {}; 443 (HTTPS) assumed", host.label()),
                     );
                 }
@@ -258,6 +267,7 @@ impl Reader<'_, '_> {
                     guesses.push("protocol not stated on the page; TCP assumed".to_owned());
                     self.b.warn(
                         line,
+                        WarningCode::ProtocolAssumed,
                         format!("no protocol for {}; TCP assumed", host.label()),
                     );
                 }

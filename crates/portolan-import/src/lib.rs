@@ -54,7 +54,7 @@ use std::sync::Arc;
 
 use portolan_spec::SourceFile;
 
-pub use report::{Guess, ImportReport, Merged, RowOutcome, Skipped, Warning};
+pub use report::{Guess, ImportReport, Merged, RowOutcome, Skipped, Warning, WarningCode};
 
 /// The largest page read: 8 MiB. Networking pages are a few kilobytes; a
 /// larger input is almost certainly not one.

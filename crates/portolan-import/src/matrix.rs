@@ -7,6 +7,7 @@ use crate::blocks::{Block, Table};
 use crate::build::{Dest, Draft, Kind};
 use crate::page::Reader;
 use crate::ports::PortItem;
+use crate::report::WarningCode;
 use crate::roles::{roles, Role};
 use crate::text::{contains_words, inline, plain, squash};
 
@@ -73,6 +74,7 @@ impl Reader<'_, '_> {
         if table.delimiter_cells != width && table.delimiter_cells != 0 {
             self.b.warn(
                 table.line,
+                WarningCode::MalformedTable,
                 format!(
                     "the header row has {width} cells but the delimiter row {}; the header's {width} columns were used",
                     table.delimiter_cells
@@ -106,6 +108,7 @@ impl Reader<'_, '_> {
         if columns.iter().any(Option::is_none) {
             self.b.warn(
                 table.line,
+                WarningCode::UnnamedColumn,
                 "a matrix column has no name; its cells were skipped",
             );
         }
@@ -199,6 +202,7 @@ impl Reader<'_, '_> {
             self.b.alias(c, name);
             self.b.warn(
                 line,
+                WarningCode::NameVariant,
                 format!("row \"{name}\" has no column of its own; taken as another spelling of column \"{canonical}\""),
             );
             return c;
@@ -285,6 +289,7 @@ impl Reader<'_, '_> {
                     Some(c) => draft.when = self.b.condition(&c),
                     None => self.b.warn(
                         line,
+                        WarningCode::UnknownCondition,
                         format!("condition [{k}] of cell {from_name} → {to_name} is not listed on the page; the flow was imported without it"),
                     ),
                 }
@@ -292,6 +297,7 @@ impl Reader<'_, '_> {
             if !draft.required && draft.when.is_none() {
                 self.b.warn(
                     line,
+                    WarningCode::OptionalWithoutCondition,
                     format!("optional flow {from_name} → {to_name} names no condition"),
                 );
             }

@@ -11,6 +11,7 @@ use crate::blocks::{blocks, Block};
 use crate::build::{kind_of, Addr, Builder, Kind};
 use crate::conditions::CondText;
 use crate::ports::Legend;
+use crate::report::WarningCode;
 use crate::structure::{strip_generic, Doc};
 use crate::text::{contains_words, find_ci, plain, squash};
 use crate::{ImportError, ImportOptions, Imported};
@@ -275,6 +276,7 @@ impl Reader<'_, '_> {
         let system = self.system.clone();
         self.b.warn(
             line,
+            WarningCode::NoSubject,
             format!("no heading names the component of this table or list; its flows were attached to \"{system}\""),
         );
         self.b.component(&system, Kind::System)
@@ -304,6 +306,7 @@ impl Reader<'_, '_> {
         for other in similar {
             self.b.warn(
                 line,
+                WarningCode::SimilarNames,
                 format!("\"{name}\" was kept apart from component \"{other}\" (a different name on the page); merge them by hand if they are one"),
             );
         }

@@ -3,6 +3,7 @@
 
 use crate::build::{Addr, Kind};
 use crate::page::Reader;
+use crate::report::WarningCode;
 use crate::text::{contains_words, inline, plain};
 
 /// Words that open a name of a group rather than of one component.
@@ -51,6 +52,7 @@ impl Reader<'_, '_> {
             if let Some(word) = said {
                 self.b.warn(
                     line,
+                    WarningCode::PeerAssumed,
                     format!("the source is not named on the page; taken as \"Clients\" (an external component), as the page says it serves the {word}"),
                 );
                 guesses.push(format!(
@@ -66,6 +68,7 @@ impl Reader<'_, '_> {
         };
         self.b.warn(
             line,
+            WarningCode::UnspecifiedPeer,
             format!("the {what} is not named on the page; the flow goes to \"{name}\", which you must place"),
         );
         guesses.push(format!(
@@ -112,7 +115,11 @@ impl Reader<'_, '_> {
             "all" | "any" | "anywhere" | "everyone" | "everything" | "*" | "any host" | "all hosts"
         ) {
             let mut g = Vec::new();
-            self.b.warn(line, format!("peer \"{name}\" is implicit"));
+            self.b.warn(
+                line,
+                WarningCode::ImplicitPeer,
+                format!("peer \"{name}\" is implicit"),
+            );
             return Some(self.implicit(source, line, None, "", &mut g));
         }
         if matches!(
@@ -129,8 +136,11 @@ impl Reader<'_, '_> {
             return match subject {
                 Some(s) => {
                     let sname = self.b.components[s].name.clone();
-                    self.b
-                        .warn(line, format!("peer \"{name}\" taken as {sname} itself"));
+                    self.b.warn(
+                        line,
+                        WarningCode::ImplicitPeer,
+                        format!("peer \"{name}\" taken as {sname} itself"),
+                    );
                     Some(Peer::Comp(s))
                 }
                 None => {
@@ -166,6 +176,7 @@ impl Reader<'_, '_> {
         if new && GROUP_OPENERS.iter().any(|g| lower.starts_with(g)) {
             self.b.warn(
                 line,
+                WarningCode::GroupComponent,
                 format!("\"{}\" names a group of machines; it was kept as one component: place it on every host it covers", name.trim()),
             );
         }

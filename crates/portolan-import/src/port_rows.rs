@@ -8,6 +8,7 @@ use crate::page::Reader;
 use crate::peers::Peer;
 use crate::port_table::PortRow;
 use crate::ports::{PortItem, Proto};
+use crate::report::WarningCode;
 use crate::structure::Dir;
 use crate::text::squash;
 
@@ -132,6 +133,7 @@ impl Reader<'_, '_> {
             if let Some(with) = covering_flow(row, &reaching) {
                 self.b.warn(
                     row.line,
+                    WarningCode::IngressMerged,
                     format!("this ingress row names no source; the flow of line {with} reaches the same port, so no Clients flow was added (add one by hand if outside clients connect too)"),
                 );
                 merges.push((row.line, with));
@@ -181,7 +183,8 @@ impl Reader<'_, '_> {
     pub(crate) fn emit_port_row(&mut self, row: &PortRow, targets: &[Peer]) {
         let mut guesses: Vec<String> = row.proto_guess.iter().cloned().collect();
         if let Some(g) = &row.proto_guess {
-            self.b.warn(row.line, g.clone());
+            self.b
+                .warn(row.line, WarningCode::ProtocolAssumed, g.clone());
         }
         let subject = |me: &mut Self| -> usize {
             match row.subject {
@@ -200,6 +203,7 @@ impl Reader<'_, '_> {
             None if !row.either.is_empty() => {
                 self.b.warn(
                     row.line,
+                    WarningCode::DirectionAssumed,
                     "direction not stated; the peer was taken as the source (inbound)",
                 );
                 guesses.push("direction not stated; inbound assumed".to_owned());
@@ -212,6 +216,7 @@ impl Reader<'_, '_> {
                     .unwrap_or_else(|| self.system.clone());
                 self.b.warn(
                     row.line,
+                    WarningCode::DirectionAssumed,
                     format!("direction not stated; taken as a port that {s} listens on"),
                 );
                 guesses.push(format!(
@@ -298,6 +303,7 @@ impl Reader<'_, '_> {
         if !required && when.is_none() {
             self.b.warn(
                 row.line,
+                WarningCode::OptionalWithoutCondition,
                 "optional row names no condition; the flow is optional without `when`",
             );
         }
@@ -329,6 +335,7 @@ impl Reader<'_, '_> {
                 } else if !row.ports.is_empty() {
                     self.b.warn(
                         row.line,
+                        WarningCode::PortsLeftOut,
                         format!("ports given for protocol {}; left out", proto.as_str()),
                     );
                 }

@@ -9,6 +9,7 @@ use crate::peers::peer_names;
 use crate::ports::{
     port_cell, port_or_range, protocol_leftover, protocols_in, PortCell, PortItem, Proto,
 };
+use crate::report::WarningCode;
 use crate::roles::{paren_protocols, required_word, roles, Role};
 use crate::row_peers::fan_out_listeners;
 use crate::structure::{direction_word, path_direction, Dir};
@@ -70,6 +71,7 @@ impl Reader<'_, '_> {
         };
         self.b.warn(
             table.line,
+            WarningCode::UnreadColumn,
             format!(
                 "{} column(s) of this table were not read (their meaning is not known): {}{more}",
                 unread.len(),
@@ -130,6 +132,7 @@ impl Reader<'_, '_> {
         if table.delimiter_cells == 0 {
             self.b.warn(
                 table.line,
+                WarningCode::MalformedTable,
                 "table without a delimiter row; its first row was taken as the header",
             );
         }
@@ -228,6 +231,7 @@ impl Reader<'_, '_> {
             if let (false, Some(rest)) = (protos.is_empty(), protocol_leftover(&proto_text)) {
                 self.b.warn(
                     row.line,
+                    WarningCode::UnreadCellText,
                     format!(
                         "part of the protocol cell could not be read and was left out: \"{}\"",
                         clip(&rest)
@@ -285,6 +289,7 @@ impl Reader<'_, '_> {
             if !pc.unknown.is_empty() {
                 self.b.warn(
                     row.line,
+                    WarningCode::UnreadCellText,
                     format!(
                         "part of the port cell could not be read and was left out: \"{}\"",
                         pc.unknown.join(", ")

@@ -2,6 +2,7 @@
 
 use crate::build::{Dest, Draft, Kind, PItem};
 use crate::conditions::{if_you_phrases, CondText};
+use crate::report::WarningCode;
 use std::collections::HashSet;
 
 use crate::bullets::sentence_bullet;
@@ -105,6 +106,7 @@ impl Reader<'_, '_> {
                                 .unwrap_or_default();
                             self.b.warn(
                                 offset_line,
+                                WarningCode::ProseNotImported,
                                 format!("prose{heading} states a network requirement that was not imported (only tables and lists are read): \"{}\"", sentence.trim().trim_end_matches('.')),
                             );
                         }

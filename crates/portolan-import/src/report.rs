@@ -117,8 +117,95 @@ pub struct Skipped {
 pub struct Warning {
     /// The line it is about.
     pub line: usize,
+    /// What kind of ambiguity: a stable code, documented in `docs/diagnostics.md`.
+    pub code: WarningCode,
     /// What was ambiguous and what was done.
     pub message: String,
+}
+
+/// Declares [`WarningCode`] from one table: each variant with its doc and
+/// its stable string, so that the enum, [`WarningCode::ALL`] and
+/// [`WarningCode::as_str`] cannot drift apart.
+macro_rules! warning_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $text:literal;)+) => {
+        /// A stable import warning code. The string form (`as_str`) never
+        /// changes once released; every code is documented in `docs/diagnostics.md`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum WarningCode {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl WarningCode {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [WarningCode] = &[$(WarningCode::$variant),+];
+
+            /// The stable string form, e.g. `import::port-assumed`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(WarningCode::$variant => $text,)+
+                }
+            }
+        }
+    };
+}
+
+warning_codes! {
+    /// A table whose header and delimiter rows disagree, or that has no delimiter row.
+    MalformedTable = "import::malformed-table";
+    /// A matrix column without a name: its cells were skipped.
+    UnnamedColumn = "import::unnamed-column";
+    /// Columns whose meaning is not known were not read.
+    UnreadColumn = "import::unread-column";
+    /// Part of a protocol or port cell could not be read and was left out.
+    UnreadCellText = "import::unread-cell-text";
+    /// Prose states a network requirement that was not imported.
+    ProseNotImported = "import::prose-not-imported";
+    /// No heading names the component of a table or list: the system was used.
+    NoSubject = "import::no-subject";
+    /// A matrix row name taken as another spelling of a column name.
+    NameVariant = "import::name-variant";
+    /// Two similar names kept as two components.
+    SimilarNames = "import::similar-names";
+    /// A source not named on the page, taken as outside clients because the page says what the port serves.
+    PeerAssumed = "import::peer-assumed";
+    /// A source or destination not named on the page: the unspecified party the user must place.
+    UnspecifiedPeer = "import::unspecified-peer";
+    /// A peer implicit in the table ("this node", "itself").
+    ImplicitPeer = "import::implicit-peer";
+    /// A name for a group of machines kept as one component.
+    GroupComponent = "import::group-component";
+    /// The direction of a row was not stated and was assumed.
+    DirectionAssumed = "import::direction-assumed";
+    /// An ingress row without a source, merged into the flow that reaches the same port.
+    IngressMerged = "import::ingress-merged";
+    /// The port was not stated and was assumed.
+    PortAssumed = "import::port-assumed";
+    /// The protocol was not stated; TCP was assumed.
+    ProtocolAssumed = "import::protocol-assumed";
+    /// Ports given for a protocol that has none (ICMP); left out.
+    PortsLeftOut = "import::ports-left-out";
+    /// An optional flow whose condition the page does not name.
+    OptionalWithoutCondition = "import::optional-without-condition";
+    /// A matrix condition marker that the page's legend does not list.
+    UnknownCondition = "import::unknown-condition";
+    /// The same flow stated as required in one place and optional in another.
+    RequiredAndOptional = "import::required-and-optional";
+    /// A `$parameter` port that the page does not define.
+    ParameterNotDefined = "import::parameter-not-defined";
+    /// A port named by the page without a number: a parameter the deployment must set.
+    ParameterWithoutDefault = "import::parameter-without-default";
+}
+
+impl std::fmt::Display for WarningCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for WarningCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// A value that was inferred.
@@ -128,4 +215,18 @@ pub struct Guess {
     pub line: usize,
     /// What was guessed.
     pub guess: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_warning_code_is_namespaced_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in WarningCode::ALL {
+            assert!(code.as_str().starts_with("import::"), "{code}");
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+        }
+    }
 }

@@ -904,6 +904,7 @@ fn protocol_cell_extra_text_and_unknown_columns_are_reported() {
     for line in [7, 8] {
         assert!(
             imported.report.warnings.iter().any(|w| w.line == line
+                && w.code == portolan_import::WarningCode::UnreadCellText
                 && w.message.contains("protocol cell")
                 && w.message.contains("-A INPUT -j ACCEPT")),
             "line {line}: {:?}",
@@ -928,6 +929,7 @@ fn protocol_cell_extra_text_and_unknown_columns_are_reported() {
         .filter(|w| w.message.contains("not read"))
         .collect();
     assert_eq!(said.len(), 1, "{:?}", imported.report.warnings);
+    assert_eq!(said[0].code.as_str(), "import::unread-column");
     assert!(
         said[0].message.starts_with("300 column(s)"),
         "{}",
@@ -1002,4 +1004,15 @@ fn report_lists_each_row() {
     assert!(!row(9).unwrap().skipped.is_empty());
     let json = serde_json::to_value(&imported.report).unwrap();
     assert!(json["rows"].as_array().is_some_and(|r| r.len() == 3));
+}
+
+#[test]
+fn every_warning_code_is_documented() {
+    let doc = std::fs::read_to_string(root().join("docs/diagnostics.md")).unwrap();
+    for code in portolan_import::WarningCode::ALL {
+        assert!(
+            doc.contains(&format!("| `{code}` |")),
+            "{code} is missing from docs/diagnostics.md"
+        );
+    }
 }

@@ -238,7 +238,7 @@ pub enum ImportReportFormat {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Output: the spec goes to standard output, or to --output (written whole \
-or not at all). Warnings go to standard error as FILE:LINE: warning: MESSAGE, with a summary line.\n\
+or not at all). Warnings go to standard error as FILE:LINE: warning[CODE]: MESSAGE (codes: docs/diagnostics.md), with a summary line.\n\
 Report: --report json prints the JSON report to standard output when the spec goes to --output; \
 when the spec goes to standard output, name a file with --report-file (which alone also writes \
 the JSON report).\n\

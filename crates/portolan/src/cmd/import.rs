@@ -76,7 +76,10 @@ fn import_error(e: ImportError) -> anyhow::Error {
 #[allow(clippy::print_stderr)]
 fn print_report_lines(report: &ImportReport) {
     for w in &report.warnings {
-        eprintln!("{}:{}: warning: {}", report.file, w.line, w.message);
+        eprintln!(
+            "{}:{}: warning[{}]: {}",
+            report.file, w.line, w.code, w.message
+        );
     }
     for s in &report.rows_skipped {
         eprintln!(

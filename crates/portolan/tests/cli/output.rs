@@ -229,6 +229,44 @@ fn import_report_file_dash_is_standard_output() {
     assert!(!dir.path().join("-").exists());
 }
 
+/// Import warnings carry their stable code, on standard error and in the
+/// JSON report alike.
+#[test]
+fn import_warnings_carry_their_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("page.md");
+    std::fs::write(
+        &page,
+        "# Acme\n\n## Web\n\n| Port | Protocol |\n|---|---|\n| 8443 | TCP |\n",
+    )
+    .expect("write");
+    let spec = dir.path().join("spec.yaml");
+    let output = portolan(&[
+        "import",
+        page.to_str().expect("utf-8"),
+        "-o",
+        spec.to_str().expect("utf-8"),
+        "--report",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the report on stdout");
+    let warning = &report["warnings"][0];
+    let code = warning["code"].as_str().expect("a code");
+    assert!(code.starts_with("import::"), "{report}");
+    let line = format!(
+        "page.md:{}: warning[{code}]: {}",
+        warning["line"],
+        warning["message"].as_str().expect("a message")
+    );
+    assert!(
+        stderr(&output).contains(&line),
+        "{line} not in {}",
+        stderr(&output)
+    );
+}
+
 fn generate_to(out: &Path) -> std::process::Output {
     portolan(&[
         "generate",
