@@ -25,7 +25,8 @@ use crate::cloud::{expressible, placed_components, receives, sends, slug, Placem
 use crate::generate::{
     one_line, GenerateError, GenerateWarning, Generated, Options, Target, WarningKind,
 };
-use crate::kubernetes::{DNS_NAMESPACE, DNS_POD_LABEL};
+use crate::kubernetes::{metadata_labels, DNS_NAMESPACE, DNS_POD_LABEL};
+use crate::labels::object_name;
 
 /// The label Cilium gives every endpoint with its pod's namespace.
 pub const NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
@@ -275,19 +276,9 @@ pub fn cilium_policies(plan: &Plan, options: &Options) -> Result<CiliumPolicies,
                 api_version: "cilium.io/v2".to_owned(),
                 kind: "CiliumNetworkPolicy".to_owned(),
                 metadata: Metadata {
-                    name: format!("{system}-{}", component.id),
+                    name: object_name(&format!("{system}-{}", component.id)),
                     namespace: placement.namespace.clone(),
-                    labels: BTreeMap::from([
-                        (
-                            "app.kubernetes.io/managed-by".to_owned(),
-                            "portolan".to_owned(),
-                        ),
-                        ("app.kubernetes.io/part-of".to_owned(), system.clone()),
-                        (
-                            "app.kubernetes.io/component".to_owned(),
-                            component.id.clone(),
-                        ),
-                    ]),
+                    labels: metadata_labels(&system, &component.id),
                 },
                 spec: Rule {
                     endpoint_selector: EndpointSelector {

@@ -31,6 +31,7 @@ use crate::cloud::{
 use crate::generate::{
     one_line, GenerateError, GenerateWarning, Generated, Options, Target, WarningKind,
 };
+use crate::labels::{label_value, object_name};
 
 /// The label every namespace carries with its name (Kubernetes 1.21+).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -148,19 +149,9 @@ fn build(plan: &Plan, options: &Options) -> Result<Built, GenerateError> {
             component.id.clone(),
             NetworkPolicy {
                 metadata: ObjectMeta {
-                    name: Some(format!("{system}-{}", component.id)),
+                    name: Some(object_name(&format!("{system}-{}", component.id))),
                     namespace: Some(placement.namespace.clone()),
-                    labels: Some(BTreeMap::from([
-                        (
-                            "app.kubernetes.io/managed-by".to_owned(),
-                            "portolan".to_owned(),
-                        ),
-                        ("app.kubernetes.io/part-of".to_owned(), system),
-                        (
-                            "app.kubernetes.io/component".to_owned(),
-                            component.id.clone(),
-                        ),
-                    ])),
+                    labels: Some(metadata_labels(&system, &component.id)),
                     ..ObjectMeta::default()
                 },
                 spec: Some(NetworkPolicySpec {
@@ -173,6 +164,23 @@ fn build(plan: &Plan, options: &Options) -> Result<Built, GenerateError> {
         ));
     }
     Ok((policies, warnings))
+}
+
+/// The labels of every policy object: who manages it, the system it is part
+/// of and the component it is for, each a valid label value
+/// ([`label_value`]: long ones are cut with a hash suffix).
+pub fn metadata_labels(system: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "portolan".to_owned(),
+        ),
+        ("app.kubernetes.io/part-of".to_owned(), label_value(system)),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            label_value(component),
+        ),
+    ])
 }
 
 fn match_labels(labels: &BTreeMap<String, String>) -> LabelSelector {

@@ -15,6 +15,7 @@ mod host;
 pub use host::admitting_flows;
 pub mod iptables;
 pub mod kubernetes;
+pub mod labels;
 pub mod nftables;
 
 pub use generate::{

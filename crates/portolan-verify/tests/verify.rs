@@ -389,6 +389,36 @@ fn round_trip_kubernetes() {
 }
 
 #[test]
+fn round_trip_kubernetes_with_long_names() {
+    // A 200-character system name and ids (which only a typed plan can
+    // carry) give cut, hashed names and labels (issue 9 row 10); the pod
+    // selectors are the deployment's, so verify still finds every flow.
+    let mut plan = shop("shop.k8s.deployment.yaml");
+    plan.system = "A Shop With A Very Long Name ".repeat(7);
+    let long = |id: &str| format!("{id}-{}", "x".repeat(196));
+    for c in &mut plan.components {
+        c.id = long(&c.id);
+    }
+    for f in &mut plan.flows {
+        f.from.id = long(&f.from.id);
+        f.to.id = long(&f.to.id);
+    }
+    let files = generated(&plan, TargetKind::Kubernetes);
+    assert_eq!(files.len(), 3);
+    let mut manifests = kubernetes::Manifests::default();
+    for (file, text) in &files {
+        let object: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+        let metadata = &object["metadata"];
+        let labels = metadata["labels"].as_object().unwrap().values();
+        for value in labels.chain([&metadata["name"]]) {
+            assert!(value.as_str().unwrap().len() <= 63, "{file}: {value}");
+        }
+        manifests.read(file, text).unwrap();
+    }
+    assert_clean(&[kubernetes::verify(&plan, &manifests, "generated").unwrap()]);
+}
+
+#[test]
 fn round_trip_aws() {
     // The Terraform groups and rules, as describe-security-groups would
     // list them once applied (Terraform removes a new group's default

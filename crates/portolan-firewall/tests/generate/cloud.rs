@@ -81,7 +81,7 @@ fn workspace() -> PathBuf {
 }
 
 /// The plan of an example spec against one of its deployment files, and the deployment's source.
-fn example_plan(example: &str, deployment: &str) -> (Plan, Diagnostics) {
+pub(crate) fn example_plan(example: &str, deployment: &str) -> (Plan, Diagnostics) {
     let dir = workspace().join("examples").join(example);
     let read = |name: &str| {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();

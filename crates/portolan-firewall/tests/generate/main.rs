@@ -12,6 +12,7 @@
 
 // One integration-test binary for the crate: the cloud targets are a module.
 mod cloud;
+mod labels;
 mod modes;
 
 use std::net::IpAddr;
