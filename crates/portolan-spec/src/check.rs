@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics, SourceFile, Span};
+use crate::given::{self, Given};
 use crate::model::*;
 use crate::raw::*;
 use crate::text::is_control;
@@ -189,6 +190,9 @@ fn untagged_help(text: &str) -> Option<&'static str> {
         None
     }
 }
+
+/// The explicit spelling of "every port" (`port: "*"`), as flow ids show it.
+pub const EVERY_PORT: &str = "*";
 
 /// The longest id, in characters: ids become file names (`<id>.nft`),
 /// nftables names, Kubernetes object names and label values (at most 63).
@@ -449,6 +453,18 @@ impl Checker<'_> {
         Some(value.value)
     }
 
+    /// The value of an optional key; an empty one is an error (see
+    /// [`crate::given`]) and reads as absent.
+    fn given<T>(&mut self, key: &str, value: Given<T>, help: &str) -> Option<Spanned<T>> {
+        match given::take(self.source, key, value, help) {
+            Ok(value) => value,
+            Err(diagnostic) => {
+                self.push(diagnostic);
+                None
+            }
+        }
+    }
+
     fn define_id(
         &mut self,
         id: &Spanned<String>,
@@ -579,6 +595,7 @@ impl Checker<'_> {
         let span = self.span(raw);
         let items: Vec<RawPortItem> = match &raw.value {
             RawPorts::Number(n) => vec![RawPortItem::Number(*n)],
+            RawPorts::Text(t) if t.trim() == EVERY_PORT => return Ports::default(),
             RawPorts::Text(t) => vec![RawPortItem::Text(t.clone())],
             RawPorts::List(list) => {
                 if list.is_empty() {
@@ -612,6 +629,14 @@ impl Checker<'_> {
     }
 
     fn port_text(&mut self, spec: &Spec, text: &str, span: Span) -> Option<PortItem> {
+        if text == EVERY_PORT {
+            self.push(
+                Diagnostic::new(Code::InvalidPort, "`*` inside a port list")
+                    .with_label(span, "every port, among other ports")
+                    .with_help("write `port: \"*\"` alone to mean every port, or list the ports"),
+            );
+            return None;
+        }
         if let Some(name) = text.strip_prefix('$') {
             let name = name.trim_start_matches('{').trim_end_matches('}');
             return match spec.parameter_by_id(name) {
@@ -784,6 +809,26 @@ impl Checker<'_> {
         // it cannot cause follow-on diagnostics (a broken port list would
         // otherwise read as "every port" and look like a duplicate).
         let errors_before = self.error_count();
+        let port = self.given(
+            "port",
+            raw.port,
+            "write `port: \"*\"` (quoted) to mean every port, or give the port; an omitted `port` also means every port",
+        );
+        let source_port = self.given(
+            "source_port",
+            raw.source_port,
+            "give the fixed source port, or remove the key to mean any source port",
+        );
+        let multicast = self.given(
+            "multicast",
+            raw.multicast,
+            "give the group address (e.g. 239.1.1.1), or remove the key for a unicast flow",
+        );
+        let when = self.given(
+            "when",
+            raw.when,
+            "name the feature that switches the flow on, or remove the key to make the flow unconditional",
+        );
         let from_span = self.span(&raw.from);
         let to_span = self.span(&raw.to);
         let protocol_span = self.span(&raw.protocol);
@@ -819,8 +864,8 @@ impl Checker<'_> {
         let mut ports = Ports::default();
         let mut source_ports = Ports::default();
         for (field, raw_ports, target) in [
-            ("port", &raw.port, &mut ports),
-            ("source_port", &raw.source_port, &mut source_ports),
+            ("port", &port, &mut ports),
+            ("source_port", &source_port, &mut source_ports),
         ] {
             if let Some(raw_ports) = raw_ports {
                 if !protocol.has_ports() {
@@ -839,7 +884,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let multicast = raw.multicast.as_ref().and_then(|m| {
+        let multicast = multicast.as_ref().and_then(|m| {
             let span = self.span(m);
             match m.value.trim().parse::<IpAddr>() {
                 Ok(addr) if addr.is_multicast() => {
@@ -882,7 +927,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let when = raw.when.as_ref().and_then(|w| {
+        let condition = when.as_ref().and_then(|w| {
             let span = self.span(w);
             self.check_condition(spec, &w.value, span)
         });
@@ -891,7 +936,7 @@ impl Checker<'_> {
         let purpose = self.text("purpose", raw.purpose, true);
         let origin = self.text("origin", raw.origin, false);
         let guess = self.text("guess", raw.guess, false);
-        if !required && raw.when.is_none() {
+        if !required && when.is_none() {
             self.push(
                 Diagnostic::new(Code::OptionalWithoutCondition, "optional flow without `when`")
                     .with_label(from_span, "nothing can switch this flow on or off")
@@ -900,7 +945,7 @@ impl Checker<'_> {
         }
         for p in ports.parameters().chain(source_ports.parameters()) {
             if spec.parameters[p.0].default.is_none() && self.needs_value_reported.insert(p) {
-                let span = raw.port.as_ref().map_or(from_span, |p| self.span(p));
+                let span = port.as_ref().map_or(from_span, |p| self.span(p));
                 self.push(
                     Diagnostic::new(
                         Code::ParameterNeedsValue,
@@ -943,7 +988,7 @@ impl Checker<'_> {
                 ports: ports.clone(),
                 source_ports: source_ports.clone(),
                 required,
-                when: when.clone(),
+                when: condition.clone(),
                 name: name.clone(),
                 purpose: purpose.clone(),
                 origin: origin.clone(),
@@ -1127,6 +1172,36 @@ mod tests {
             found,
             [format!("id `{}…` is 260 characters long", "a".repeat(24))]
         );
+    }
+
+    /// Regression (issue 9, row 7): `port:` and `when:` without a value
+    /// read as every port and as an unconditional flow; `"*"` is the
+    /// explicit spelling of every port.
+    #[test]
+    fn empty_values_are_refused_and_every_port_is_explicit() {
+        let spec = |flow: &str| {
+            format!(
+                "portolan: 1\nsystem: {{name: X}}\ncomponents: [{{id: a}}, {{id: b}}]\nfeatures: [{{id: f}}]\nflows:\n  - {{from: a, to: b, protocol: tcp, when: f}}\n  - {flow}\n"
+            )
+        };
+        for flow in [
+            "{from: a, to: b, protocol: tcp, port: , when: f}",
+            "{from: a, to: b, protocol: udp, port: 53, when: ~}",
+            "from: a\n    to: b\n    protocol: tcp\n    port:\n    when: f",
+        ] {
+            let errors = load_spec(SourceFile::new("x.yaml", spec(flow))).expect_err(flow);
+            let codes: Vec<Code> = errors.items.iter().map(|d| d.code).collect();
+            assert_eq!(codes, [Code::EmptyValue], "{flow}");
+        }
+        let every = load_spec(SourceFile::new(
+            "x.yaml",
+            spec("{from: b, to: a, protocol: tcp, port: \"*\", when: f}"),
+        ))
+        .expect("`*` is every port");
+        assert_eq!(every.value.flows[1].id, "b->a/tcp/*");
+        let mixed = spec("{from: b, to: a, protocol: tcp, port: [80, \"*\"], when: f}");
+        let errors = load_spec(SourceFile::new("x.yaml", mixed)).expect_err("`*` in a list");
+        assert_eq!(errors.items[0].code, Code::InvalidPort);
     }
 
     #[test]

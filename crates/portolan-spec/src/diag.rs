@@ -220,6 +220,9 @@ codes! {
     UnusedParameter = "spec::unused-parameter", Warning;
     /// An empty list where at least one item is needed.
     EmptyList = "spec::empty-list", Error;
+    /// A key written without a value (`port:`, `when:`), which would read
+    /// as its widest meaning (every port, unconditional).
+    EmptyValue = "spec::empty-value", Error;
     /// A control character (escape, NUL, bidirectional override, ...) in a
     /// name or description; a line break in a one-line text.
     ControlCharacter = "spec::control-character", Error;

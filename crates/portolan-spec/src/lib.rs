@@ -25,6 +25,7 @@ pub mod check;
 pub mod deployment;
 pub mod diag;
 mod excerpt;
+pub mod given;
 pub mod model;
 pub mod plan;
 pub mod raw;

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+use crate::given::{self, Given};
+
 /// A Portolan spec: the networking requirements of one system.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -251,25 +253,25 @@ pub struct RawFlow {
     /// tcp, udp, icmp or any.
     #[schemars(with = "RawProtocol")]
     pub protocol: Spanned<RawProtocol>,
-    /// Destination port(s); omitted means every port.
-    #[serde(default)]
+    /// Destination port(s); omitted (or `"*"`) means every port.
+    #[serde(default, deserialize_with = "given::present")]
     #[schemars(with = "Option<RawPorts>")]
-    pub port: Option<Spanned<RawPorts>>,
+    pub port: Given<RawPorts>,
     /// A fixed source port (U:8112:8112); omitted means ephemeral.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "given::present")]
     #[schemars(with = "Option<RawPorts>")]
-    pub source_port: Option<Spanned<RawPorts>>,
+    pub source_port: Given<RawPorts>,
     /// Multicast group the flow is sent to; `to` names its receivers.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "given::present")]
     #[schemars(with = "Option<String>")]
-    pub multicast: Option<Spanned<String>>,
+    pub multicast: Given<String>,
     /// false marks an optional flow (default true).
     #[serde(default)]
     pub required: Option<bool>,
     /// Condition over features for the flow to exist.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "given::present")]
     #[schemars(with = "Option<RawCondition>")]
-    pub when: Option<Spanned<RawCondition>>,
+    pub when: Given<RawCondition>,
     /// Short label: the "Name" column of vendor tables.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -15,9 +15,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::check::check_text;
+use crate::check::{check_text, EVERY_PORT};
 use crate::deployment::{parse_address, Address, Deployment};
 use crate::diag::{Code, Diagnostic, SourceFile, Span};
+use crate::given::{self, Given};
 use crate::model::*;
 use crate::plan::{apply_placement, empty_endpoint, Endpoint, EndpointKind, PlannedFlow};
 use crate::raw::{RawIds, RawPortItem, RawPorts, RawProtocol};
@@ -33,22 +34,22 @@ pub struct RawSiteFlow {
     pub id: Option<Spanned<String>>,
     /// Sources: component ids, or IPv4/IPv6 addresses, CIDRs and DNS names.
     /// Omitted: every placed component.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::given::present")]
     #[schemars(with = "Option<RawIds>")]
-    pub from: Option<Spanned<RawIds>>,
+    pub from: Given<RawIds>,
     /// Destinations: component ids, or IPv4/IPv6 addresses, CIDRs and DNS
     /// names. Omitted: every placed component.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::given::present")]
     #[schemars(with = "Option<RawIds>")]
-    pub to: Option<Spanned<RawIds>>,
+    pub to: Given<RawIds>,
     /// tcp, udp, icmp or any.
     #[schemars(with = "RawProtocol")]
     pub protocol: Spanned<RawProtocol>,
     /// Destination port(s): a number, a range `"8000-8010"`, or a list;
-    /// omitted means every port (tcp, udp). Not for icmp or any.
-    #[serde(default)]
+    /// omitted (or `"*"`) means every port (tcp, udp). Not for icmp or any.
+    #[serde(default, deserialize_with = "crate::given::present")]
     #[schemars(with = "Option<RawPorts>")]
-    pub port: Option<Spanned<RawPorts>>,
+    pub port: Given<RawPorts>,
     /// Why the site needs it (shown in rules, plans and change requests).
     #[schemars(with = "String")]
     pub purpose: Spanned<String>,
@@ -201,15 +202,24 @@ impl Checker<'_> {
             }
         };
         names.insert(name.clone());
-        let from = self.end(raw.from.as_ref(), "from");
-        let to = self.end(raw.to.as_ref(), "to");
+        let ends_help =
+            "list component ids or addresses, or remove the key to mean every placed component";
+        let from = self.given("from", &raw.from, ends_help);
+        let to = self.given("to", &raw.to, ends_help);
+        let port = self.given(
+            "port",
+            &raw.port,
+            "write `port: \"*\"` (quoted) to mean every port, or give the port; an omitted `port` also means every port",
+        );
+        let from = from.and_then(|from| self.end(from.as_ref(), "from"));
+        let to = to.and_then(|to| self.end(to.as_ref(), "to"));
         let protocol = match raw.protocol.value {
             RawProtocol::Tcp => Protocol::Tcp,
             RawProtocol::Udp => Protocol::Udp,
             RawProtocol::Icmp => Protocol::Icmp,
             RawProtocol::Any => Protocol::Any,
         };
-        let ports = match &raw.port {
+        let ports = match &port.flatten() {
             Some(port) if !protocol.has_ports() => {
                 let port_span = self.span(port);
                 self.diagnostics.push(
@@ -268,6 +278,23 @@ impl Checker<'_> {
             purpose: raw.purpose.value.trim().to_owned(),
             span,
         })
+    }
+
+    /// The value of an optional key, `None` (after a diagnostic) when it is
+    /// written without one (see [`crate::given`]).
+    fn given<T: Clone>(
+        &mut self,
+        key: &str,
+        value: &Given<T>,
+        help: &str,
+    ) -> Option<Option<Spanned<T>>> {
+        match given::take(self.source, key, value.clone(), help) {
+            Ok(value) => Some(value),
+            Err(diagnostic) => {
+                self.diagnostics.push(diagnostic);
+                None
+            }
+        }
     }
 
     /// One end: component ids, or addresses; `None` after a diagnostic.
@@ -378,6 +405,7 @@ impl Checker<'_> {
         let span = self.span(raw);
         let items: Vec<RawPortItem> = match &raw.value {
             RawPorts::Number(n) => vec![RawPortItem::Number(*n)],
+            RawPorts::Text(t) if t.trim() == EVERY_PORT => return Vec::new(),
             RawPorts::Text(t) => vec![RawPortItem::Text(t.clone())],
             RawPorts::List(list) => list.clone(),
         };
@@ -762,6 +790,41 @@ components:
             .expect_err("typo");
         let typo = err.items.iter().find(|d| d.is_error()).expect("error");
         assert_eq!(typo.help.as_deref(), Some("did you mean `web`?"));
+    }
+
+    /// Regression (issue 9, row 7): `from:` or `port:` written without a
+    /// value read as "every placed component" / "every port".
+    #[test]
+    fn empty_values_are_errors_under_their_key() {
+        let cases = [
+            (
+                "- {from: , to: [192.0.2.53], protocol: udp, port: 53, purpose: x}",
+                "from",
+            ),
+            (
+                "- {from: 198.51.100.1, to: ~, protocol: tcp, port: 22, purpose: x}",
+                "to",
+            ),
+            (
+                "- from: 198.51.100.1\n    protocol: tcp\n    port:\n    purpose: x",
+                "port",
+            ),
+        ];
+        for (entry, key) in cases {
+            let text = format!("{PLACED}site:\n  {entry}\n");
+            let err = load(&format!("site:\n  {entry}\n")).expect_err(entry);
+            assert_eq!(errors(&err), ["spec::empty-value"], "{entry}");
+            let label = err.items[0].labels[0].span;
+            assert_eq!(
+                &text[label.offset..label.offset + label.len],
+                key,
+                "{entry}"
+            );
+        }
+        let every =
+            load("site:\n  - {from: 198.51.100.1, protocol: tcp, port: \"*\", purpose: x}\n")
+                .expect("`*` is every port");
+        assert!(every.value.site[0].ports.is_empty());
     }
 
     #[test]

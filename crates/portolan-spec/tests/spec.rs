@@ -96,6 +96,15 @@ fn each_fixture_reports_its_codes() {
         ),
         ("duplicate-flow", &[Code::DuplicateFlow]),
         (
+            "empty-values",
+            &[
+                Code::EmptyValue,
+                Code::EmptyValue,
+                Code::EmptyValue,
+                Code::EmptyValue,
+            ],
+        ),
+        (
             "control-characters",
             &[
                 Code::ControlCharacter,
