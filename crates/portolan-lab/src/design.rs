@@ -163,6 +163,13 @@ pub struct LabOptions {
     /// the kernel allows it (true by default); false: by answers and
     /// timeouts only.
     pub trace: bool,
+    /// Prove this deployment of the spec (checked against it) instead of
+    /// one the lab makes up: its addresses (inside the lab's namespaces
+    /// only), features, parameter values and proxies; its machines are the
+    /// replicas (addresses paired in order, IPv4 with IPv6; a block stands
+    /// for one machine at its first host address). `features` and
+    /// `replicas` are then not used.
+    pub deployment: Option<Deployment>,
 }
 
 impl Default for LabOptions {
@@ -182,6 +189,7 @@ impl Default for LabOptions {
             mutate_ruleset: None,
             progress: None,
             trace: true,
+            deployment: None,
         }
     }
 }
@@ -203,6 +211,10 @@ impl fmt::Debug for LabOptions {
             .field("concurrency", &self.concurrency)
             .field("mutate_ruleset", &self.mutate_ruleset.is_some())
             .field("progress", &self.progress.is_some())
+            .field(
+                "deployment",
+                &self.deployment.as_ref().map(|d| d.source.name.clone()),
+            )
             .finish()
     }
 }
@@ -230,6 +242,10 @@ pub enum DesignError {
     /// More hosts than the lab's address range holds.
     #[error("the lab would need {0} hosts, more than its address range holds")]
     TooManyHosts(usize),
+    /// The user's deployment cannot be built as a lab (addresses the lab
+    /// cannot give a host, components sharing a host).
+    #[error("the lab cannot build this deployment: {0}")]
+    Placement(String),
     /// The generated lab deployment was rejected (a bug).
     #[error("internal error: the lab deployment does not check against the spec:\n{0}")]
     Deployment(String),
@@ -317,6 +333,12 @@ pub enum Role {
         /// External id.
         external: String,
     },
+    /// A proxy of the deployment, listening on its port (a lab of the
+    /// user's deployment only).
+    Proxy {
+        /// Its address.
+        address: String,
+    },
 }
 
 /// A host of the lab.
@@ -333,9 +355,37 @@ pub struct Node {
     pub ipv4: Ipv4Addr,
     /// IPv6 address.
     pub ipv6: Ipv6Addr,
+    /// Whether the IPv4 address is the host's (false: a lab-only
+    /// placeholder of a machine without IPv4, which no check uses).
+    #[serde(skip)]
+    pub has_ipv4: bool,
+    /// Whether the IPv6 address is the host's.
+    #[serde(skip)]
+    pub has_ipv6: bool,
+    /// The ruleset the host loads: the name of its host in the deployment
+    /// (the stem of the file `generate` writes for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<String>,
 }
 
 impl Node {
+    /// Whether the host has an address of its own in the family.
+    pub fn has(&self, family: Family) -> bool {
+        match family {
+            Family::Ipv4 => self.has_ipv4,
+            Family::Ipv6 => self.has_ipv6,
+        }
+    }
+
+    /// Its addresses (placeholders left out).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        FAMILIES
+            .into_iter()
+            .filter(|&f| self.has(f))
+            .map(|f| self.ip(f))
+            .collect()
+    }
+
     /// Whether the host runs a generated firewall.
     pub fn firewalled(&self) -> bool {
         matches!(self.role, Role::Instance { .. })
@@ -620,17 +670,51 @@ pub fn design(spec: &Spec, options: &LabOptions) -> Result<LabDesign, DesignErro
             max: MAX_REPLICAS,
         });
     }
-    let features = chosen_features(spec, &options.features)?;
-    let lab_parameters = lab_parameter_values(spec);
     let run = options.run_id.clone().unwrap_or_else(RunId::random);
-    let (topology, nodes, outside_party) = hosts(spec, options.replicas, run)?;
-    let deployment_yaml = deployment_text(spec, &nodes, &features, &lab_parameters, &topology);
-    let deployment = load_deployment(
-        SourceFile::new("lab-deployment.yaml", deployment_yaml.clone()),
-        spec,
-    )
-    .map_err(|d| DesignError::Deployment(render_diagnostics(&d, RenderStyle::Plain)))?
-    .value;
+    let (features, lab_parameters, topology, nodes, outside_party, deployment_yaml, deployment) =
+        match &options.deployment {
+            Some(deployment) => {
+                let placed = crate::placed::placed_hosts(spec, deployment, run)?;
+                let features = spec
+                    .features
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| deployment.features.iter().any(|f| f.0 == *i))
+                    .map(|(_, f)| f.id.clone())
+                    .collect();
+                (
+                    features,
+                    Vec::new(),
+                    placed.topology,
+                    placed.nodes,
+                    placed.outside_party,
+                    deployment.source.text.clone(),
+                    deployment.clone(),
+                )
+            }
+            None => {
+                let features = chosen_features(spec, &options.features)?;
+                let lab_parameters = lab_parameter_values(spec);
+                let (topology, nodes, outside_party) = hosts(spec, options.replicas, run)?;
+                let deployment_yaml =
+                    deployment_text(spec, &nodes, &features, &lab_parameters, &topology);
+                let deployment = load_deployment(
+                    SourceFile::new("lab-deployment.yaml", deployment_yaml.clone()),
+                    spec,
+                )
+                .map_err(|d| DesignError::Deployment(render_diagnostics(&d, RenderStyle::Plain)))?
+                .value;
+                (
+                    features,
+                    lab_parameters,
+                    topology,
+                    nodes,
+                    outside_party,
+                    deployment_yaml,
+                    deployment,
+                )
+            }
+        };
     let plan = plan(spec, &deployment);
 
     let mut names = NameTable::new();
@@ -770,7 +854,7 @@ fn lab_parameter_values(spec: &Spec) -> Vec<LabParameter> {
 
 /// A host name from an id: lowercase, `[a-z0-9-]`, at most 40 characters,
 /// unique among `taken`.
-fn host_name(base: &str, suffix: &str, taken: &mut BTreeSet<String>) -> String {
+pub(crate) fn host_name(base: &str, suffix: &str, taken: &mut BTreeSet<String>) -> String {
     let clean: String = base
         .chars()
         .map(|c| {
@@ -861,9 +945,16 @@ fn hosts(
         let added = topology
             .add_host(&host)
             .map_err(|_| DesignError::TooManyHosts(nodes.len() + 1))?;
+        let ruleset = match &role {
+            Role::Instance { component, .. } => Some(component.clone()),
+            _ => None,
+        };
         nodes.push(Node {
             ipv4: added.ipv4(),
             ipv6: added.ipv6(),
+            has_ipv4: true,
+            has_ipv6: true,
+            ruleset,
             host,
             role,
             party,
@@ -1032,13 +1123,31 @@ impl Builder<'_> {
             let ports = flow.ports.resolve(value_of);
             let source_ports = flow.source_ports.resolve(value_of);
             let mut unusable = None;
-            let (ports, source_port) = match (ports, source_ports) {
+            let (mut ports, source_port) = match (ports, source_ports) {
                 (Ok(p), Ok(s)) => (p, s.first().map(|r| r.start)),
                 _ => {
                     unusable = Some("a port parameter has no value".to_owned());
                     (Vec::new(), None)
                 }
             };
+            let (mut to, mut name) = (to, name);
+            if self.options.deployment.is_some() {
+                match self.placed_destination(flow, deployment) {
+                    Ok(Some((proxy, port))) => {
+                        to = vec![proxy];
+                        name = None;
+                        ports = vec![PortRange::single(port)];
+                    }
+                    Ok(None) => {}
+                    // A flow that must be blocked is probed to the
+                    // endpoint's lab host all the same.
+                    Err(reason) if deployment.flow_enabled(flow) => unusable = Some(reason),
+                    Err(_) => {}
+                }
+                if let Some(reason) = self.outside_misplaced(flow, deployment) {
+                    unusable = Some(reason);
+                }
+            }
             let enabled = deployment.flow_enabled(flow);
             let left_out = self.plan.left_out.iter().find(|l| l.flow == index);
             if enabled {
@@ -1070,6 +1179,105 @@ impl Builder<'_> {
             });
         }
         flows
+    }
+
+    /// In a lab of the user's deployment, where a flow to an external
+    /// endpoint goes: `Some((proxy host, port))` when the deployment sends
+    /// it through a proxy (TCP), `None` to the endpoint itself; an error
+    /// when the lab cannot probe it.
+    fn placed_destination(
+        &self,
+        flow: &portolan_spec::Flow,
+        deployment: &Deployment,
+    ) -> Result<Option<(usize, u16)>, String> {
+        let Destination::External(e) = flow.to else {
+            return Ok(None);
+        };
+        let external = &self.spec.external(e).id;
+        let placement = deployment.externals.get(&e);
+        if let (Some(proxy), Protocol::Tcp) =
+            (placement.and_then(|p| p.proxy.as_ref()), flow.protocol)
+        {
+            let portolan_spec::deployment::Address::Net(net) = &proxy.address else {
+                return Err(format!(
+                    "the deployment's proxy of `{external}` is a name ({proxy}); the lab proves proxies given by address"
+                ));
+            };
+            let address = net.addr().to_string();
+            return match self
+                .nodes
+                .iter()
+                .position(|n| matches!(&n.role, Role::Proxy { address: a } if *a == address))
+            {
+                Some(node) => Ok(Some((node, proxy.port))),
+                None => Err(format!("no lab host for the proxy {proxy}")),
+            };
+        }
+        let has_address = placement.is_some_and(|p| {
+            p.addresses
+                .iter()
+                .any(|a| matches!(a, portolan_spec::deployment::Address::Net(_)))
+        });
+        if !has_address {
+            return Err(format!(
+                "the deployment gives `{external}` no address; host firewalls cannot match names, so the lab proves flows to addresses"
+            ));
+        }
+        Ok(None)
+    }
+
+    /// In a lab of the user's deployment, why a flow of an outside-world
+    /// component cannot be probed: the deployment places that component
+    /// elsewhere than the lab's outside host stands.
+    fn outside_misplaced(
+        &self,
+        flow: &portolan_spec::Flow,
+        deployment: &Deployment,
+    ) -> Option<String> {
+        let outside = &self.nodes[self.outside];
+        let ends = [
+            Some(flow.from),
+            match flow.to {
+                Destination::Component(c) => Some(c),
+                Destination::External(_) => None,
+            },
+        ];
+        for c in ends.into_iter().flatten() {
+            if self.spec.component(c).kind != ComponentKind::External {
+                continue;
+            }
+            let Some(placement) = deployment.components.get(&c) else {
+                continue;
+            };
+            let nets: Vec<&ipnet::IpNet> = placement
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    portolan_spec::deployment::Address::Net(n) => Some(n),
+                    portolan_spec::deployment::Address::Host(_) => None,
+                })
+                .collect();
+            if nets.is_empty() {
+                continue;
+            }
+            if !outside
+                .addresses()
+                .iter()
+                .any(|ip| nets.iter().any(|n| n.contains(ip)))
+            {
+                return Some(format!(
+                    "the lab's outside world stands at {}, not among the addresses the deployment gives `{}`",
+                    outside
+                        .addresses()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.spec.component(c).id
+                ));
+            }
+        }
+        None
     }
 
     fn add_listens(&mut self, flows: &[LabFlow]) {
@@ -1160,6 +1368,14 @@ impl Builder<'_> {
         });
     }
 
+    /// The families both hosts have an address of their own in.
+    fn common_families(&self, s: usize, d: usize) -> Vec<Family> {
+        FAMILIES
+            .into_iter()
+            .filter(|&f| self.nodes[s].has(f) && self.nodes[d].has(f))
+            .collect()
+    }
+
     fn oracle(&self) -> &Oracle<'_> {
         &self.oracle
     }
@@ -1193,7 +1409,7 @@ impl Builder<'_> {
             for &s in &flow.from {
                 for &d in &flow.to {
                     for &(transport, port) in &flow.sample {
-                        for family in FAMILIES {
+                        for family in self.common_families(s, d) {
                             let note = (s == d).then(|| {
                                 "same host: travels over loopback, which every firewall admits"
                                     .to_owned()
@@ -1238,9 +1454,14 @@ impl Builder<'_> {
             Family::Ipv6
         };
         let from = &self.nodes[s];
+        if !from.has(family) {
+            // A machine without an address of the group's family.
+            return;
+        }
         let probe = format!("c{}", self.checks.len() + 1);
         let mut receivers: Vec<String> = receivers
             .iter()
+            .filter(|&&r| self.nodes[r].has(family))
             .map(|&r| self.nodes[r].host.clone())
             .collect();
         receivers.sort();
@@ -1331,7 +1552,7 @@ impl Builder<'_> {
                 }
             };
             for &(transport, port) in &flow.sample {
-                for family in FAMILIES {
+                for family in self.common_families(s, d) {
                     if let Some(granting) =
                         self.oracle()
                             .granting(s, d, transport, flow.source_port, port, family)
@@ -1376,7 +1597,7 @@ impl Builder<'_> {
     fn parties(&self) -> Vec<(String, Vec<usize>, bool)> {
         let mut out: Vec<(String, Vec<usize>, bool)> = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let sends = !matches!(node.role, Role::External { .. });
+            let sends = !matches!(node.role, Role::External { .. } | Role::Proxy { .. });
             match out.iter_mut().find(|(p, _, _)| *p == node.party) {
                 Some((_, hosts, _)) => hosts.push(i),
                 None => out.push((node.party.clone(), vec![i], sends)),
@@ -1427,8 +1648,9 @@ impl Builder<'_> {
                 // Every host's kernel answers ICMP echo: no listener needed.
                 let ports = ports.into_iter().chain([(Transport::Icmp, 0)]);
                 let mut candidates = Vec::new();
+                let families = self.common_families(s, d);
                 for (transport, port) in ports {
-                    for family in FAMILIES {
+                    for &family in &families {
                         if explicit.contains(&(s, d, transport, port, family))
                             || self.oracle.allowed(s, d, transport, None, port, family)
                         {

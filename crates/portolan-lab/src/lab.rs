@@ -476,6 +476,14 @@ fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
     let namespaces = started.elapsed();
 
     let started = Instant::now();
+    // A placed topology carries a deployment's addresses: host routes and
+    // on-link default routes (into the lab's bridge, its only link).
+    let placed = topology.is_placed();
+    let (prefix4, prefix6) = if placed {
+        (32, 128)
+    } else {
+        (LAB_IPV4_PREFIX_LEN, LAB_IPV6_PREFIX_LEN)
+    };
     rt.block_on(async {
         bridge.loopback_up().await?;
         let bridge_index = bridge.add_bridge(BRIDGE_INTERFACE).await?;
@@ -494,25 +502,18 @@ fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
                 netlink.loopback_up().await?;
                 let index = netlink.link_index(HOST_INTERFACE).await?;
                 netlink
-                    .add_address(
-                        index,
-                        host.ipv4().into(),
-                        LAB_IPV4_PREFIX_LEN,
-                        HOST_INTERFACE,
-                    )
+                    .add_address(index, host.ipv4().into(), prefix4, HOST_INTERFACE)
                     .await?;
                 netlink
-                    .add_address(
-                        index,
-                        host.ipv6().into(),
-                        LAB_IPV6_PREFIX_LEN,
-                        HOST_INTERFACE,
-                    )
+                    .add_address(index, host.ipv6().into(), prefix6, HOST_INTERFACE)
                     .await?;
                 netlink.set_up(index, HOST_INTERFACE).await?;
                 netlink
                     .add_ipv4_multicast_route(index, HOST_INTERFACE)
                     .await?;
+                if placed {
+                    netlink.add_default_routes(index, HOST_INTERFACE).await?;
+                }
                 Ok::<u32, LabError>(index)
             }))
             .await?;

@@ -56,6 +56,7 @@ mod error;
 mod lab;
 mod netlink;
 pub mod netns;
+mod placed;
 pub mod privileges;
 pub mod report;
 mod run;

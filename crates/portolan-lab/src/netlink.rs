@@ -8,7 +8,7 @@
 //! runtime whatever thread awaits it.
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
@@ -228,5 +228,33 @@ impl NsNetlink {
             .execute()
             .await
             .map_err(self.err(format!("add route 224.0.0.0/4 via {what}")))
+    }
+
+    /// On-link default routes (IPv4 and IPv6) out of the link: in a placed
+    /// lab, every address of the deployment is reached on the lab segment.
+    /// The link is the namespace's only one (it ends at the lab's bridge),
+    /// so nothing is routed off the machine.
+    pub(crate) async fn add_default_routes(&self, index: u32, what: &str) -> Result<(), LabError> {
+        let v4 = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .build();
+        self.handle
+            .route()
+            .add(v4)
+            .execute()
+            .await
+            .map_err(self.err(format!("add route 0.0.0.0/0 via {what}")))?;
+        let v6 = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
+            .output_interface(index)
+            .build();
+        self.handle
+            .route()
+            .add(v6)
+            .execute()
+            .await
+            .map_err(self.err(format!("add route ::/0 via {what}")))
     }
 }

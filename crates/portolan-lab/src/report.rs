@@ -477,7 +477,7 @@ impl LabReport {
         let externals = self
             .hosts
             .iter()
-            .filter(|h| matches!(h.role, Role::External { .. }))
+            .filter(|h| matches!(h.role, Role::External { .. } | Role::Proxy { .. }))
             .count();
         let _ = writeln!(
             out,
@@ -702,9 +702,9 @@ impl LabReport {
     }
 
     fn is_external(&self, party: &str) -> bool {
-        self.hosts
-            .iter()
-            .any(|h| h.party == party && matches!(h.role, Role::External { .. }))
+        self.hosts.iter().any(|h| {
+            h.party == party && matches!(h.role, Role::External { .. } | Role::Proxy { .. })
+        })
     }
 }
 

@@ -49,7 +49,11 @@ impl RunError {
     pub fn is_input(&self) -> bool {
         matches!(
             self,
-            RunError::Design(DesignError::UnknownFeature { .. } | DesignError::Replicas { .. })
+            RunError::Design(
+                DesignError::UnknownFeature { .. }
+                    | DesignError::Replicas { .. }
+                    | DesignError::Placement(_)
+            )
         )
     }
 }
@@ -158,18 +162,23 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
 
     let artifacts = LabArtifacts {
         deployment: design.deployment_yaml.clone(),
-        rulesets: spec
-            .components
-            .iter()
-            .filter_map(|c| rulesets.get(&c.id).map(|r| (c.id.clone(), r.clone())))
-            .collect(),
+        rulesets: {
+            let mut seen = BTreeSet::new();
+            design
+                .nodes
+                .iter()
+                .filter_map(|n| n.ruleset.as_ref())
+                .filter(|name| seen.insert(name.as_str()))
+                .filter_map(|name| rulesets.get(name).map(|r| (name.clone(), r.clone())))
+                .collect()
+        },
     };
     let mut parties: Vec<(String, bool)> = Vec::new();
     for node in &design.nodes {
         if !parties.iter().any(|(p, _)| *p == node.party) {
             parties.push((
                 node.party.clone(),
-                !matches!(node.role, Role::External { .. }),
+                !matches!(node.role, Role::External { .. } | Role::Proxy { .. }),
             ));
         }
     }
@@ -251,8 +260,8 @@ fn in_lab(
     for (node, listens) in design.nodes.iter().zip(&design.listens) {
         let config = AgentConfig {
             host: node.host.clone(),
-            addrs: vec![IpAddr::V4(node.ipv4), IpAddr::V6(node.ipv6)],
-            v4: Some(node.ipv4),
+            addrs: node.addresses(),
+            v4: node.has_ipv4.then_some(node.ipv4),
             tcp: listens.tcp.clone(),
             udp: listens.udp.clone(),
             udp_shared: listens.udp_shared.clone(),
@@ -286,7 +295,7 @@ fn in_lab(
             namespace: design.topology.netns_name(&node.host),
             role: node.role.clone(),
             party: node.party.clone(),
-            addresses: vec![IpAddr::V4(node.ipv4), IpAddr::V6(node.ipv6)],
+            addresses: node.addresses(),
             firewall: node.firewalled(),
             listening: b.endpoints.clone(),
             tcp_accepted: 0,
@@ -422,11 +431,11 @@ fn firewalled_hosts<'a>(
     design
         .nodes
         .iter()
-        .filter_map(|n| match &n.role {
-            Role::Instance { component, .. } => rulesets
-                .get(component)
-                .map(|r| (n.host.as_str(), r.as_str())),
-            _ => None,
+        .filter_map(|n| {
+            n.ruleset
+                .as_ref()
+                .and_then(|name| rulesets.get(name))
+                .map(|r| (n.host.as_str(), r.as_str()))
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 //! [`Lab::create`](crate::Lab::create).
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::LabError;
 
@@ -202,6 +202,8 @@ impl Host {
 pub struct Topology {
     run: RunId,
     hosts: Vec<Host>,
+    /// Hosts may carry any unicast address (see [`Topology::placed`]).
+    placed: bool,
 }
 
 impl Default for Topology {
@@ -221,7 +223,28 @@ impl Topology {
         Topology {
             run,
             hosts: Vec::new(),
+            placed: false,
         }
+    }
+
+    /// An empty topology whose hosts may carry the addresses of a real
+    /// deployment (any unicast address, not only the lab's segments):
+    /// each address is configured as a /32 or /128 with on-link default
+    /// routes (IPv4 and IPv6) through the host's lab interface. The lab's
+    /// namespaces have no other link, so these routes lead only to the lab's
+    /// bridge: nothing is ever routed to the real network, and nothing is
+    /// configured outside the lab's namespaces.
+    pub fn placed(run: RunId) -> Self {
+        Topology {
+            run,
+            hosts: Vec::new(),
+            placed: true,
+        }
+    }
+
+    /// Whether hosts may carry any unicast address ([`Topology::placed`]).
+    pub fn is_placed(&self) -> bool {
+        self.placed
     }
 
     /// The run id that prefixes every resource of this lab.
@@ -260,35 +283,11 @@ impl Topology {
             address,
             reason: reason.to_string(),
         };
-        let v4 = u32::from(ipv4);
-        let net4 = u32::from(LAB_IPV4_NET);
-        let mask4 = u32::MAX << (32 - LAB_IPV4_PREFIX_LEN);
-        if v4 & mask4 != net4 {
-            return Err(bad(
-                ipv4.into(),
-                "lab hosts use addresses in 198.18.0.0/16 (benchmarking range, lab-only)",
-            ));
-        }
-        if v4 == net4 || v4 == net4 | !mask4 {
-            return Err(bad(
-                ipv4.into(),
-                "the network and broadcast addresses cannot be given to a host",
-            ));
-        }
-        let v6 = u128::from(ipv6);
-        let net6 = u128::from(LAB_IPV6_NET);
-        let mask6 = u128::MAX << (128 - LAB_IPV6_PREFIX_LEN);
-        if v6 & mask6 != net6 {
-            return Err(bad(
-                ipv6.into(),
-                "lab hosts use addresses in fd00:706f:7274::/64 (unique local, lab-only)",
-            ));
-        }
-        if v6 == net6 {
-            return Err(bad(
-                ipv6.into(),
-                "the subnet-router anycast address cannot be given to a host",
-            ));
+        if self.placed {
+            placed_address_ok(ipv4.into()).map_err(|r| bad(ipv4.into(), r))?;
+            placed_address_ok(ipv6.into()).map_err(|r| bad(ipv6.into(), r))?;
+        } else {
+            lab_addresses_ok(ipv4, ipv6).map_err(|(a, r)| bad(a, &r))?;
         }
         if let Some(other) = self.hosts.iter().find(|h| h.ipv4 == ipv4) {
             return Err(bad(
@@ -345,6 +344,67 @@ impl Topology {
     /// Name of the bridge's network namespace: `<run>-bridge`.
     pub fn bridge_netns_name(&self) -> String {
         format!("{}-{}", self.run, BRIDGE_SUFFIX)
+    }
+}
+
+/// Whether a pair of addresses lies in the lab's own segments.
+fn lab_addresses_ok(ipv4: Ipv4Addr, ipv6: Ipv6Addr) -> Result<(), (IpAddr, String)> {
+    let v4 = u32::from(ipv4);
+    let net4 = u32::from(LAB_IPV4_NET);
+    let mask4 = u32::MAX << (32 - LAB_IPV4_PREFIX_LEN);
+    if v4 & mask4 != net4 {
+        return Err((
+            ipv4.into(),
+            "lab hosts use addresses in 198.18.0.0/16 (benchmarking range, lab-only)".to_owned(),
+        ));
+    }
+    if v4 == net4 || v4 == net4 | !mask4 {
+        return Err((
+            ipv4.into(),
+            "the network and broadcast addresses cannot be given to a host".to_owned(),
+        ));
+    }
+    let v6 = u128::from(ipv6);
+    let net6 = u128::from(LAB_IPV6_NET);
+    let mask6 = u128::MAX << (128 - LAB_IPV6_PREFIX_LEN);
+    if v6 & mask6 != net6 {
+        return Err((
+            ipv6.into(),
+            "lab hosts use addresses in fd00:706f:7274::/64 (unique local, lab-only)".to_owned(),
+        ));
+    }
+    if v6 == net6 {
+        return Err((
+            ipv6.into(),
+            "the subnet-router anycast address cannot be given to a host".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an address can be given to a host of a placed topology: a
+/// unicast address that is not loopback, unspecified, link-local or
+/// broadcast (those cannot stand for a host of a deployment).
+fn placed_address_ok(address: IpAddr) -> Result<(), &'static str> {
+    let refused = match address {
+        IpAddr::V4(a) => {
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local()
+        }
+        IpAddr::V6(a) => {
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    if refused {
+        Err("a host's address must be unicast, not loopback, unspecified, link-local or broadcast")
+    } else {
+        Ok(())
     }
 }
 

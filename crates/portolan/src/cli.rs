@@ -580,6 +580,12 @@ Exit codes: 0 every check holds; 1 a check fails (or invalid input); 2 the lab c
 pub struct LabArgs {
     /// The spec file (YAML).
     pub spec: PathBuf,
+    /// Prove this deployment (its addresses, features, parameter values, proxies and
+    /// machines) instead of one the lab makes up; its addresses live only inside the
+    /// lab's namespaces, which never route to the real network.
+    #[arg(long, short, value_name = "FILE",
+          conflicts_with_all = ["features", "all_features", "replicas"])]
+    pub deployment: Option<PathBuf>,
     /// Features to enable, comma-separated (default: none; flows of features off must be blocked).
     #[arg(
         long,

@@ -40,12 +40,17 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         Some(id) => Some(RunId::new(id.clone()).map_err(|e| InputError(e.to_string()))?),
         None => None,
     };
+    let deployment = match &args.deployment {
+        Some(path) => Some(super::plan::load_deployment_or_report(path, &spec)?),
+        None => None,
+    };
     let bar = progress_bar();
     let mut options = LabOptions {
         features,
         replicas: args.replicas,
         seed: args.seed,
         run_id,
+        deployment,
         ..LabOptions::default()
     };
     if let Some(bar) = &bar {

@@ -21,6 +21,7 @@ use portolan_lab::{
 use portolan_spec::{load_spec, SourceFile, Spec};
 
 mod cleanup;
+mod deployment;
 
 const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
 
