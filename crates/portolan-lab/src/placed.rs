@@ -353,7 +353,10 @@ flows:
             ["192.0.2.11".parse::<IpAddr>().expect("ip")]
         );
         let db = d.nodes.iter().find(|n| n.party == "db").expect("db");
-        assert_eq!(db.addresses(), ["198.51.100.1".parse::<IpAddr>().expect("ip")]);
+        assert_eq!(
+            db.addresses(),
+            ["198.51.100.1".parse::<IpAddr>().expect("ip")]
+        );
         assert_eq!(db.ruleset.as_deref(), Some("db"));
         // The proxied flow goes to the proxy's host and port.
         let proxied: Vec<_> = d
