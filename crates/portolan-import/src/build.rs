@@ -1,5 +1,6 @@
 //! What the importer collects while it reads a page (components, endpoints,
-//! features, parameters, flows, and the report), and the YAML it writes.
+//! features, parameters, flows, and the report), by index; `draft.rs` turns
+//! it into the typed draft spec.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -9,6 +10,8 @@ use crate::conditions::{CondText, Expr};
 use crate::ports::{PortItem, Proto};
 use crate::report::{Guess, ImportReport, Merged, Skipped, Warning, WarningCode};
 use crate::text::{slug, squash};
+
+pub(crate) use crate::kinds::kind_of;
 
 /// What a component is to the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,97 +204,6 @@ fn unique(ids: &mut HashSet<String>, base: &str, fallback: &str) -> String {
     }
     ids.insert(id.clone());
     id
-}
-
-/// Words that make a name the outside world.
-const EXTERNAL_NAMES: &[&str] = &[
-    "outside",
-    "internet",
-    "the internet",
-    "world",
-    "anywhere",
-    "public",
-    "external",
-    "clients",
-    "client",
-    "users",
-    "end users",
-    "end-users",
-    "browsers",
-    "customers",
-    "everyone",
-    "operators",
-    "administrators",
-    "admins",
-    "developers",
-    "end user",
-    "browser",
-];
-
-/// Words that make any name containing them the outside world.
-const EXTERNAL_WORDS: &[&str] = &["workstation", "workstations", "laptop", "laptops"];
-
-/// Words that make a name something the operator provides.
-const DEPENDENCY_WORDS: &[&str] = &[
-    "database",
-    "postgres",
-    "postgresql",
-    "mysql",
-    "mariadb",
-    "redis",
-    "memcached",
-    "storage",
-    "bucket",
-    "buckets",
-    "s3",
-    "queue",
-    "sqs",
-    "kafka",
-    "rabbitmq",
-    "broker",
-    "registry",
-    "registries",
-    "load balancer",
-    "load balancers",
-    "dns",
-    "ntp",
-    "ldap",
-    "active directory",
-    "smtp",
-    "mail",
-    "vcs",
-    "kms",
-    "vault",
-    "proxy",
-    "identity provider",
-    "idp",
-    "nfs",
-    "prometheus",
-    "syslog",
-    "siem",
-    "hsm",
-    "zookeeper",
-    "object storage",
-];
-
-/// The kind a name suggests, or `default`.
-pub fn kind_of(name: &str, default: Kind) -> Kind {
-    let lower = name.to_lowercase();
-    if EXTERNAL_NAMES.contains(&lower.trim())
-        || EXTERNAL_WORDS
-            .iter()
-            .any(|w| crate::text::contains_words(&lower, w))
-    {
-        return Kind::External;
-    }
-    if default == Kind::Dependency
-        || DEPENDENCY_WORDS
-            .iter()
-            .any(|w| crate::text::contains_words(&lower, w))
-    {
-        return Kind::Dependency;
-    }
-    default
 }
 
 impl Builder {
@@ -717,145 +629,6 @@ impl Builder {
         }
     }
 
-    /// The spec as YAML.
-    pub fn yaml(&self, system: &str) -> String {
-        let used = self.used();
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# Imported by `portolan import` from {}.\n# Review every `guess:`; `origin:` gives the page line of each flow.",
-            self.file.replace('\n', " ")
-        );
-        out.push_str("portolan: 1\nsystem:\n");
-        let _ = writeln!(out, "  name: {}", q(&one_line(system)));
-        let _ = writeln!(out, "  source: {}", q(&one_line(&self.file)));
-        out.push_str("\ncomponents:\n");
-        for c in &self.components {
-            let _ = writeln!(out, "  - id: {}", q(&c.id));
-            let _ = writeln!(out, "    name: {}", q(&one_line(&c.name)));
-            match c.kind {
-                Kind::System => {}
-                Kind::Dependency => out.push_str("    kind: dependency\n"),
-                Kind::External => out.push_str("    kind: external\n"),
-            }
-            if !c.aliases.is_empty() {
-                let list: Vec<String> = c.aliases.iter().map(|a| q(&one_line(a))).collect();
-                let _ = writeln!(out, "    aliases: [{}]", list.join(", "));
-            }
-            if let Some(d) = &c.description {
-                let _ = writeln!(out, "    description: {}", q(&multi_line(d)));
-            }
-        }
-        let used_externals = &used.externals;
-        if !used_externals.is_empty() {
-            out.push_str("\nexternals:\n");
-            for (i, e) in self.externals.iter().enumerate() {
-                if !used_externals.contains(&i) {
-                    continue;
-                }
-                let _ = writeln!(out, "  - id: {}", q(&e.id));
-                match &e.addr {
-                    Addr::Host(h) => {
-                        let _ = writeln!(out, "    host: {}", q(h));
-                    }
-                    Addr::Cidr(c) => {
-                        let _ = writeln!(out, "    cidr: {}", q(c));
-                    }
-                    Addr::Placeholder(p) => {
-                        let _ = writeln!(out, "    placeholder: {}", q(&one_line(p)));
-                    }
-                }
-                if let Some(name) = &e.name {
-                    let _ = writeln!(out, "    name: {}", q(&one_line(name)));
-                }
-            }
-        }
-        let used_features = &used.features;
-        if !used_features.is_empty() {
-            out.push_str("\nfeatures:\n");
-            for (i, f) in self.features.iter().enumerate() {
-                if !used_features.contains(&i) {
-                    continue;
-                }
-                let _ = writeln!(out, "  - id: {}", q(&f.id));
-                let _ = writeln!(out, "    name: {}", q(&one_line(&f.name)));
-                if let Some(d) = &f.description {
-                    let _ = writeln!(out, "    description: {}", q(&multi_line(d)));
-                }
-            }
-        }
-        let used_params = &used.parameters;
-        if !used_params.is_empty() {
-            out.push_str("\nparameters:\n");
-            for (i, p) in self.params.iter().enumerate() {
-                if !used_params.contains(&i) {
-                    continue;
-                }
-                let _ = writeln!(out, "  - id: {}", q(&p.id));
-                if let Some(d) = &p.description {
-                    let _ = writeln!(out, "    description: {}", q(&multi_line(d)));
-                }
-                if let Some(d) = p.default {
-                    let _ = writeln!(out, "    default: {d}");
-                }
-                let _ = writeln!(out, "    shown_as: {}", q(&one_line(&p.shown_as)));
-            }
-        }
-        out.push_str("\nflows:\n");
-        for group in self.grouped() {
-            let first = &self.flows[group[0]];
-            let from: Vec<String> = group
-                .iter()
-                .map(|&i| q(&self.components[self.flows[i].from].id))
-                .collect();
-            if from.len() == 1 {
-                let _ = writeln!(out, "  - from: {}", from[0]);
-            } else {
-                let _ = writeln!(out, "  - from: [{}]", from.join(", "));
-            }
-            let to = match first.to {
-                Dest::Comp(c) => &self.components[c].id,
-                Dest::Ext(e) => &self.externals[e].id,
-            };
-            let _ = writeln!(out, "    to: {}", q(to));
-            let _ = writeln!(out, "    protocol: {}", first.proto.as_str());
-            if !first.ports.is_empty() {
-                let _ = writeln!(out, "    port: {}", self.ports_yaml(&first.ports));
-            }
-            if !first.source_ports.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "    source_port: {}",
-                    self.ports_yaml(&first.source_ports)
-                );
-            }
-            if let Some(m) = first.multicast {
-                let _ = writeln!(out, "    multicast: {}", q(&m.to_string()));
-            }
-            if !first.required {
-                out.push_str("    required: false\n");
-            }
-            if let Some(c) = &first.when {
-                let _ = writeln!(out, "    when: {}", self.cond_yaml(c));
-            }
-            if let Some(n) = &first.name {
-                let _ = writeln!(out, "    name: {}", q(&one_line(n)));
-            }
-            if let Some(p) = &first.purpose {
-                let _ = writeln!(out, "    purpose: {}", q(&multi_line(p)));
-            }
-            let _ = writeln!(out, "    origin: {}", q(&one_line(&self.origin(first))));
-            if !first.guesses.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "    guess: {}",
-                    q(&one_line(&first.guesses.join("; ")))
-                );
-            }
-        }
-        out
-    }
-
     /// `file:line`, with the other lines that state the same flow.
     pub fn origin(&self, flow: &Draft) -> String {
         let mut origin = format!("{}:{}", self.file, flow.line);
@@ -864,77 +637,6 @@ impl Builder {
             let _ = write!(origin, " (also line {})", also.join(", "));
         }
         origin
-    }
-
-    /// Flows that differ only in their source and come from one line, as
-    /// groups of indices, in page order.
-    fn grouped(&self) -> Vec<Vec<usize>> {
-        let mut order: Vec<usize> = (0..self.flows.len()).collect();
-        order.sort_by_key(|&i| (self.flows[i].line, i));
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for i in order {
-            let f = &self.flows[i];
-            let same = groups.last().is_some_and(|g| {
-                let h = &self.flows[g[0]];
-                h.line == f.line
-                    && h.to == f.to
-                    && h.proto == f.proto
-                    && h.ports == f.ports
-                    && h.source_ports == f.source_ports
-                    && h.multicast == f.multicast
-                    && h.required == f.required
-                    && h.when == f.when
-                    && h.name == f.name
-                    && h.purpose == f.purpose
-                    && h.guesses == f.guesses
-                    && h.also == f.also
-                    && !g.iter().any(|&j| self.flows[j].from == f.from)
-            });
-            match groups.last_mut() {
-                Some(g) if same => g.push(i),
-                _ => groups.push(vec![i]),
-            }
-        }
-        groups
-    }
-
-    fn ports_yaml(&self, ports: &[PItem]) -> String {
-        let items: Vec<String> = ports
-            .iter()
-            .map(|p| match p {
-                PItem::Range(a, b) if a == b => a.to_string(),
-                PItem::Range(a, b) => format!("\"{a}-{b}\""),
-                PItem::Param(i) => format!("${}", self.params[*i].id),
-            })
-            .collect();
-        if items.len() == 1 {
-            items[0].clone()
-        } else {
-            format!("[{}]", items.join(", "))
-        }
-    }
-
-    fn cond_yaml(&self, c: &Cond) -> String {
-        match c {
-            Cond::Feature(f) => q(&self.features[*f].id),
-            Cond::Any(items) => format!(
-                "{{any: [{}]}}",
-                items
-                    .iter()
-                    .map(|c| self.cond_yaml(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Cond::All(items) => format!(
-                "{{all: [{}]}}",
-                items
-                    .iter()
-                    .map(|c| self.cond_yaml(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Cond::Not(inner) => format!("{{not: {}}}", self.cond_yaml(inner)),
-        }
     }
 }
 
@@ -945,90 +647,5 @@ fn collect_features(c: &Cond, out: &mut HashSet<usize>) {
         }
         Cond::Any(items) | Cond::All(items) => items.iter().for_each(|c| collect_features(c, out)),
         Cond::Not(inner) => collect_features(inner, out),
-    }
-}
-
-/// A YAML scalar: plain when that is unambiguous, else double-quoted.
-/// Text from a page for a one-line field of the spec (a name, `shown_as`,
-/// `origin`): line breaks and tabs become spaces, other control characters
-/// go, as the spec refuses them (`spec::control-character`).
-fn one_line(s: &str) -> String {
-    s.chars()
-        .filter_map(|c| match c {
-            '\n' | '\r' | '\t' => Some(' '),
-            c if portolan_spec::text::is_control(c) => None,
-            c => Some(c),
-        })
-        .collect()
-}
-
-/// Text from a page for a description or purpose: line breaks and tabs
-/// stay, other control characters go.
-fn multi_line(s: &str) -> String {
-    s.chars()
-        .filter(|&c| c == '\n' || c == '\t' || !portolan_spec::text::is_control(c))
-        .collect()
-}
-
-pub fn q(s: &str) -> String {
-    let plain_ok = !s.is_empty()
-        && s.chars().next().is_some_and(|c| c.is_alphabetic())
-        && s.chars().all(|c| {
-            c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/' | '(' | ')' | ',')
-        })
-        && !s.ends_with(' ')
-        && !matches!(
-            s.to_lowercase().as_str(),
-            "true" | "false" | "yes" | "no" | "null" | "on" | "off" | "y" | "n" | "~"
-        );
-    if plain_ok {
-        return s.to_owned();
-    }
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if matches!(c as u32, 0x80..=0x9f | 0xfeff | 0x2028 | 0x2029) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(q("API"), "API");
-        assert_eq!(q("Long-tail Store"), "Long-tail Store");
-        assert_eq!(q("yes"), "\"yes\"");
-        assert_eq!(q("a: b"), "\"a: b\"");
-        assert_eq!(q("443 or user-defined"), "\"443 or user-defined\"");
-        assert_eq!(q("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
-        assert_eq!(q("*.x"), "\"*.x\"");
-    }
-
-    #[test]
-    fn kinds() {
-        assert_eq!(kind_of("Outside", Kind::System), Kind::External);
-        assert_eq!(kind_of("Postgres", Kind::System), Kind::Dependency);
-        assert_eq!(kind_of("Web DB", Kind::System), Kind::System);
-        assert_eq!(kind_of("Load balancers", Kind::System), Kind::Dependency);
-        assert_eq!(kind_of("Prometheus", Kind::System), Kind::Dependency);
-        assert_eq!(kind_of("Syslog server", Kind::System), Kind::Dependency);
-        assert_eq!(kind_of("Admin workstation", Kind::System), Kind::External);
     }
 }

@@ -36,7 +36,9 @@ mod clauses;
 mod conditions;
 mod context;
 mod definitions;
+mod draft;
 mod hosts;
+mod kinds;
 mod matrix;
 mod page;
 mod peers;
@@ -49,6 +51,7 @@ mod roles;
 mod row_peers;
 mod structure;
 mod text;
+mod yaml;
 
 use std::sync::Arc;
 
@@ -128,6 +131,16 @@ pub enum ImportError {
     NoTable {
         /// The page.
         file: String,
+    },
+    /// A bug of the importer: the spec it drafted could not be written.
+    #[error(
+        "{file}: internal error of the importer: {message} (please report this with the page)"
+    )]
+    Internal {
+        /// The page.
+        file: String,
+        /// What went wrong.
+        message: String,
     },
     /// Tables or lists were read, but none gave a flow.
     #[error("{file}: {} table rows and list items read, none gave a flow ({} skipped)", .report.rows_read, .report.rows_skipped.len())]

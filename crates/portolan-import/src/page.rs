@@ -56,18 +56,22 @@ pub fn import(source: &SourceFile, options: &ImportOptions) -> Result<Imported, 
             report: Box::new(std::mem::take(&mut b.report)),
         });
     }
-    let yaml = b.yaml(&system);
+    let draft = b.draft(&system);
+    let yaml = crate::yaml::write(&draft, &b.file).map_err(|e| ImportError::Internal {
+        file: source.name.clone(),
+        message: e.to_string(),
+    })?;
     let flow_lines: Vec<usize> = b
         .flows
         .iter()
         .flat_map(|f| std::iter::once(f.line).chain(f.also.iter().copied()))
         .collect();
     b.report.fill_rows(flow_lines.into_iter());
-    let used = b.used();
-    b.report.components = b.components.len();
-    b.report.externals = used.externals.len();
-    b.report.features = used.features.len();
-    b.report.parameters = used.parameters.len();
+    b.report.flows_imported = draft.flows.iter().map(|f| f.from.len()).sum();
+    b.report.components = draft.components.len();
+    b.report.externals = draft.externals.len();
+    b.report.features = draft.features.len();
+    b.report.parameters = draft.parameters.len();
     Ok(Imported {
         yaml,
         report: b.report,

@@ -1016,3 +1016,13 @@ fn every_warning_code_is_documented() {
         );
     }
 }
+
+/// The spec text of both seed pages, byte for byte: the draft spec goes
+/// through serde (`yaml.rs`), and this pins the layout users know.
+#[test]
+fn seed_specs_keep_their_text() {
+    for seed in ["circonus-inside", "spacelift-self-hosted"] {
+        let imported = import_path(&fixture(&format!("seeds/{seed}.md")));
+        insta::assert_snapshot!(format!("seed_spec_{seed}"), imported.yaml);
+    }
+}

@@ -69,7 +69,11 @@ fn is_stdout(output: Option<&std::path::Path>) -> bool {
 }
 
 fn import_error(e: ImportError) -> anyhow::Error {
-    InputError(e.to_string()).into()
+    match e {
+        // A bug of the importer, not of the page: exit 2, as internal errors do.
+        ImportError::Internal { .. } => anyhow::anyhow!("{e}"),
+        e => InputError(e.to_string()).into(),
+    }
 }
 
 /// Warnings and skipped rows as `file:line: ...`, then a summary line.
