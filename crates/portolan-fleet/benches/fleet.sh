@@ -40,7 +40,9 @@ if [ ! -x "$ANSIBLE_VENV/bin/ansible-playbook" ]; then
     python3 -m venv "$ANSIBLE_VENV"
     "$ANSIBLE_VENV/bin/pip" install --quiet --disable-pip-version-check ansible-core
 fi
-ANSIBLE_VERSION=$("$ANSIBLE_VENV/bin/ansible-playbook" --version | head -1)
+# Not `| head -1`: under pipefail, the broken pipe ansible-playbook meets would end the script.
+ANSIBLE_VERSION=$("$ANSIBLE_VENV/bin/ansible-playbook" --version)
+ANSIBLE_VERSION=${ANSIBLE_VERSION%%$'\n'*}
 
 ID=flb$$
 WORK=$(mktemp -d)
