@@ -184,8 +184,6 @@ fn untagged_help(text: &str) -> Option<&'static str> {
         Some("a port is a number (443), a range (\"8000-8010\"), a parameter (\"$postgres-port\") or a list of them")
     } else if text.contains("RawCondition") {
         Some("a condition is a feature id, {any: [...]}, {all: [...]} or {not: ...}")
-    } else if text.contains("RawIds") {
-        Some("expected an id or a list of ids")
     } else {
         None
     }
@@ -833,7 +831,7 @@ impl Checker<'_> {
         let to_span = self.span(&raw.to);
         let protocol_span = self.span(&raw.protocol);
         for (ids, span) in [(&raw.from.value, from_span), (&raw.to.value, to_span)] {
-            if ids.as_slice().is_empty() {
+            if ids.is_empty() {
                 self.push(
                     Diagnostic::new(Code::EmptyList, "empty list of ids")
                         .with_label(span, "no ids")
@@ -841,19 +839,25 @@ impl Checker<'_> {
                 );
             }
         }
-        let sources: Vec<Option<ComponentId>> = raw
+        // Each source with where its id is written: the flow's position.
+        let sources: Vec<Option<(ComponentId, Span)>> = raw
             .from
             .value
-            .as_slice()
-            .iter()
-            .map(|id| self.resolve_source(spec, index, id, from_span))
+            .items(&raw.from.referenced)
+            .map(|(id, at)| {
+                let span = Span::from_location(at, self.source);
+                self.resolve_source(spec, index, id, span)
+                    .map(|c| (c, span))
+            })
             .collect();
         let destinations: Vec<Option<Destination>> = raw
             .to
             .value
-            .as_slice()
-            .iter()
-            .map(|id| self.resolve_destination(spec, index, id, to_span))
+            .items(&raw.to.referenced)
+            .map(|(id, at)| {
+                let span = Span::from_location(at, self.source);
+                self.resolve_destination(spec, index, id, span)
+            })
             .collect();
         let protocol = match raw.protocol.value {
             RawProtocol::Tcp => Protocol::Tcp,
@@ -965,6 +969,7 @@ impl Checker<'_> {
             .flatten()
             .flat_map(|s| destinations.iter().flatten().map(move |d| (*s, *d)))
         {
+            let (source, span) = source;
             let to_outside = match destination {
                 Destination::Component(c) => spec.component(c).kind == ComponentKind::External,
                 Destination::External(_) => true,
@@ -993,7 +998,7 @@ impl Checker<'_> {
                 purpose: purpose.clone(),
                 origin: origin.clone(),
                 guess: guess.clone(),
-                span: from_span,
+                span,
             });
         }
     }
@@ -1031,8 +1036,14 @@ impl Checker<'_> {
                             spec.ports_text(&flow.ports)
                         ),
                     )
-                    .with_label(flow.span, "this flow")
-                    .with_label(*first, "says the same as this one")
+                    .with_label(
+                        flow.span,
+                        format!(
+                            "duplicate of the flow at line {}",
+                            self.source.line_col(first.offset).0
+                        ),
+                    )
+                    .with_label(*first, "first written here")
                     .with_help("remove one of them, or merge their purposes"),
                 );
             } else {

@@ -5,8 +5,11 @@
 //! comments are what editors show as completion help.
 
 use schemars::JsonSchema;
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use crate::given::{self, Given};
 
@@ -162,22 +165,70 @@ pub struct RawParameter {
 }
 
 /// One id or a list of ids.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+// Deserialised by hand rather than as an untagged enum: serde buffers
+// untagged values and loses the position of each list item, which
+// diagnostics underline.
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum RawIds {
     /// One id.
     One(String),
     /// Several ids: one flow per id.
-    Many(Vec<String>),
+    Many(#[schemars(with = "Vec<String>")] Vec<Spanned<String>>),
 }
 
 impl RawIds {
-    /// The ids in order.
-    pub fn as_slice(&self) -> &[String] {
-        match self {
-            RawIds::One(one) => std::slice::from_ref(one),
-            RawIds::Many(many) => many,
+    /// Whether there is no id (an empty list).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, RawIds::Many(many) if many.is_empty())
+    }
+
+    /// The ids in order, each with where it is written (`whole`, the
+    /// location of the value, for a single id).
+    pub fn items<'a>(
+        &'a self,
+        whole: &'a Location,
+    ) -> impl Iterator<Item = (&'a str, &'a Location)> + 'a {
+        let (one, many) = match self {
+            RawIds::One(one) => (Some((one.as_str(), whole)), &[][..]),
+            RawIds::Many(many) => (None, many.as_slice()),
+        };
+        one.into_iter()
+            .chain(many.iter().map(|s| (s.value.as_str(), &s.referenced)))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawIds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Ids;
+        impl<'de> Visitor<'de> for Ids {
+            type Value = RawIds;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an id or a list of ids")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawIds, E> {
+                Ok(RawIds::One(value.to_owned()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<RawIds, E> {
+                Ok(RawIds::One(value.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawIds, E> {
+                Ok(RawIds::One(value.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawIds, A::Error> {
+                let mut many = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    many.push(item);
+                }
+                Ok(RawIds::Many(many))
+            }
         }
+        deserializer.deserialize_any(Ids)
     }
 }
 

@@ -303,8 +303,7 @@ impl Checker<'_> {
             return Some(SiteEnd::EveryHost);
         };
         let span = self.span(raw);
-        let items = raw.value.as_slice();
-        if items.is_empty() {
+        if raw.value.is_empty() {
             self.invalid(
                 span,
                 format!("empty `{field}` list"),
@@ -316,7 +315,8 @@ impl Checker<'_> {
         let mut components = Vec::new();
         let mut addresses = Vec::new();
         let mut ok = true;
-        for item in items {
+        for (item, at) in raw.value.items(&raw.referenced) {
+            let span = Span::from_location(at, self.source);
             let item = item.trim();
             if let Some(id) = self.spec.component_by_id(item) {
                 if self.spec.component(id).kind == ComponentKind::External {

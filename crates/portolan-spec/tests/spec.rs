@@ -96,6 +96,14 @@ fn each_fixture_reports_its_codes() {
         ),
         ("duplicate-flow", &[Code::DuplicateFlow]),
         (
+            "positions",
+            &[
+                Code::UnknownReference,
+                Code::UnknownReference,
+                Code::DuplicateFlow,
+            ],
+        ),
+        (
             "empty-values",
             &[
                 Code::EmptyValue,
@@ -152,6 +160,43 @@ fn each_fixture_reports_its_codes() {
         expected_sorted.sort();
         assert_eq!(found_sorted, expected_sorted, "{stem}: {found:?}");
     }
+}
+
+/// The source text under each label of each diagnostic of a fixture.
+fn underlined(stem: &str) -> Vec<Vec<String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/invalid/{stem}.yaml"));
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let diagnostics = load_spec(SourceFile::new(stem, text.clone())).expect_err("invalid");
+    diagnostics
+        .items
+        .iter()
+        .map(|d| {
+            d.labels
+                .iter()
+                .map(|l| text[l.span.offset..l.span.offset + l.span.len].to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// Regression (issue 9, row 14): an id inside a list (`[lb, app]`) was
+/// underlined at the `[`, and a duplicate flow at its `from` list.
+#[test]
+fn labels_underline_the_item_they_are_about() {
+    assert_eq!(
+        underlined("positions"),
+        [vec!["ap"], vec!["dbb"], vec!["app", "app"]]
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/positions.yaml");
+    let (rendered, _, _) = diagnostics_text(&path);
+    let duplicate = &rendered[rendered.find("spec::duplicate-flow").expect("duplicate")..];
+    // Two excerpts, the first flow's and the duplicate's, not the lines between.
+    assert_eq!(duplicate.matches("╭─[").count(), 2, "{duplicate}");
+    assert!(!duplicate.contains("port: 8080"), "{duplicate}");
+    assert!(
+        duplicate.contains("duplicate of the flow at line 9"),
+        "{duplicate}"
+    );
 }
 
 /// Whether text holds a character that a terminal would act on.
