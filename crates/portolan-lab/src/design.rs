@@ -170,6 +170,9 @@ pub struct LabOptions {
     /// for one machine at its first host address). `features` and
     /// `replicas` are then not used.
     pub deployment: Option<Deployment>,
+    /// Load these rulesets (one per host of the deployment) instead of
+    /// generating them; each is first checked by its loader's dry run.
+    pub rules: Option<crate::rules::UserRules>,
 }
 
 impl Default for LabOptions {
@@ -190,6 +193,7 @@ impl Default for LabOptions {
             progress: None,
             trace: true,
             deployment: None,
+            rules: None,
         }
     }
 }
@@ -215,6 +219,7 @@ impl fmt::Debug for LabOptions {
                 "deployment",
                 &self.deployment.as_ref().map(|d| d.source.name.clone()),
             )
+            .field("rules", &self.rules.as_ref().map(|r| r.dir.clone()))
             .finish()
     }
 }

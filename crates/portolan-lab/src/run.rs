@@ -21,10 +21,12 @@ use crate::design::{
 };
 use crate::error::LabError;
 use crate::lab::{find_program, Lab};
+use crate::load::{check_rulesets, firewalled_hosts, load_rulesets, Rulesets};
 use crate::report::{
     multicast_verdict, tally, CheckResult, DecidingRule, DnsName, HostReport, LabReport, Settled,
     Timings, TracingSummary, Verdict,
 };
+use crate::rules::{RulesFile, RulesFormat, UserRules};
 use crate::trace::{HopVerdict, PacketKey, Tracer};
 
 /// Why a lab run could not be carried out (a failing check is not an
@@ -38,6 +40,10 @@ pub enum RunError {
     /// The lab could not be built or used (privileges, `nft` missing, …).
     #[error(transparent)]
     Lab(#[from] LabError),
+    /// The rulesets of a directory do not fit the deployment's hosts, or
+    /// their loader refuses them (nothing was loaded).
+    #[error("{0}")]
+    Rules(String),
     /// The nftables generator refused the lab deployment (a bug).
     #[error("internal error: the nftables generator cannot serve the lab deployment: {0}")]
     Generate(String),
@@ -53,7 +59,7 @@ impl RunError {
                 DesignError::UnknownFeature { .. }
                     | DesignError::Replicas { .. }
                     | DesignError::Placement(_)
-            )
+            ) | RunError::Rules(_)
         )
     }
 }
@@ -64,7 +70,8 @@ impl RunError {
 pub struct LabArtifacts {
     /// `lab-deployment.yaml`.
     pub deployment: String,
-    /// `(component id, ruleset as loaded)`, in spec order.
+    /// `(file name, ruleset as loaded)`, e.g. `("api.nft", …)`, in the
+    /// order of the hosts.
     pub rulesets: Vec<(String, String)>,
 }
 
@@ -115,34 +122,11 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
     emit(LabEvent::Phase(Phase::Plan));
     let t = Instant::now();
     let design = design(spec, options)?;
-    // A spec of outside-world components only has no host to generate for.
-    let generated = if design.nodes.iter().any(|n| n.firewalled()) {
-        Nftables
-            .generate(
-                &design.plan,
-                &GenerateOptions {
-                    policy: Policy::Drop,
-                    ..GenerateOptions::default()
-                },
-            )
-            .map_err(|e| RunError::Generate(e.to_string()))?
-    } else {
-        portolan_firewall::Generated::default()
+    let rulesets = match &options.rules {
+        Some(rules) => user_rulesets(&design, rules, options)?,
+        None => generated_rulesets(&design, options)?,
     };
-    let mut rulesets: BTreeMap<String, String> = BTreeMap::new();
-    for (path, text) in &generated.files {
-        let component = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let text = match &options.mutate_ruleset {
-            Some(mutate) => mutate(&component, text),
-            None => text.clone(),
-        };
-        rulesets.insert(component, text);
-    }
-    let generate_warnings: Vec<String> =
-        generated.warnings.iter().map(ToString::to_string).collect();
+    let (rulesets, generate_warnings) = rulesets;
     timings.plan = t.elapsed();
 
     emit(LabEvent::Phase(Phase::Namespaces));
@@ -162,16 +146,12 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
 
     let artifacts = LabArtifacts {
         deployment: design.deployment_yaml.clone(),
-        rulesets: {
-            let mut seen = BTreeSet::new();
-            design
-                .nodes
-                .iter()
-                .filter_map(|n| n.ruleset.as_ref())
-                .filter(|name| seen.insert(name.as_str()))
-                .filter_map(|name| rulesets.get(name).map(|r| (name.clone(), r.clone())))
-                .collect()
-        },
+        rulesets: ruleset_names(&design)
+            .iter()
+            .filter_map(|name| rulesets.get(name))
+            .flatten()
+            .map(|f| (f.file_name(), f.text.clone()))
+            .collect(),
     };
     let mut parties: Vec<(String, bool)> = Vec::new();
     for node in &design.nodes {
@@ -227,7 +207,7 @@ type InLab = (
 fn in_lab(
     lab: &Lab,
     design: &LabDesign,
-    rulesets: &BTreeMap<String, String>,
+    rulesets: &Rulesets,
     options: &LabOptions,
     timings: &mut Timings,
 ) -> Result<InLab, RunError> {
@@ -239,8 +219,22 @@ fn in_lab(
 
     emit(LabEvent::Phase(Phase::Rules));
     let t = Instant::now();
-    let (tracer, mut tracing) = start_tracing(lab, design, rulesets, options);
-    let untraced = load_rulesets(lab, design, rulesets, tracer.is_some())?;
+    let jobs = firewalled_hosts(design, rulesets);
+    if options.rules.is_some() {
+        let refused = check_rulesets(lab, &jobs)?;
+        if !refused.is_empty() {
+            let text: Vec<String> = refused
+                .iter()
+                .map(|r| format!("{}: {} refuses it:\n{}", r.file, r.program, r.message))
+                .collect();
+            return Err(RunError::Rules(format!(
+                "{}\nnothing was loaded",
+                text.join("\n")
+            )));
+        }
+    }
+    let (tracer, mut tracing) = start_tracing(lab, &jobs, options);
+    let untraced = load_rulesets(lab, &jobs, tracer.is_some())?;
     tracing.traced_hosts = tracing.traced_hosts.saturating_sub(untraced.len());
     if let (Some(first), true) = (untraced.first(), tracing.enabled) {
         tracing.unavailable = Some(format!(
@@ -395,11 +389,9 @@ fn in_lab(
 /// summary says why).
 fn start_tracing(
     lab: &Lab,
-    design: &LabDesign,
-    rulesets: &BTreeMap<String, String>,
+    hosts: &[(&str, &[RulesFile])],
     options: &LabOptions,
 ) -> (Option<Arc<Tracer>>, TracingSummary) {
-    let hosts = firewalled_hosts(design, rulesets);
     let mut summary = TracingSummary::default();
     if !options.trace {
         summary.unavailable = Some("turned off".to_owned());
@@ -423,21 +415,77 @@ fn start_tracing(
     }
 }
 
-/// (host, ruleset) of every host that gets a firewall.
-fn firewalled_hosts<'a>(
-    design: &'a LabDesign,
-    rulesets: &'a BTreeMap<String, String>,
-) -> Vec<(&'a str, &'a str)> {
+/// The deployment's hosts that get a firewall, in the order of the lab's
+/// hosts.
+fn ruleset_names(design: &LabDesign) -> Vec<String> {
+    let mut seen = BTreeSet::new();
     design
         .nodes
         .iter()
-        .filter_map(|n| {
-            n.ruleset
-                .as_ref()
-                .and_then(|name| rulesets.get(name))
-                .map(|r| (n.host.as_str(), r.as_str()))
-        })
+        .filter_map(|n| n.ruleset.clone())
+        .filter(|name| seen.insert(name.clone()))
         .collect()
+}
+
+/// One nftables ruleset per host of the plan, default policy drop, with the
+/// generator's warnings.
+fn generated_rulesets(
+    design: &LabDesign,
+    options: &LabOptions,
+) -> Result<(Rulesets, Vec<String>), RunError> {
+    // A spec of outside-world components only has no host to generate for.
+    if !design.nodes.iter().any(|n| n.firewalled()) {
+        return Ok((Rulesets::new(), Vec::new()));
+    }
+    let generated = Nftables
+        .generate(
+            &design.plan,
+            &GenerateOptions {
+                policy: Policy::Drop,
+                ..GenerateOptions::default()
+            },
+        )
+        .map_err(|e| RunError::Generate(e.to_string()))?;
+    let mut rulesets = Rulesets::new();
+    for (path, text) in &generated.files {
+        let host = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = match &options.mutate_ruleset {
+            Some(mutate) => mutate(&host, text),
+            None => text.clone(),
+        };
+        let file = RulesFile {
+            host: host.clone(),
+            path: path.clone(),
+            format: RulesFormat::Nft,
+            text,
+        };
+        rulesets.insert(host, vec![file]);
+    }
+    let warnings = generated.warnings.iter().map(ToString::to_string).collect();
+    Ok((rulesets, warnings))
+}
+
+/// A person's rulesets, one set of files per host of the deployment
+/// (`mutate_ruleset` applies to them too).
+fn user_rulesets(
+    design: &LabDesign,
+    rules: &UserRules,
+    options: &LabOptions,
+) -> Result<(Rulesets, Vec<String>), RunError> {
+    crate::rules::match_hosts(rules, &ruleset_names(design))
+        .map_err(|m| RunError::Rules(m.to_string()))?;
+    let mut rulesets = Rulesets::new();
+    for file in &rules.files {
+        let mut file = file.clone();
+        if let Some(mutate) = &options.mutate_ruleset {
+            file.text = mutate(&file.host, &file.text);
+        }
+        rulesets.entry(file.host.clone()).or_default().push(file);
+    }
+    Ok((rulesets, Vec::new()))
 }
 
 /// Names, for every unicast result, the rule that decided its packet (the
@@ -474,63 +522,6 @@ fn explain(results: &mut [CheckResult], tracer: &Tracer) {
 /// stray datagram carries by chance.
 fn run_token(design: &LabDesign) -> String {
     format!("{}-{:x}", design.topology.run_id(), std::process::id())
-}
-
-/// Loads the rulesets into every firewalled host, several at a time; with
-/// `trace`, each with the lab's trace table in the same `nft` run (a host
-/// that refuses the trace table gets its ruleset alone and is returned).
-fn load_rulesets(
-    lab: &Lab,
-    design: &LabDesign,
-    rulesets: &BTreeMap<String, String>,
-    trace: bool,
-) -> Result<Vec<String>, LabError> {
-    let jobs = firewalled_hosts(design, rulesets);
-    let table = crate::trace::trace_table();
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get() * 2)
-        .unwrap_or(4)
-        .clamp(2, 16);
-    let next = AtomicUsize::new(0);
-    let errors: std::sync::Mutex<Vec<LabError>> = std::sync::Mutex::new(Vec::new());
-    let untraced: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    use std::sync::PoisonError as P;
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(jobs.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((host, ruleset)) = jobs.get(i) else {
-                    break;
-                };
-                let loaded = if trace {
-                    match lab.load_nft(host, &format!("{ruleset}\n{table}")) {
-                        Ok(()) => Ok(()),
-                        Err(_) => {
-                            let alone = lab.load_nft(host, ruleset);
-                            if alone.is_ok() {
-                                untraced
-                                    .lock()
-                                    .unwrap_or_else(P::into_inner)
-                                    .push((*host).to_owned());
-                            }
-                            alone
-                        }
-                    }
-                } else {
-                    lab.load_nft(host, ruleset)
-                };
-                if let Err(e) = loaded {
-                    errors.lock().unwrap_or_else(P::into_inner).push(e);
-                }
-            });
-        }
-    });
-    let mut errors = errors.into_inner().unwrap_or_else(P::into_inner);
-    match errors.len() {
-        0 => Ok(untraced.into_inner().unwrap_or_else(P::into_inner)),
-        1 => Err(errors.remove(0)),
-        _ => Err(LabError::Teardown(errors)),
-    }
 }
 
 /// The probe for a unicast check, or the result of a name that did not resolve.

@@ -586,6 +586,11 @@ pub struct LabArgs {
     #[arg(long, short, value_name = "FILE",
           conflicts_with_all = ["features", "all_features", "replicas"])]
     pub deployment: Option<PathBuf>,
+    /// Load the rulesets of this directory (one per host, named as `generate` writes them:
+    /// HOST.nft, or HOST.rules.v4/HOST.rules.v6) instead of generating them; each is first
+    /// checked by `nft -c` / `iptables-restore --test`.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
     /// Features to enable, comma-separated (default: none; flows of features off must be blocked).
     #[arg(
         long,

@@ -44,6 +44,12 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         Some(path) => Some(super::plan::load_deployment_or_report(path, &spec)?),
         None => None,
     };
+    let rules = match &args.rules {
+        Some(dir) => {
+            Some(portolan_lab::rules::read_rules_dir(dir).map_err(|e| InputError(e.to_string()))?)
+        }
+        None => None,
+    };
     let bar = progress_bar();
     let mut options = LabOptions {
         features,
@@ -51,6 +57,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         seed: args.seed,
         run_id,
         deployment,
+        rules,
         ..LabOptions::default()
     };
     if let Some(bar) = &bar {
@@ -142,8 +149,8 @@ fn keep(
         &dir.join("lab-deployment.yaml"),
         artifacts.deployment.as_bytes(),
     )?;
-    for (component, ruleset) in &artifacts.rulesets {
-        write_file(&dir.join(format!("{component}.nft")), ruleset.as_bytes())?;
+    for (file, ruleset) in &artifacts.rulesets {
+        write_file(&dir.join(file), ruleset.as_bytes())?;
     }
     let mut json = report.to_json();
     json.push('\n');

@@ -22,6 +22,7 @@ use portolan_spec::{load_spec, SourceFile, Spec};
 
 mod cleanup;
 mod deployment;
+mod rules;
 
 const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
 

@@ -88,7 +88,7 @@ fn circonus_deployment_holds_at_its_own_addresses() {
     assert!(artifacts
         .rulesets
         .iter()
-        .any(|(host, _)| host == "data-storage"));
+        .any(|(file, _)| file == "data-storage.nft"));
     assert_eq!(
         artifacts.deployment,
         std::fs::read_to_string(root().join("examples/circonus-inside/deployment.yaml")).unwrap()
