@@ -6,8 +6,8 @@
 //! "Database and cache") rather than parties. Every word list is data.
 
 use crate::blocks::Block;
-use crate::structure::{strip_generic, Dir, Doc};
-use crate::text::{find_ci, plain, words};
+use crate::structure::{direction_word, strip_generic, Dir, Doc, ALL_HOSTS};
+use crate::text::{find_ci, plain, squash, words};
 
 /// The context of one block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,6 +127,38 @@ const NON_PARTIES: &[&str] = &[
     "them",
 ];
 
+/// Words before the party of a heading that are not part of it: "Outbound
+/// traffic from each database node" is about "Database node" (the generic
+/// words go first, see `strip_generic`).
+const HEADING_LEADS: &[&str] = &["from ", "each ", "every ", "per "];
+
+/// The party a heading names: its generic words dropped, then the leading
+/// words of [`HEADING_LEADS`] ("Inbound traffic to each database node" →
+/// "Database node").
+/// A heading that names every host ("Every system component") stays whole.
+pub(crate) fn heading_party(heading: &str) -> String {
+    let mut t = strip_generic(heading);
+    if ALL_HOSTS.contains(&squash(&t).as_str()) {
+        return t;
+    }
+    let mut dropped = false;
+    loop {
+        let lower = t.to_lowercase();
+        match HEADING_LEADS.iter().find(|l| lower.starts_with(**l)) {
+            Some(l) => {
+                t = t[l.len()..].trim_start().to_owned();
+                dropped = true;
+            }
+            None => break,
+        }
+    }
+    if dropped {
+        party_name(&t)
+    } else {
+        t
+    }
+}
+
 /// Articles and determiners dropped from the front of a party.
 const ARTICLES: &[&str] = &[
     "the ", "a ", "an ", "your ", "our ", "its ", "their ", "other ",
@@ -213,6 +245,10 @@ pub(crate) fn caption(text: &str) -> (Vec<String>, Vec<String>) {
             };
         }
     }
+    // "Inbound traffic from other hosts", "Outbound connections to X".
+    if let Some(found) = directed(t, true) {
+        return found;
+    }
     // "X to Y communications", "from X to Y".
     let Some(prefix) = PAIR_PREFIXES.iter().find(|p| lower.starts_with(**p)) else {
         return (Vec::new(), Vec::new());
@@ -233,6 +269,50 @@ pub(crate) fn caption(text: &str) -> (Vec<String>, Vec<String>) {
         return (Vec::new(), Vec::new());
     }
     (from, to)
+}
+
+/// A direction cell that names the peer: "Allow inbound from clients"
+/// (sources), "Outbound to the proxy" (destinations); empty otherwise.
+pub(crate) fn direction_peers(cell: &str) -> (Vec<String>, Vec<String>) {
+    directed(&plain(cell), false).unwrap_or_default()
+}
+
+/// A text that states its direction and names the peer: "Inbound traffic
+/// from other hosts" (sources), "Outbound connections to the internet"
+/// (destinations). "Inbound traffic to X" names the subject, not a peer.
+/// A caption (`caption`) has only direction and generic words before the
+/// peer; a cell may have a short lead of any words ("Allow inbound from").
+fn directed(t: &str, caption: bool) -> Option<(Vec<String>, Vec<String>)> {
+    let (word, is_source) = match direction_word(t)? {
+        Dir::In => (" from ", true),
+        Dir::Out => (" to ", false),
+        Dir::Both => return None,
+    };
+    let at = find_ci(t, word)?;
+    let lead = &t[..at];
+    let short = if caption {
+        strip_generic(lead).is_empty()
+    } else {
+        lead.split_whitespace().count() <= 3
+    };
+    if !short || direction_word(lead).is_none() {
+        return None;
+    }
+    let mut rest = t[at + word.len()..].trim().to_owned();
+    for s in PAIR_SUFFIXES {
+        if rest.to_lowercase().ends_with(s) {
+            rest.truncate(rest.len() - s.len());
+        }
+    }
+    let parties = party_list(&rest);
+    if parties.is_empty() {
+        return None;
+    }
+    Some(if is_source {
+        (parties, Vec::new())
+    } else {
+        (Vec::new(), parties)
+    })
 }
 
 /// Whether a heading is a topic of the page rather than a party.
@@ -382,7 +462,7 @@ impl Doc<'_> {
                 .rev()
                 .filter(|h| h.level > 1)
                 .find(|h| !is_topic(&h.text))
-                .map(|h| (strip_generic(&h.text), h.line));
+                .map(|h| (heading_party(&h.text), h.line));
             scope.from_heading = scope.subject.is_some();
         }
         scope
@@ -413,8 +493,59 @@ mod tests {
             (s(&["End user / browser"]), s(&[]))
         );
         assert_eq!(caption("Ingress"), (s(&[]), s(&[])));
+        assert_eq!(
+            caption("Inbound traffic from other hosts"),
+            (s(&["Hosts"]), s(&[]))
+        );
+        assert_eq!(
+            caption("Outbound connections to the object store"),
+            (s(&[]), s(&["Object store"]))
+        );
+        assert_eq!(
+            caption("Inbound traffic to each database node"),
+            (s(&[]), s(&[]))
+        );
+        assert_eq!(
+            caption("Outbound traffic from the workers"),
+            (s(&[]), s(&[]))
+        );
         assert_eq!(caption("Server"), (s(&[]), s(&[])));
         assert_eq!(caption("Storage"), (s(&[]), s(&[])));
+    }
+
+    #[test]
+    fn direction_cells() {
+        assert_eq!(
+            direction_peers("Allow inbound from Teleport services"),
+            (s(&["Teleport services"]), s(&[]))
+        );
+        assert_eq!(
+            direction_peers("Outbound to the proxy"),
+            (s(&[]), s(&["Proxy"]))
+        );
+        assert_eq!(direction_peers("Inbound"), (s(&[]), s(&[])));
+        assert_eq!(
+            direction_peers("Incoming, used by clients that connect from outside"),
+            (s(&[]), s(&[]))
+        );
+    }
+
+    #[test]
+    fn heading_parties() {
+        assert_eq!(
+            heading_party("Inbound traffic to each database node"),
+            "Database node"
+        );
+        assert_eq!(
+            heading_party("Outbound traffic from each database node"),
+            "Database node"
+        );
+        assert_eq!(heading_party("Control plane ports"), "Control plane");
+        assert_eq!(heading_party("Every worker"), "Worker");
+        assert_eq!(
+            heading_party("Every system component"),
+            "Every system component"
+        );
     }
 
     #[test]

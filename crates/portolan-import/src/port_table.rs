@@ -1,9 +1,9 @@
 //! Port tables read into rows: ports, protocols, peers, direction, required
 //! and conditions, before any flow is made.
 
-use crate::blocks::{Block, Table};
+use crate::blocks::{Block, Row, Table};
 use crate::conditions::{condition_in, CondText};
-use crate::context::party_list;
+use crate::context::{direction_peers, party_list};
 use crate::page::Reader;
 use crate::peers::peer_names;
 use crate::ports::{
@@ -115,6 +115,19 @@ impl Reader<'_, '_> {
         let has_peer_columns = col(Role::Source).is_some()
             || col(Role::Destination).is_some()
             || col(Role::SourceOrDestination).is_some();
+        // Direction cells that name the peer ("Allow inbound from clients")
+        // are peer columns too.
+        let dir_cols = cols(Role::Direction);
+        let dir_text = |row: &Row| -> String {
+            let texts = dir_cols.iter().filter_map(|&i| row.cells.get(i));
+            let texts: Vec<String> = texts.map(|c| plain(c)).collect();
+            texts.join(" ").trim().to_owned()
+        };
+        let has_peer_columns = has_peer_columns
+            || table
+                .rows
+                .iter()
+                .any(|r| direction_peers(&dir_text(r)) != (Vec::new(), Vec::new()));
         let ctx = &self.doc.ctx[index];
         let scope = self.doc.scope(index);
         let heading_dir = path_direction(&ctx.path).or(scope.dir);
@@ -297,9 +310,8 @@ impl Reader<'_, '_> {
                 );
             }
             // Direction.
-            let dir_cell = col(Role::Direction)
-                .map(|i| plain(&cell(Some(i))))
-                .unwrap_or_default();
+            let dir_cell = dir_text(row);
+            let (dir_sources, dir_dests) = direction_peers(&dir_cell);
             let (dir, dir_stated) = match direction_word(&dir_cell) {
                 Some(d) => (Some(d), true),
                 None => (heading_dir, heading_dir.is_some()),
@@ -372,12 +384,14 @@ impl Reader<'_, '_> {
                 dir_stated,
                 name: name.clone(),
                 sources: match split(col(Role::Source)) {
-                    named if named.is_empty() => scope.sources.clone(),
-                    named => named,
+                    named if !named.is_empty() => named,
+                    _ if !dir_sources.is_empty() => dir_sources,
+                    _ => scope.sources.clone(),
                 },
                 dests: match split(col(Role::Destination)) {
-                    named if named.is_empty() => scope.dests.clone(),
-                    named => named,
+                    named if !named.is_empty() => named,
+                    _ if !dir_dests.is_empty() => dir_dests,
+                    _ => scope.dests.clone(),
                 },
                 section: ctx.section,
                 listeners: col(Role::Listener)

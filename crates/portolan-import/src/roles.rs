@@ -124,7 +124,18 @@ const ROLE_WORDS: &[(Role, Match, &[&str])] = &[
     (
         Role::Direction,
         Match::Exact,
-        &["dir", "traffic", "in/out", "inbound/outbound"],
+        &[
+            "dir",
+            "traffic",
+            "in/out",
+            "inbound/outbound",
+            "ingress",
+            "egress",
+            "inbound",
+            "outbound",
+            "incoming",
+            "outgoing",
+        ],
     ),
     (
         Role::Source,

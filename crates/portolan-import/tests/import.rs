@@ -1026,3 +1026,31 @@ fn seed_specs_keep_their_text() {
         insta::assert_snapshot!(format!("seed_spec_{seed}"), imported.yaml);
     }
 }
+
+/// Headings that say "traffic to/from each X" are about X, a heading that
+/// says "inbound traffic from Y" names the source, and a direction cell
+/// that names its peer ("Allow inbound from Y") is read as the peer.
+#[test]
+fn directed_headings_and_direction_cells_name_parties() {
+    let page = "# Shop\n\n## Outbound traffic from every worker\n\n| Port | Protocol | To | Purpose |\n|---|---|---|---|\n| 6379 | TCP | Cache | Jobs |\n\n## Inbound traffic from the load balancer\n\n### Web server\n\n| Port | Protocol | Purpose |\n|---|---|---|\n| 8080 | TCP | Pages |\n\n## Queue\n\n| Port | Protocol | Ingress | Egress |\n|---|---|---|---|\n| 5672 | TCP | Allow inbound from workers | |\n";
+    let imported =
+        import_markdown(&SourceFile::new("p.md", page), &ImportOptions::default()).unwrap();
+    let spec = load("p.yaml", &imported.yaml);
+    let flows: BTreeSet<String> = items(&spec).iter().map(ToString::to_string).collect();
+    for f in [
+        "Worker -> Cache tcp/6379 required",
+        "Load balancer -> Web server tcp/8080 required",
+        "Workers -> Queue tcp/5672 required",
+    ] {
+        assert!(flows.contains(f), "{f} not in {flows:?}\n{}", imported.yaml);
+    }
+    assert!(
+        !imported
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.code == portolan_import::WarningCode::UnreadColumn),
+        "{:?}",
+        imported.report.warnings
+    );
+}

@@ -18,8 +18,12 @@ use portolan_verify::kubernetes::{self, Manifests};
 use portolan_verify::InputKind;
 
 fn planned(spec: &str, deployment: &str) -> Plan {
-    let spec = load_spec(SourceFile::new("bench.yaml", spec)).unwrap().value;
-    let deployment = load_deployment(SourceFile::new("d.yaml", deployment), &spec).unwrap().value;
+    let spec = load_spec(SourceFile::new("bench.yaml", spec))
+        .unwrap()
+        .value;
+    let deployment = load_deployment(SourceFile::new("d.yaml", deployment), &spec)
+        .unwrap()
+        .value;
     plan(&spec, &deployment)
 }
 
@@ -30,12 +34,21 @@ fn kubernetes_bench() {
     let mut deployment = String::from("deployment: 1\ncomponents:\n");
     for c in 0..100 {
         let _ = writeln!(spec, "  - {{id: c{c}}}");
-        let _ = writeln!(deployment, "  c{c}:\n    kubernetes: {{namespace: ns{}, pod_selector: {{app: c{c}}}}}", c % 10);
+        let _ = writeln!(
+            deployment,
+            "  c{c}:\n    kubernetes: {{namespace: ns{}, pod_selector: {{app: c{c}}}}}",
+            c % 10
+        );
     }
     spec.push_str("flows:\n");
     for c in 0..100 {
         for k in 1..=20 {
-            let _ = writeln!(spec, "  - {{from: c{c}, to: c{}, protocol: tcp, port: {}}}", (c + k) % 100, 1000 + k);
+            let _ = writeln!(
+                spec,
+                "  - {{from: c{c}, to: c{}, protocol: tcp, port: {}}}",
+                (c + k) % 100,
+                1000 + k
+            );
         }
     }
     let plan = planned(&spec, &deployment);
@@ -65,7 +78,11 @@ fn kubernetes_bench() {
     let read = start.elapsed();
     let section = kubernetes::verify(&plan, &m, "bench").unwrap();
     let total = start.elapsed();
-    let admitted = section.checks.iter().filter(|c| c.verdict == portolan_verify::Verdict::Admitted).count();
+    let admitted = section
+        .checks
+        .iter()
+        .filter(|c| c.verdict == portolan_verify::Verdict::Admitted)
+        .count();
     println!(
         "kubernetes: {} policies, 100 components, {} flows: {:.2} s (read {:.2} s); {admitted} admitted, {} excess lines",
         m.policies.len(),
@@ -83,15 +100,25 @@ fn host_bench() {
     }
     // srv at 10.0.0.1; 100 peers, 20 flows each (2,000 flows) to srv.
     let mut spec = String::from("portolan: 1\nsystem: {name: Bench}\ncomponents:\n  - {id: srv}\n");
-    let mut deployment = String::from("deployment: 1\ncomponents:\n  srv: {addresses: [10.0.0.1]}\n");
+    let mut deployment =
+        String::from("deployment: 1\ncomponents:\n  srv: {addresses: [10.0.0.1]}\n");
     for c in 0..100 {
         let _ = writeln!(spec, "  - {{id: p{c}}}");
-        let _ = writeln!(deployment, "  p{c}: {{addresses: [10.1.{}.{}]}}", c / 200, c % 200 + 1);
+        let _ = writeln!(
+            deployment,
+            "  p{c}: {{addresses: [10.1.{}.{}]}}",
+            c / 200,
+            c % 200 + 1
+        );
     }
     spec.push_str("flows:\n");
     for c in 0..100 {
         for k in 0..20 {
-            let _ = writeln!(spec, "  - {{from: p{c}, to: srv, protocol: tcp, port: {}}}", 2000 + c * 20 + k);
+            let _ = writeln!(
+                spec,
+                "  - {{from: p{c}, to: srv, protocol: tcp, port: {}}}",
+                2000 + c * 20 + k
+            );
         }
     }
     let plan = planned(&spec, &deployment);
@@ -99,11 +126,23 @@ fn host_bench() {
     // 2,000 accepts (each probe walks through them), in a jump chain.
     let mut ruleset = String::from("table inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    ct state established,related accept\n    jump rules\n  }\n  chain rules {\n");
     for i in 0..7_998 {
-        let _ = writeln!(ruleset, "    ip saddr 10.9.{}.{} tcp dport {} accept", i / 250, i % 250 + 1, 40000 + i % 1000);
+        let _ = writeln!(
+            ruleset,
+            "    ip saddr 10.9.{}.{} tcp dport {} accept",
+            i / 250,
+            i % 250 + 1,
+            40000 + i % 1000
+        );
     }
     for c in 0..100 {
         for k in 0..20 {
-            let _ = writeln!(ruleset, "    ip saddr 10.1.{}.{} tcp dport {} accept comment \"p{c}\"", c / 200, c % 200 + 1, 2000 + c * 20 + k);
+            let _ = writeln!(
+                ruleset,
+                "    ip saddr 10.1.{}.{} tcp dport {} accept comment \"p{c}\"",
+                c / 200,
+                c % 200 + 1,
+                2000 + c * 20 + k
+            );
         }
     }
     ruleset.push_str("  }\n}\n");
@@ -113,7 +152,11 @@ fn host_bench() {
     let sections = host::verify(&plan, &[r]).unwrap();
     let total = start.elapsed();
     let s = &sections[0];
-    let admitted = s.checks.iter().filter(|c| c.verdict == portolan_verify::Verdict::Admitted).count();
+    let admitted = s
+        .checks
+        .iter()
+        .filter(|c| c.verdict == portolan_verify::Verdict::Admitted)
+        .count();
     println!(
         "host: {rules} rules, {} flows: {:.2} s; {admitted} admitted, {} excess",
         plan.flows.len(),
