@@ -18,6 +18,7 @@ use portolan_spec::{PortRange, Protocol};
 
 use crate::generate::{GenerateError, Generated, Mode, Options, Policy, Target};
 use crate::host::{self, Direction, HostRuleset, Peer, Rule};
+use crate::rules::RuleText;
 
 /// The iptables target.
 #[derive(Debug, Clone, Copy, Default)]
@@ -286,6 +287,47 @@ fn flow_rules(
             let _ = writeln!(out, "# {}", parts.join(" "));
         }
     }
+}
+
+/// The flow rules of one host, both families, one value each, as
+/// [`crate::rules::host_rules`] hands them out: the same text [`render`]
+/// writes (without `-A CHAIN`), in the same order.
+pub(crate) fn rule_texts(ruleset: &HostRuleset, options: &Options) -> Vec<RuleText> {
+    let chains = if options.mode == Mode::Standalone {
+        ["INPUT", "OUTPUT"]
+    } else {
+        CHAINS
+    };
+    let verdict = if options.mode == Mode::Audit {
+        "RETURN"
+    } else {
+        "ACCEPT"
+    };
+    let mut out = Vec::new();
+    for (family, tool) in [(Family::V4, "iptables"), (Family::V6, "ip6tables")] {
+        for (direction, chain) in [
+            (Direction::Input, chains[0]),
+            (Direction::Output, chains[1]),
+        ] {
+            for site in [false, true] {
+                for rule in ruleset.rules(direction).filter(|r| r.site == site) {
+                    let head = format!("-A {chain} ");
+                    for line in rule_lines(chain, rule, ruleset, family, verdict) {
+                        if let Some(rest) = line.strip_prefix(&head) {
+                            out.push(RuleText {
+                                tool,
+                                table: "filter".to_owned(),
+                                chain: chain.to_owned(),
+                                rule: rest.to_owned(),
+                                flows: rule.flows.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One iptables rule per peer address (and per port chunk).

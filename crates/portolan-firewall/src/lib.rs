@@ -17,6 +17,7 @@ pub mod iptables;
 pub mod kubernetes;
 pub mod labels;
 pub mod nftables;
+pub mod rules;
 
 pub use generate::{
     system_resolver, GenerateError, GenerateWarning, Generated, Mode, Options, Policy, Resolver,

@@ -23,6 +23,7 @@ use portolan_spec::{PortRange, Protocol};
 
 use crate::generate::{GenerateError, Generated, Mode, Options, Policy, Target};
 use crate::host::{self, Direction, DisabledRule, HostRuleset, Peer, Rule};
+use crate::rules::{NamedSet, RuleText};
 
 /// The nftables target.
 #[derive(Debug, Clone, Copy, Default)]
@@ -266,6 +267,62 @@ fn flow_rules(
             let _ = writeln!(out, "\t\t# {}", disabled_line(rule));
         }
     }
+}
+
+/// The sets and flow rules of one host, one value each, as
+/// [`crate::rules::host_rules`] hands them out: the same text
+/// [`render`] writes, in the same order.
+pub(crate) fn rule_texts(
+    ruleset: &HostRuleset,
+    options: &Options,
+) -> (Vec<NamedSet>, Vec<RuleText>) {
+    let standalone_table = format!("inet {TABLE}");
+    let (table, prefix, chains) = if options.mode == Mode::Chain {
+        (CHAIN_TABLE, "portolan_", CHAINS)
+    } else {
+        (standalone_table.as_str(), "", ["input", "output"])
+    };
+    let verdict = if options.mode == Mode::Audit {
+        "counter accept"
+    } else {
+        "accept"
+    };
+    let mut sets = Vec::new();
+    for index in host::used_sets(ruleset) {
+        let set = &ruleset.sets[index];
+        for (family, nets, kind) in [("v4", &set.v4, "ipv4_addr"), ("v6", &set.v6, "ipv6_addr")] {
+            if !nets.is_empty() {
+                sets.push(NamedSet {
+                    table: table.to_owned(),
+                    name: format!("{prefix}{}_{family}", set.name),
+                    kind,
+                    elements: nets.iter().map(host::net).collect(),
+                });
+            }
+        }
+    }
+    let mut rules = Vec::new();
+    for (direction, chain) in [
+        (Direction::Input, chains[0]),
+        (Direction::Output, chains[1]),
+    ] {
+        for site in [false, true] {
+            for rule in ruleset.rules(direction).filter(|r| r.site == site) {
+                for line in rule_lines(rule, ruleset, prefix, verdict) {
+                    if !line.starts_with('#') {
+                        rules.push(RuleText {
+                            tool: "nft",
+                            table: table.to_owned(),
+                            chain: chain.to_owned(),
+                            rule: line,
+                            flows: rule.flows.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (sets, rules)
 }
 
 /// The nft statements of one rule: one per address family it applies to.

@@ -47,6 +47,8 @@ pub enum Command {
     Preflight(PreflightArgs),
     /// Apply a host's rules on this host, rolled back unless confirmed in time (docs/rollout.md).
     Apply(ApplyArgs),
+    /// The flows added, removed and changed between two versions of a spec, and per host the firewall commands: a change request.
+    Diff(DiffArgs),
     /// Print the JSON Schema of the spec format (for editor completion).
     Schema(SchemaArgs),
     /// Print a shell completion script.
@@ -749,6 +751,58 @@ pub struct PreflightArgs {
     #[arg(long, short, value_enum, default_value_t = PreflightFormat::Table)]
     pub format: PreflightFormat,
     /// Write the output here (written whole or not at all); the table is still printed.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Output formats of `portolan diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// A table for the terminal, then each host's commands.
+    Table,
+    /// Markdown for a ticket or merge request: flow tables, then each host's commands.
+    Markdown,
+    /// CSV for a spreadsheet: one row per flow change and host command.
+    Csv,
+    /// JSON: every flow's two versions and every command.
+    Json,
+}
+
+/// Host firewalls `portolan diff` writes commands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffTarget {
+    /// `nft` commands against the rules `generate --target nftables` writes.
+    Nftables,
+    /// `iptables`/`ip6tables` commands against the rules `generate --target iptables` writes.
+    Iptables,
+}
+
+/// Arguments of `portolan diff`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes as diff(1): 0 nothing changes, 1 something changes (or OLD, NEW or a \
+deployment is invalid: diagnostics, nothing written), 2 usage or environment error. \
+With -d, both specs are planned against the deployment (-d twice: the first for OLD, \
+the second for NEW) and the change request has addresses and, per host, the commands."
+)]
+pub struct DiffArgs {
+    /// The old spec file (YAML).
+    pub old: PathBuf,
+    /// The new spec file (YAML).
+    pub new: PathBuf,
+    /// The deployment: once for both versions, or twice (OLD's, then NEW's).
+    #[arg(long, short, action = clap::ArgAction::Append)]
+    pub deployment: Vec<PathBuf>,
+    /// The host firewall of the commands (with -d) [default: nftables].
+    #[arg(long, short, value_enum)]
+    pub target: Option<DiffTarget>,
+    /// How the rules are written, as for `generate --mode` (with -d) [default: standalone].
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Table)]
+    pub format: DiffFormat,
+    /// Write here instead of standard output (written whole or not at all).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod check;
 mod completions;
+mod diff;
 mod generate;
 mod import;
 mod lab;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Preflight(args) => preflight::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Apply(args) => apply::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Completions(args) => completions::run(&args),
     }

@@ -4,6 +4,7 @@
 // One integration-test binary for the whole command line: each module
 // drives `portolan` as a user would, for one area.
 mod apply;
+mod diff;
 mod fleet;
 mod lab;
 mod output;
@@ -56,6 +57,7 @@ fn help_texts() {
         &["check", "--help"],
         &["report", "--help"],
         &["preflight", "--help"],
+        &["diff", "--help"],
     ] {
         let output = portolan(args);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));

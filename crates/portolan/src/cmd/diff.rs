@@ -1,0 +1,76 @@
+//! `portolan diff`: reads the two versions (and deployments), calls
+//! `portolan-diff`, writes the change request and exits as diff(1) does.
+
+use anyhow::bail;
+use portolan_diff::render::{render, Format};
+use portolan_diff::{compare_plans, spec_change_request, PlanVersion};
+use portolan_firewall::{Options, TargetKind};
+use portolan_spec::plan::plan;
+
+use crate::cli::{DiffArgs, DiffFormat, DiffTarget, ModeArg};
+use crate::output::write_output;
+use crate::{EXIT_INVALID, EXIT_OK};
+
+/// Whatever `-d` gives: one deployment for both versions, or one each.
+const MAX_DEPLOYMENTS: usize = 2;
+
+pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
+    if args.deployment.len() > MAX_DEPLOYMENTS {
+        bail!(
+            "-d is given {} times; give it once (both versions) or twice (OLD's, then NEW's)",
+            args.deployment.len()
+        );
+    }
+    if args.deployment.is_empty() && (args.target.is_some() || args.mode.is_some()) {
+        bail!("--target and --mode choose the firewall commands, which need a deployment: add -d DEPLOYMENT");
+    }
+    // Both versions are read and checked before anything is written. A
+    // parameter without a default compares as itself (`$port`), so the
+    // spec's reminder to set it in a deployment is left out.
+    let old = super::load_spec_for_deployment(&args.old)?;
+    let new = super::load_spec_for_deployment(&args.new)?;
+    let request = match args.deployment.as_slice() {
+        [] => spec_change_request(&old, &new),
+        [first, rest @ ..] => {
+            let second = rest.first().unwrap_or(first);
+            let old_deployment = super::plan::load_deployment_or_report(first, &old)?;
+            let new_deployment = super::plan::load_deployment_or_report(second, &new)?;
+            let old_plan = plan(&old, &old_deployment);
+            let new_plan = plan(&new, &new_deployment);
+            let target = match args.target.unwrap_or(DiffTarget::Nftables) {
+                DiffTarget::Nftables => TargetKind::Nftables,
+                DiffTarget::Iptables => TargetKind::Iptables,
+            };
+            let options = Options {
+                mode: super::generate::mode_of(args.mode.unwrap_or(ModeArg::Standalone)),
+                ..Options::default()
+            };
+            compare_plans(
+                PlanVersion {
+                    spec: &old,
+                    deployment: &old_deployment.source,
+                    plan: &old_plan,
+                },
+                PlanVersion {
+                    spec: &new,
+                    deployment: &new_deployment.source,
+                    plan: &new_plan,
+                },
+                target,
+                &options,
+            )?
+        }
+    };
+    let format = match args.format {
+        DiffFormat::Table => Format::Table,
+        DiffFormat::Markdown => Format::Markdown,
+        DiffFormat::Csv => Format::Csv,
+        DiffFormat::Json => Format::Json,
+    };
+    write_output(args.output.as_deref(), &render(&request, format))?;
+    Ok(if request.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    })
+}
