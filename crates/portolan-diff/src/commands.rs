@@ -235,20 +235,24 @@ fn rule_command(action: Action, rule: &RuleText) -> Command {
                 rule.table, rule.chain, rule.rule
             ))
         )],
-        ("nft", _) => vec![
-            format!(
-                "# remove from chain {} {}: {}",
-                rule.table, rule.chain, rule.rule
-            ),
-            format!(
-                "# its handle: nft -a list chain {} {} (the number after `# handle`)",
-                rule.table, rule.chain
-            ),
-            format!(
-                "nft delete rule {} {} handle HANDLE",
-                rule.table, rule.chain
-            ),
-        ],
+        ("nft", _) => {
+            // nft deletes by handle, which only the host knows: look the
+            // rule up in the listing (`RULE # handle N`, as written), and
+            // fail rather than guess when it is not there exactly once.
+            let lookup = format!(
+                "nft -a list chain {} {} | awk -v rule={} '{{ sub(/^[[:space:]]+/, \"\") }} index($0, rule \" # handle \") == 1 {{ print $NF }}'",
+                rule.table,
+                rule.chain,
+                quoted(&rule.rule)
+            );
+            vec![
+                format!("# remove: {}", rule.rule),
+                format!(
+                    "nft delete rule {} {} handle \"$({lookup})\"",
+                    rule.table, rule.chain
+                ),
+            ]
+        }
         (tool, action) => {
             let flag = if action == Action::AddRule {
                 "-A"
@@ -390,12 +394,10 @@ mod tests {
             [
                 "nft 'add element inet portolan db_v4 { 192.0.2.2 }'",
                 "nft 'add rule inet portolan output ip daddr @db_v4 tcp dport 6432 accept comment \"a->db/tcp/6432\"'",
-                "# remove from chain inet portolan output: ip daddr @db_v4 tcp dport 5432 accept comment \"a->db/tcp/5432\"",
-                "# its handle: nft -a list chain inet portolan output (the number after `# handle`)",
-                "nft delete rule inet portolan output handle HANDLE",
-                "# remove from chain inet portolan output: ip daddr @old_v4 tcp dport 1 accept comment \"a->old/tcp/1\"",
-                "# its handle: nft -a list chain inet portolan output (the number after `# handle`)",
-                "nft delete rule inet portolan output handle HANDLE",
+                "# remove: ip daddr @db_v4 tcp dport 5432 accept comment \"a->db/tcp/5432\"",
+                "nft delete rule inet portolan output handle \"$(nft -a list chain inet portolan output | awk -v rule='ip daddr @db_v4 tcp dport 5432 accept comment \"a->db/tcp/5432\"' '{ sub(/^[[:space:]]+/, \"\") } index($0, rule \" # handle \") == 1 { print $NF }')\"",
+                "# remove: ip daddr @old_v4 tcp dport 1 accept comment \"a->old/tcp/1\"",
+                "nft delete rule inet portolan output handle \"$(nft -a list chain inet portolan output | awk -v rule='ip daddr @old_v4 tcp dport 1 accept comment \"a->old/tcp/1\"' '{ sub(/^[[:space:]]+/, \"\") } index($0, rule \" # handle \") == 1 { print $NF }')\"",
                 "nft 'delete element inet portolan db_v4 { 192.0.2.1 }'",
                 "nft 'delete set inet portolan old_v4'",
             ]

@@ -189,3 +189,129 @@ fn plan_versions_with_commands_per_host() {
         insta::assert_snapshot!(format!("plan_{name}_csv"), render(&request, Format::Csv));
     }
 }
+
+// ------------------------------------------------ the commands, for real
+
+/// Whether the kernel test can run here: root, `unshare` and the tools. A
+/// skip is loud, and a failure under `PORTOLAN_REQUIRE_LAB=1` (CI).
+fn kernel_available(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .chain(["unshare"])
+        .filter(|t| {
+            !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(t).exists())
+        })
+        .collect();
+    let root = nix_is_root();
+    if missing.is_empty() && root {
+        return true;
+    }
+    let why = format!("root: {root}, missing: {missing:?}");
+    if std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() == Ok("1") {
+        panic!("the diff kernel test cannot run and PORTOLAN_REQUIRE_LAB=1 ({why})");
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("\n!!!!! SKIPPED: the diff kernel test needs root and {tools:?} ({why}) !!!!!\n");
+    }
+    false
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a shell script in a new, empty network namespace (`unshare -n`:
+/// it and its rules vanish with the process; nothing of the host's is
+/// touched) and returns its standard output, its lines sorted.
+fn in_namespace(dir: &Path, script: &str) -> Vec<String> {
+    let output = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-e", "-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "script failed:\n{script}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        // iptables-save's dated comments.
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Writes the generated files of a plan into `dir/prefix-NAME`.
+fn write_files(dir: &Path, prefix: &str, plan: &Plan, target: TargetKind) {
+    for (path, text) in target
+        .target()
+        .generate(plan, &Options::default())
+        .unwrap()
+        .files
+    {
+        std::fs::write(dir.join(format!("{prefix}-{}", path.display())), text).unwrap();
+    }
+}
+
+#[test]
+fn the_commands_turn_the_old_ruleset_into_the_new_in_a_kernel() {
+    let (v1, v2) = (
+        Version::load(V1, V1_DEPLOYMENT),
+        Version::load(V2, V2_DEPLOYMENT),
+    );
+    for (target, tools) in [
+        (TargetKind::Nftables, &["nft"][..]),
+        (
+            TargetKind::Iptables,
+            &["iptables-restore", "ip6tables-restore", "iptables-save"][..],
+        ),
+    ] {
+        if !kernel_available(tools) {
+            return;
+        }
+        let request =
+            compare_plans(v1.version(), v2.version(), target, &Options::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), "old", &v1.plan, target);
+        write_files(dir.path(), "new", &v2.plan, target);
+        assert!(!request.hosts.is_empty());
+        for host in &request.hosts {
+            let name = &host.host;
+            let load = |v: &str| {
+                match target {
+                TargetKind::Nftables => format!("nft -f {v}-{name}.nft\n"),
+                _ => format!(
+                    "iptables-restore < {v}-{name}.rules.v4\nip6tables-restore < {v}-{name}.rules.v6\n"
+                ),
+            }
+            };
+            let list = match target {
+                TargetKind::Nftables => "nft list table inet portolan\n",
+                // Counters aside.
+                _ => "iptables-save -t filter | sed 's/\\[[0-9]*:[0-9]*\\]//'\nip6tables-save -t filter | sed 's/\\[[0-9]*:[0-9]*\\]//'\n",
+            };
+            let commands: String = host
+                .commands
+                .iter()
+                .flat_map(|c| &c.shell)
+                .map(|line| format!("{line}\n"))
+                .collect();
+            let changed = in_namespace(dir.path(), &format!("{}{commands}{list}", load("old")));
+            let fresh = in_namespace(dir.path(), &format!("{}{list}", load("new")));
+            let before = in_namespace(dir.path(), &format!("{}{list}", load("old")));
+            assert_ne!(before, fresh, "{target} {name}: the versions differ");
+            assert_eq!(changed, fresh, "{target} {name}: old + commands = new");
+        }
+    }
+}

@@ -3,7 +3,9 @@
 //! ruleset comes back byte for byte (`nft list ruleset` before and after),
 //! also when the applying process is SIGKILLed; `--confirm` keeps the new
 //! rules; the lockout guard refuses rules that drop the session's own SSH
-//! flow. Needs root and nft; skips loudly unless PORTOLAN_REQUIRE_LAB=1.
+//! flow. The same rollback and confirmation on the iptables path
+//! (`iptables-save`/`ip6tables-save` before and after). Needs root and nft
+//! (and iptables for its tests); skips loudly unless PORTOLAN_REQUIRE_LAB=1.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -291,4 +293,132 @@ fn the_lockout_guard_refuses_rules_dropping_this_ssh_session() {
         "{stderr}"
     );
     assert_eq!(ns.ruleset(), before, "rolled back");
+}
+
+// ---------------------------------------------------------------- iptables
+
+/// The host's own iptables rules, written by hand (IPv4 and IPv6).
+const OWN_V4: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 9100 -m comment --comment \"host own: node exporter\" -j ACCEPT
+COMMIT
+";
+const OWN_V6: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 9100 -j ACCEPT
+COMMIT
+";
+
+/// The namespace with the host's own iptables rules loaded; `None` (after
+/// the loud skip) without iptables.
+fn setup_iptables(test: &str) -> Option<Ns> {
+    let ns = setup(test)?;
+    for (tool, rules, file) in [
+        ("iptables-restore", OWN_V4, "own.v4"),
+        ("ip6tables-restore", OWN_V6, "own.v6"),
+    ] {
+        let path = ns.dir.path().join(file);
+        std::fs::write(&path, rules).expect("write");
+        // `iptables-restore FILE` reads the file itself: no shell needed.
+        let out = ns.exec(tool, &[path.to_str().expect("utf-8")]);
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some(ns)
+}
+
+impl Ns {
+    /// `iptables-save` and `ip6tables-save` of the filter table, without
+    /// the dated comment lines.
+    fn iptables(&self) -> String {
+        let mut text = String::new();
+        for tool in ["iptables-save", "ip6tables-save"] {
+            let out = self.exec(tool, &["-t", "filter"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if !line.starts_with('#') {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+}
+
+#[test]
+fn unconfirmed_iptables_apply_is_rolled_back_byte_for_byte() {
+    let Some(ns) = setup_iptables("ipt-rollback") else {
+        return;
+    };
+    let before = ns.iptables();
+    assert!(before.contains("host own: node exporter"), "{before}");
+    let child = ns
+        .apply(ADMITTED, &["--target", "iptables"])
+        .spawn()
+        .expect("starts");
+    ns.wait_status("pending");
+    // While pending, the new rules are in force.
+    let started = Instant::now();
+    while !ns.iptables().contains("app->db/tcp/5432") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            ns.iptables()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not confirmed in time"), "{stderr}");
+    assert_eq!(ns.iptables(), before, "the saved rules, byte for byte");
+}
+
+#[test]
+fn confirmed_iptables_apply_keeps_the_rules() {
+    let Some(ns) = setup_iptables("ipt-confirm") else {
+        return;
+    };
+    let before = ns.iptables();
+    let child = ns
+        .apply(ADMITTED, &["--target", "iptables"])
+        .spawn()
+        .expect("starts");
+    ns.wait_status("pending");
+    let confirm = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["apply", "--confirm", "--state-dir"])
+        .arg(ns.state())
+        .output()
+        .expect("confirm runs");
+    assert_eq!(
+        confirm.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&confirm.stderr)
+    );
+    let out = finish(child);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Past the deadline, the guard has left the rules alone.
+    std::thread::sleep(Duration::from_secs(6));
+    let rules = ns.iptables();
+    assert!(rules.contains("app->db/tcp/5432"), "{rules}");
+    assert_ne!(rules, before);
+    assert!(ns.journal().contains("\"status\": \"confirmed\""));
 }
