@@ -27,7 +27,7 @@ use crate::report::{
     Timings, TracingSummary, Verdict,
 };
 use crate::rules::{RulesFile, RulesFormat, UserRules};
-use crate::trace::{HopVerdict, PacketKey, Tracer};
+use crate::trace::{early_verdict, packet_key, HopVerdict, Tracer};
 
 /// Why a lab run could not be carried out (a failing check is not an
 /// error: it is in the [`LabReport`]).
@@ -841,33 +841,6 @@ fn open_files_limit() -> Option<usize> {
     match soft {
         "unlimited" => Some(usize::MAX / 2),
         n => n.parse().ok(),
-    }
-}
-
-/// The early verdict of traced probes: an attempt ends when the trace shows
-/// its packet dropped (the probe's own source address is always set, so
-/// the packet is known before it is sent).
-fn early_verdict(tracer: Arc<Tracer>) -> portolan_probe::EarlyVerdictFn {
-    Arc::new(move |_spec, flow| {
-        if flow.local.ip().is_unspecified() {
-            return None;
-        }
-        let settled = tracer.settle(packet_key(flow.kind, flow.local, flow.peer));
-        Some(Box::pin(async move {
-            match settled.await {
-                Some(_) => "trace".to_owned(),
-                // The tracer stopped: let the attempt end by itself.
-                None => futures::future::pending().await,
-            }
-        }))
-    })
-}
-
-fn packet_key(kind: portolan_probe::FlowKind, local: SocketAddr, peer: SocketAddr) -> PacketKey {
-    match kind {
-        portolan_probe::FlowKind::Tcp => PacketKey::tcp(local, peer),
-        portolan_probe::FlowKind::Udp => PacketKey::udp(local, peer),
-        portolan_probe::FlowKind::IcmpEcho => PacketKey::icmp_echo(local, peer),
     }
 }
 

@@ -118,6 +118,14 @@ impl RangeSet {
     pub fn intersects(&self, other: &Self) -> bool {
         !self.intersection(other).is_empty()
     }
+
+    /// Whether `start..=end` lies wholly in the set, without allocating: the
+    /// ranges are sorted, disjoint and never adjacent, so a contiguous range
+    /// is covered only from inside one of them.
+    pub fn covers(&self, start: u128, end: u128) -> bool {
+        let i = self.0.partition_point(|r| r.1 < start);
+        self.0.get(i).is_some_and(|r| r.0 <= start && end <= r.1)
+    }
 }
 
 /// A set of IPv4 and IPv6 addresses.

@@ -196,7 +196,7 @@ fn cells(set: &RangeSet, cuts: &[&RangeSet]) -> Vec<(u128, u128)> {
 }
 
 fn holds(set: &RangeSet, cell: (u128, u128)) -> bool {
-    set.contains_all(&RangeSet::range(cell.0, cell.1))
+    set.covers(cell.0, cell.1)
 }
 
 /// The parts of `request` that `grants` leave uncovered (empty: admitted).
@@ -264,9 +264,55 @@ pub fn admitting(grants: &[&Grant], request: &Request) -> Vec<usize> {
     rules
 }
 
+/// Who an excess line is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExcessPeer {
+    /// Every peer (a rule without peers).
+    Any,
+    /// One component, by id.
+    Id(String),
+    /// Addresses.
+    Nets(NetSet),
+}
+
+/// What one grant admits beyond the required flows for one peer: the
+/// protocol × port cells, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcessGroup {
+    /// The peer.
+    pub peer: ExcessPeer,
+    /// Where it is granted and not required.
+    pub cells: Vec<Traffic>,
+}
+
+/// A group under construction: cells as (protocol cell, port start, port
+/// end), adjacent port cells merged as they come.
+struct Building {
+    peer: ExcessPeer,
+    cells: Vec<((u128, u128), u128, u128)>,
+}
+
+impl Building {
+    fn add(&mut self, pc: (u128, u128), qc: (u128, u128)) {
+        if let Some(last) = self.cells.last_mut() {
+            if last.0 == pc && last.2.checked_add(1) == Some(qc.0) {
+                last.2 = qc.1;
+                return;
+            }
+        }
+        self.cells.push((pc, qc.0, qc.1));
+    }
+}
+
 /// What `grant` admits beyond every request in `required`: the excess,
-/// cell by cell (peers granted but not required in that cell).
-pub fn excess(grant: &Grant, required: &[&Request]) -> Vec<Gap> {
+/// cell by cell (peers granted but not required in that cell), grouped by
+/// peer in order of first appearance (in a cell: any peer, then components
+/// by id, then addresses).
+///
+/// Components are tracked by their index in the grant, so a grant to a
+/// hundred components costs a hundred look-ups per cell, never a copy of
+/// the set.
+pub fn excess(grant: &Grant, required: &[&Request]) -> Vec<ExcessGroup> {
     let mut protocol_cuts: Vec<&RangeSet> = Vec::new();
     let mut port_cuts: Vec<&RangeSet> = Vec::new();
     for r in required {
@@ -275,37 +321,99 @@ pub fn excess(grant: &Grant, required: &[&Request]) -> Vec<Gap> {
             port_cuts.push(&t.ports);
         }
     }
-    let mut out = Vec::new();
+    let ids: Vec<&String> = grant.peers.ids.iter().collect();
+    let mut groups: Vec<Building> = Vec::new();
+    let mut any_group: Option<usize> = None;
+    let mut id_groups: Vec<Option<usize>> = vec![None; ids.len()];
+    let mut net_groups: Vec<usize> = Vec::new();
+    let port_cells = cells(&grant.traffic.ports, &port_cuts);
     for pc in cells(&grant.traffic.protocols, &protocol_cuts) {
-        for qc in cells(&grant.traffic.ports, &port_cuts) {
-            let mut needed = Peers::default();
+        for &qc in &port_cells {
+            let mut everyone = false;
+            let mut needed_ids: BTreeSet<&str> = BTreeSet::new();
+            let mut needed_nets = NetSet::empty();
             for r in required {
-                if r.traffic
+                if !r
+                    .traffic
                     .iter()
                     .any(|t| holds(&t.protocols, pc) && holds(&t.ports, qc))
                 {
-                    for a in &r.alternatives {
-                        needed.union_with(a);
+                    continue;
+                }
+                for a in &r.alternatives {
+                    everyone |= a.everyone;
+                    needed_ids.extend(a.ids.iter().map(String::as_str));
+                    if !grant.peers.nets.is_empty() && !a.nets.is_empty() {
+                        needed_nets = needed_nets.union(&a.nets);
                     }
                 }
             }
-            let beyond = grant.peers.difference(&needed);
+            if everyone {
+                continue;
+            }
+            if grant.peers.everyone {
+                let g = *any_group.get_or_insert_with(|| {
+                    groups.push(Building {
+                        peer: ExcessPeer::Any,
+                        cells: Vec::new(),
+                    });
+                    groups.len() - 1
+                });
+                groups[g].add(pc, qc);
+                continue;
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if needed_ids.contains(id.as_str()) {
+                    continue;
+                }
+                let g = *id_groups[i].get_or_insert_with(|| {
+                    groups.push(Building {
+                        peer: ExcessPeer::Id((*id).clone()),
+                        cells: Vec::new(),
+                    });
+                    groups.len() - 1
+                });
+                groups[g].add(pc, qc);
+            }
+            if grant.peers.nets.is_empty() {
+                continue;
+            }
+            let beyond = grant.peers.nets.difference(&needed_nets);
             if beyond.is_empty() {
                 continue;
             }
-            push_gap(
-                &mut out,
-                Gap {
-                    peers: beyond,
-                    traffic: Traffic {
-                        protocols: RangeSet::range(pc.0, pc.1),
-                        ports: RangeSet::range(qc.0, qc.1),
-                    },
-                },
-            );
+            let found = net_groups
+                .iter()
+                .copied()
+                .find(|&g| groups[g].peer == ExcessPeer::Nets(beyond.clone()));
+            let g = match found {
+                Some(g) => g,
+                None => {
+                    groups.push(Building {
+                        peer: ExcessPeer::Nets(beyond),
+                        cells: Vec::new(),
+                    });
+                    net_groups.push(groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[g].add(pc, qc);
         }
     }
-    out
+    groups
+        .into_iter()
+        .map(|b| ExcessGroup {
+            peer: b.peer,
+            cells: b
+                .cells
+                .into_iter()
+                .map(|(pc, s, e)| Traffic {
+                    protocols: RangeSet::range(pc.0, pc.1),
+                    ports: RangeSet::range(s, e),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -361,13 +469,60 @@ mod tests {
         };
         let e = excess(&grant, &[&need]);
         // Other ports from the whole /24, then 443 from the /24 without .10.
-        assert_eq!(e.len(), 3);
-        assert_eq!(e[0].traffic.ports, RangeSet::range(1, 442));
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].peer, ExcessPeer::Nets(nets(&["192.0.2.0/24"])));
         assert_eq!(
-            e[1].peers.nets,
-            nets(&["192.0.2.0/24"]).difference(&nets(&["192.0.2.10/32"]))
+            e[0].cells,
+            [tcp((1, 442)), tcp((444, 1024))],
+            "the cells apart from 443, in order"
         );
-        assert_eq!(e[2].traffic.ports, RangeSet::range(444, 1024));
+        assert_eq!(
+            e[1].peer,
+            ExcessPeer::Nets(nets(&["192.0.2.0/24"]).difference(&nets(&["192.0.2.10/32"])))
+        );
+        assert_eq!(e[1].cells, [tcp((443, 443))]);
+    }
+
+    #[test]
+    fn excess_per_component_skips_the_cells_it_needs() {
+        // A grant to three components over 1000-1010; api needs 1005,
+        // web needs 1000-1010: web has no excess, api all but 1005.
+        let grant = Grant {
+            peers: Peers {
+                ids: ["api", "db", "web"].map(String::from).into(),
+                ..Peers::default()
+            },
+            traffic: tcp((1000, 1010)),
+            rule: 0,
+        };
+        let api = Request {
+            alternatives: vec![Peers::id("api")],
+            traffic: vec![tcp((1005, 1005))],
+        };
+        let web = Request {
+            alternatives: vec![Peers::id("web")],
+            traffic: vec![tcp((1000, 1010))],
+        };
+        let e = excess(&grant, &[&api, &web]);
+        assert_eq!(
+            e,
+            [
+                ExcessGroup {
+                    peer: ExcessPeer::Id("api".into()),
+                    cells: vec![tcp((1000, 1004)), tcp((1006, 1010))],
+                },
+                ExcessGroup {
+                    peer: ExcessPeer::Id("db".into()),
+                    cells: vec![tcp((1000, 1010))],
+                },
+            ]
+        );
+        // A request from every peer leaves nothing.
+        let all = Request {
+            alternatives: vec![Peers::everyone()],
+            traffic: vec![tcp((1000, 1010))],
+        };
+        assert!(excess(&grant, &[&all]).is_empty());
     }
 
     #[test]

@@ -469,3 +469,130 @@ fn round_trip_aws() {
     let groups = aws::Groups::read("described.json", &text).unwrap();
     assert_clean(&[aws::verify(&plan, &groups).unwrap()]);
 }
+
+/// ICMP echo, multicast, a group of machines, two components of one
+/// machine and a flow of every protocol: probed in the twin, not left
+/// untested.
+const CLUSTER_SPEC: &str = "portolan: 1
+system: {name: Cluster}
+components:
+  - {id: outside, kind: external}
+  - {id: node}
+  - {id: app}
+  - {id: cache}
+  - {id: mon, kind: dependency}
+flows:
+  - {from: mon, to: node, protocol: icmp}
+  - {from: node, to: node, protocol: tcp, port: 7000}
+  - {from: node, to: node, protocol: udp, port: 7001, multicast: 239.1.1.1}
+  - {from: mon, to: node, protocol: udp, port: 7002, multicast: 239.1.1.2}
+  - {from: node, to: outside, protocol: any}
+  - {from: app, to: cache, protocol: tcp, port: 6379}
+  - {from: mon, to: app, protocol: icmp}
+";
+
+const CLUSTER_DEPLOYMENT: &str = "deployment: 1
+components:
+  node: {addresses: [192.0.2.31, 192.0.2.32]}
+  app: {host: apphost, addresses: [192.0.2.40]}
+  cache: {addresses: [192.0.2.40]}
+  mon: {addresses: [192.0.2.10]}
+";
+
+/// The node's ruleset: echo from mon, the cluster port between members,
+/// the discovery group both ways, anything outside the site out.
+const NODE_NFT: &str = r#"table inet filter {
+  set members { type ipv4_addr; elements = { 192.0.2.31, 192.0.2.32 } }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    ip saddr 192.0.2.10 icmp type echo-request accept comment "ping from mon"
+    ip saddr @members tcp dport 7000 accept comment "cluster in"
+    ip daddr 239.1.1.1 udp dport 7001 accept comment "discovery in"
+  }
+  chain output {
+    type filter hook output priority filter; policy drop;
+    ct state established,related accept
+    ip daddr @members tcp dport 7000 accept comment "cluster out"
+    ip daddr 239.1.1.1 udp dport 7001 accept comment "discovery out"
+    ip daddr != 192.0.2.0/24 accept comment "beyond the site"
+  }
+}
+"#;
+
+/// The app host's: loopback and ssh only.
+const APP_NFT: &str = r#"table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept comment "loopback"
+    tcp dport 22 accept comment "ssh"
+  }
+}
+"#;
+
+const CLUSTER_CASES: &[Case] = &[
+    ("mon->node/icmp", Verdict::Admitted, "ping from mon",
+     "a real echo request from mon's address is accepted by the echo rule; the kernel answers"),
+    ("node->node/tcp/7000", Verdict::Admitted, "cluster",
+     "node is two machines: a connect from the other member (192.0.2.32) in, and to it out, both by the @members rules"),
+    ("node->node@239.1.1.1/udp/7001", Verdict::Admitted, "discovery",
+     "the datagram to 239.1.1.1 leaves by `discovery out` and one from the other member arrives by `discovery in`"),
+    ("mon->node@239.1.1.2/udp/7002", Verdict::Blocked, "policy drop",
+     "no rule admits 239.1.1.2: the datagram from mon never reaches the group's member, dropped by the input policy"),
+    ("node->outside/any", Verdict::Admitted, "beyond the site",
+     "TCP, UDP and echo to an outside address all leave by `beyond the site` (answers come back as established)"),
+    ("app->cache/tcp/6379", Verdict::Admitted, "loopback",
+     "app and cache share one machine: the connect goes over lo and `iif lo accept` admits it"),
+    ("mon->app/icmp", Verdict::Blocked, "policy drop",
+     "the app host admits only ssh from outside: the echo request is dropped by the input policy"),
+];
+
+#[test]
+fn icmp_multicast_groups_and_loopback_are_probed() {
+    if !twin_available("icmp_multicast_groups_and_loopback_are_probed") {
+        return;
+    }
+    let spec = load_spec(SourceFile::new("cluster.yaml", CLUSTER_SPEC))
+        .unwrap()
+        .value;
+    let deployment = load_deployment(SourceFile::new("d.yaml", CLUSTER_DEPLOYMENT), &spec)
+        .unwrap()
+        .value;
+    let plan = plan(&spec, &deployment);
+    let read = |host: &str, text: &str| {
+        HostRuleset::read(InputKind::Nftables, host, "x.nft", text.to_owned(), &plan).unwrap()
+    };
+    let sections = run(&plan, &[read("node", NODE_NFT), read("apphost", APP_NFT)]);
+    let mut all = sections[0].clone();
+    all.checks.extend(sections[1].checks.clone());
+    let ids: Vec<&str> = all.checks.iter().map(|c| c.flow.as_str()).collect();
+    for (flow, ..) in CLUSTER_CASES {
+        assert!(ids.contains(flow), "{flow} not checked: {ids:?}");
+    }
+    assert_cases(&all, CLUSTER_CASES);
+    assert!(
+        all.checks.iter().all(|c| c.verdict != Verdict::Untested),
+        "{:#?}",
+        all.checks
+    );
+    // The fix for the blocked group names the group as destination.
+    let fix = sections[0]
+        .fixes
+        .iter()
+        .find(|f| f.flow == "mon->node@239.1.1.2/udp/7002")
+        .unwrap();
+    assert_eq!(
+        fix.text,
+        "add rule inet filter input ip saddr { 192.0.2.10 } ip daddr { 239.1.1.2 } udp dport { 7002 } accept comment \"mon->node@239.1.1.2/udp/7002\""
+    );
+    let fix = sections[1]
+        .fixes
+        .iter()
+        .find(|f| f.flow == "mon->app/icmp")
+        .unwrap();
+    assert_eq!(
+        fix.text,
+        "add rule inet filter input ip saddr { 192.0.2.10 } icmp type echo-request accept comment \"mon->app/icmp\""
+    );
+}

@@ -564,6 +564,39 @@ impl Drop for Tracer {
     }
 }
 
+/// The early verdict of traced probes (portolan-probe's
+/// [`EarlyVerdictFn`](portolan_probe::EarlyVerdictFn)): an attempt ends when
+/// the trace shows its packet dropped. Only probes with a source address
+/// are known before they are sent; others end by themselves.
+pub fn early_verdict(tracer: Arc<Tracer>) -> portolan_probe::EarlyVerdictFn {
+    Arc::new(move |_spec, flow| {
+        if flow.local.ip().is_unspecified() {
+            return None;
+        }
+        let settled = tracer.settle(packet_key(flow.kind, flow.local, flow.peer));
+        Some(Box::pin(async move {
+            match settled.await {
+                Some(_) => "trace".to_owned(),
+                // The tracer stopped: let the attempt end by itself.
+                None => futures::future::pending().await,
+            }
+        }))
+    })
+}
+
+/// The traced packet of a probe's attempt (portolan-probe's flow kinds).
+pub fn packet_key(
+    kind: portolan_probe::FlowKind,
+    local: SocketAddr,
+    peer: SocketAddr,
+) -> PacketKey {
+    match kind {
+        portolan_probe::FlowKind::Tcp => PacketKey::tcp(local, peer),
+        portolan_probe::FlowKind::Udp => PacketKey::udp(local, peer),
+        portolan_probe::FlowKind::IcmpEcho => PacketKey::icmp_echo(local, peer),
+    }
+}
+
 /// A hop in words, given its rule's text when known.
 pub fn describe(hop: &Hop, rule: Option<&RuleText>) -> String {
     let verdict = match hop.verdict {

@@ -640,12 +640,12 @@ impl<'a> Evaluator<'a> {
                     )
                 };
                 for grant in &self.grants[&(gi, direction)] {
-                    let gaps = space::excess(grant, &required);
+                    let groups = space::excess(grant, &required);
                     push_excess(
                         &mut out,
                         &subject,
                         direction,
-                        &gaps,
+                        groups,
                         &self.rules[grant.rule],
                     );
                 }

@@ -11,43 +11,26 @@
 //! an admitted one. Negative probes on sampled ports (every peer, both
 //! directions) find what the ruleset opens beyond the plan.
 
+mod plan;
 mod probe;
 mod ruleset;
 mod twin;
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use portolan_lab::trace::{Decider, Hop, HopVerdict, TRACE_TABLE};
-use portolan_spec::plan::{Endpoint, Plan, PlannedFlow, PlannedHost};
+use portolan_spec::plan::{Plan, PlannedFlow, PlannedHost};
 use portolan_spec::Protocol;
 
+pub use plan::SAMPLED_PORTS;
 pub use ruleset::{HostRuleset, RulesetFormat};
 
 use crate::error::VerifyError;
-use crate::flow_traffic_text;
 use crate::model::{Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict};
+use plan::{plan_probes, untested, Purpose, Side};
 use probe::{Outcome, Probe, Transport};
 use twin::{Twin, PEERS, TWIN};
-
-/// Ports probed for excess between every pair (besides ports the plan
-/// grants between them): services commonly left open.
-pub const SAMPLED_PORTS: &[u16] = &[22, 80, 443, 3306, 5432, 6379, 8080, 9100, 27017, 50000];
-
-/// What a probe is for.
-#[derive(Debug, Clone)]
-enum Purpose {
-    /// A planned flow (index into `Plan::flows`).
-    Flow(usize),
-    /// A negative probe: from or to this peer (id and addresses text).
-    Excess {
-        peer: String,
-        peers: String,
-        any: bool,
-        outbound: bool,
-    },
-}
 
 /// Verifies each host's rulesets in its twin: one section per host, in
 /// the order the hosts are first given.
@@ -73,102 +56,16 @@ pub fn verify(plan: &Plan, rulesets: &[HostRuleset]) -> Result<Vec<Section>, Ver
         .collect()
 }
 
-/// The address that stands for a block (its first host address).
-fn stand_in(net: &IpNet) -> IpAddr {
-    if net.prefix_len() == net.max_prefix_len() || net.prefix_len() + 1 >= net.max_prefix_len() {
-        return net.addr();
-    }
-    match net {
-        IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(u32::from(n.network()) + 1)),
-        IpNet::V6(n) => IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) + 1)),
-    }
-}
-
-/// An address for "any address" that no endpoint of the plan holds.
-fn any_address(plan: &Plan, v6: bool) -> IpAddr {
-    let taken = |ip: &IpAddr| {
-        plan.components
-            .iter()
-            .chain(plan.flows.iter().map(|f| &f.to))
-            .any(|e| !e.any && e.nets.iter().any(|n| n.contains(ip)))
-    };
-    (1..=254u16)
-        .map(|i| {
-            if v6 {
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x7700 + i))
-            } else {
-                IpAddr::V4(Ipv4Addr::new(203, 0, 113, i as u8))
-            }
-        })
-        .find(|ip| !taken(ip))
-        .unwrap_or(if v6 {
-            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0xffff))
-        } else {
-            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 255))
-        })
-}
-
-/// An end's stand-in addresses: (IPv4, IPv6).
-fn addresses(plan: &Plan, end: &Endpoint) -> (Option<IpAddr>, Option<IpAddr>) {
-    if end.any {
-        return (
-            Some(any_address(plan, false)),
-            Some(any_address(plan, true)),
-        );
-    }
-    (end.v4().next().map(stand_in), end.v6().next().map(stand_in))
-}
-
-/// Ports to probe for a flow: all of a range of up to three, else both ends
-/// and the middle; every port: 1, 32768 and 65535.
-fn sampled(flow: &PlannedFlow) -> Vec<u16> {
-    let ranges = if flow.ports.is_empty() {
-        vec![portolan_spec::PortRange {
-            start: 1,
-            end: 65535,
-        }]
-    } else {
-        flow.ports.clone()
-    };
-    let mut out = Vec::new();
-    for r in ranges {
-        if r.len() <= 3 {
-            out.extend(r.start..=r.end);
-        } else {
-            out.extend([r.start, r.start + (r.end - r.start) / 2, r.end]);
-        }
-    }
-    out.dedup();
-    out
-}
-
 /// An iptables-nft rule by handle, in iptables syntax with its comment
 /// (nft does not print the comments of iptables rules): the chain's rules
 /// listed by `nft -a` (handles, in order) and by `iptables -S` (same
 /// order).
 fn iptables_rule(twin: &Twin, hop: &Hop, handle: u64) -> Option<(String, Option<String>)> {
-    let run = |program: &str, args: &[&str]| -> Option<String> {
-        let mut command = std::process::Command::new(program);
-        command.args(args);
-        let out = twin.lab.exec(TWIN, command).ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let listing = run(
-        "nft",
-        &["-a", "list", "chain", &hop.family, &hop.table, &hop.chain],
-    )?;
+    let (listing, rules) = chain_listings(twin, hop)?;
     let position = listing
         .lines()
         .filter(|l| l.contains(" # handle ") && !l.trim_start().starts_with("chain "))
         .position(|l| l.trim_end().ends_with(&format!("# handle {handle}")))?;
-    let program = if hop.family == "ip6" {
-        "ip6tables"
-    } else {
-        "iptables"
-    };
-    let rules = run(program, &["-t", &hop.table, "-S", &hop.chain])?;
     let line = rules
         .lines()
         .filter(|l| l.starts_with(&format!("-A {} ", hop.chain)))
@@ -182,6 +79,44 @@ fn iptables_rule(twin: &Twin, hop: &Hop, handle: u64) -> Option<(String, Option<
         }
     });
     Some((line, comment))
+}
+
+/// A chain's `nft -a` listing and `iptables -S` rules, listed once per twin.
+fn chain_listings(twin: &Twin, hop: &Hop) -> Option<(String, String)> {
+    let id = (hop.family.clone(), hop.table.clone(), hop.chain.clone());
+    let cache = |twin: &Twin| {
+        twin.chains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    };
+    if let Some(known) = cache(twin) {
+        return known;
+    }
+    let run = |program: &str, args: &[&str]| -> Option<String> {
+        let mut command = std::process::Command::new(program);
+        command.args(args);
+        let out = twin.lab.exec(TWIN, command).ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let program = if hop.family == "ip6" {
+        "ip6tables"
+    } else {
+        "iptables"
+    };
+    let listed = run(
+        "nft",
+        &["-a", "list", "chain", &hop.family, &hop.table, &hop.chain],
+    )
+    .zip(run(program, &["-t", &hop.table, "-S", &hop.chain]));
+    twin.chains
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(id, listed.clone());
+    listed
 }
 
 /// A hop as the report names the rule: table, chain, handle, text, comment.
@@ -241,222 +176,6 @@ fn hops(twin: &Twin, outcome: &Outcome) -> Vec<Hop> {
         .collect()
 }
 
-fn untested(flow: &PlannedFlow, why: impl Into<String>) -> FlowCheck {
-    FlowCheck {
-        flow: flow.id.clone(),
-        from: flow.from.id.clone(),
-        to: flow.to.id.clone(),
-        traffic: flow_traffic_text(flow),
-        required: flow.required,
-        verdict: Verdict::Untested,
-        rules: Vec::new(),
-        detail: why.into(),
-    }
-}
-
-struct Plans {
-    probes: Vec<(Purpose, bool, Probe)>,
-    checks: Vec<Option<FlowCheck>>,
-    host_addrs: BTreeSet<IpAddr>,
-    peer_addrs: BTreeSet<IpAddr>,
-}
-
-/// Whether two ends are at the same addresses (one host), in any order.
-fn same_addresses(a: &Endpoint, b: &Endpoint) -> bool {
-    let sorted = |e: &Endpoint| {
-        let mut nets = e.nets.clone();
-        nets.sort();
-        nets
-    };
-    !a.nets.is_empty() && sorted(a) == sorted(b)
-}
-
-/// Which flows touch the host, and the probes that check them.
-fn plan_probes(plan: &Plan, host: &PlannedHost) -> Plans {
-    let (h4, h6) = (
-        host.nets
-            .iter()
-            .find(|n| matches!(n, IpNet::V4(_)))
-            .map(stand_in),
-        host.nets
-            .iter()
-            .find(|n| matches!(n, IpNet::V6(_)))
-            .map(stand_in),
-    );
-    let mut p = Plans {
-        probes: Vec::new(),
-        checks: Vec::new(),
-        host_addrs: BTreeSet::new(),
-        peer_addrs: BTreeSet::new(),
-    };
-    p.host_addrs.extend(h4.iter().chain(h6.iter()));
-    for (index, flow) in plan.flows.iter().enumerate() {
-        let to_here = flow.to.is_component() && host.runs(&flow.to.id);
-        let from_here = host.runs(&flow.from.id);
-        if !to_here && !from_here {
-            p.checks.push(None);
-            continue;
-        }
-        let check = if flow.local {
-            Some(FlowCheck {
-                verdict: Verdict::NotGoverned,
-                ..untested(flow, "local: both ends on this machine (loopback)")
-            })
-        } else if to_here && from_here {
-            Some(untested(
-                flow,
-                "both ends run on this host (a group of machines): the twin is one machine",
-            ))
-        } else if flow.multicast.is_some() {
-            Some(untested(flow, "multicast is not probed in the twin"))
-        } else if !matches!(flow.protocol, Protocol::Tcp | Protocol::Udp) {
-            Some(untested(
-                flow,
-                format!(
-                    "{} flows are not probed in the twin (TCP and UDP are)",
-                    flow.protocol
-                ),
-            ))
-        } else {
-            None
-        };
-        if check.is_some() {
-            p.checks.push(check);
-            continue;
-        }
-        let peer = if to_here { &flow.from } else { &flow.to };
-        let (p4, p6) = addresses(plan, peer);
-        let families: Vec<(IpAddr, IpAddr)> = [(h4, p4), (h6, p6)]
-            .into_iter()
-            .filter_map(|(h, q)| Some((h?, q?)))
-            .collect();
-        if families.is_empty() {
-            let why = if peer.nets.is_empty() && !peer.any {
-                format!("{} has no address in the deployment (only names): give it addresses to check this flow", peer.id)
-            } else {
-                "the host and its peer share no address family".to_owned()
-            };
-            p.checks.push(Some(untested(flow, why)));
-            continue;
-        }
-        let transport = if flow.protocol == Protocol::Tcp {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        };
-        let source_port = flow.source_ports.first().map_or(0, |r| r.start);
-        for (h, q) in families {
-            p.peer_addrs.insert(q);
-            for port in sampled(flow) {
-                let (source, destination) = if to_here {
-                    (SocketAddr::new(q, source_port), SocketAddr::new(h, port))
-                } else {
-                    (SocketAddr::new(h, source_port), SocketAddr::new(q, port))
-                };
-                p.probes.push((
-                    Purpose::Flow(index),
-                    from_here,
-                    Probe {
-                        transport,
-                        source,
-                        destination,
-                    },
-                ));
-            }
-        }
-        p.checks.push(None);
-    }
-    // Negative probes: every peer of the host, and any address, both ways.
-    let mut peers: Vec<&Endpoint> = Vec::new();
-    for f in &plan.flows {
-        for e in [&f.from, &f.to] {
-            // One peer per address set: components sharing a host are one.
-            let seen = peers
-                .iter()
-                .any(|x| x.id == e.id || (x.any == e.any && same_addresses(x, e)));
-            if !host.runs(&e.id) && !seen && (e.any || !e.nets.is_empty()) {
-                peers.push(e);
-            }
-        }
-    }
-    let any = Endpoint {
-        id: "(any address)".into(),
-        name: "any address".into(),
-        kind: portolan_spec::plan::EndpointKind::Outside,
-        any: true,
-        nets: Vec::new(),
-        hosts: Vec::new(),
-        patterns: Vec::new(),
-        kubernetes: None,
-        aws: None,
-        span: None,
-    };
-    if !peers.iter().any(|e| e.any) {
-        peers.push(&any);
-    }
-    for peer in peers {
-        let (p4, p6) = addresses(plan, peer);
-        let Some((h, q)) = [(h4, p4), (h6, p6)]
-            .into_iter()
-            .find_map(|(h, q)| Some((h?, q?)))
-        else {
-            continue;
-        };
-        p.peer_addrs.insert(q);
-        for outbound in [false, true] {
-            // Ports the plan grants between the peer and the host in this
-            // direction (0: every port), which are not excess; a flow from
-            // or to any address grants them to every peer.
-            let granted: BTreeSet<u16> = plan
-                .flows
-                .iter()
-                .filter(|f| {
-                    let (here, there) = if outbound {
-                        (&f.from, &f.to)
-                    } else {
-                        (&f.to, &f.from)
-                    };
-                    host.runs(&here.id)
-                        && (there.id == peer.id || there.any || same_addresses(there, peer))
-                        && matches!(f.protocol, Protocol::Tcp | Protocol::Any)
-                })
-                .flat_map(|f| {
-                    if f.ports.is_empty() || f.protocol == Protocol::Any {
-                        vec![0u16]
-                    } else {
-                        f.ports.iter().flat_map(|r| r.start..=r.end).collect()
-                    }
-                })
-                .collect();
-            if granted.contains(&0) {
-                continue;
-            }
-            for &port in SAMPLED_PORTS.iter().filter(|port| !granted.contains(port)) {
-                let (source, destination) = if outbound {
-                    (SocketAddr::new(h, 0), SocketAddr::new(q, port))
-                } else {
-                    (SocketAddr::new(q, 0), SocketAddr::new(h, port))
-                };
-                p.probes.push((
-                    Purpose::Excess {
-                        peer: peer.id.clone(),
-                        peers: peer.addresses_text(),
-                        any: peer.any,
-                        outbound,
-                    },
-                    outbound,
-                    Probe {
-                        transport: Transport::Tcp,
-                        source,
-                        destination,
-                    },
-                ));
-            }
-        }
-    }
-    p
-}
-
 fn verify_host(
     plan: &Plan,
     host: &PlannedHost,
@@ -483,70 +202,39 @@ fn verify_host(
     let twin = Twin::build(rulesets, &host_addrs, &peer_addrs)?;
     section.assumptions.extend(twin.assumptions.iter().cloned());
     let token = format!("portolan-verify-{}", twin.lab.run_id());
-    let inbound: Vec<&Probe> = planned
-        .probes
-        .iter()
-        .filter(|p| !p.1)
-        .map(|p| &p.2)
-        .collect();
-    let outbound: Vec<&Probe> = planned
-        .probes
-        .iter()
-        .filter(|p| p.1)
-        .map(|p| &p.2)
-        .collect();
-    let outcomes_in;
-    let outcomes_out;
-    {
-        let _twin_listens = probe::listen(&twin.lab, TWIN, &inbound, &token)?;
-        let _peers_listen = probe::listen(&twin.lab, PEERS, &outbound, &token)?;
-        outcomes_in = probe::send(
-            &twin.lab,
-            PEERS,
-            inbound.iter().map(|p| **p).collect(),
-            &token,
-        )?;
-        outcomes_out = probe::send(
-            &twin.lab,
-            TWIN,
-            outbound.iter().map(|p| **p).collect(),
-            &token,
-        )?;
+    let results = run_probes(&twin, &planned, &token)?;
+    if !flush_trace(&twin)? {
+        section.assumptions.push(
+            "the trace did not catch up within 5 s: some admitted flows may lack their rules"
+                .into(),
+        );
     }
-    let (mut i, mut o) = (outcomes_in.into_iter(), outcomes_out.into_iter());
-    let results: Vec<(&Purpose, &Probe, Outcome)> = planned
-        .probes
-        .iter()
-        .map(|(purpose, out, probe)| {
-            let outcome = if *out { o.next() } else { i.next() };
-            (
-                purpose,
-                probe,
-                outcome.unwrap_or_else(|| Outcome {
-                    open: false,
-                    key: None,
-                    error: Some("not sent".into()),
-                }),
-            )
-        })
-        .collect();
+    // Each flow's probes, by flow index.
+    let mut by_flow: Vec<Vec<&ProbeResult>> = vec![Vec::new(); plan.flows.len()];
+    for r in &results {
+        if let Purpose::Flow(index) = r.purpose {
+            by_flow[index].push(r);
+        }
+    }
     for (index, flow) in plan.flows.iter().enumerate() {
         if let Some(check) = &planned.checks[index] {
             section.checks.push(check.clone());
             continue;
         }
-        let mine: Vec<&(&Purpose, &Probe, Outcome)> = results
-            .iter()
-            .filter(|r| matches!(r.0, Purpose::Flow(x) if *x == index))
-            .collect();
-        if mine.is_empty() {
+        if by_flow[index].is_empty() {
             continue;
         }
-        let (check, fix) = flow_check(&twin, host, flow, &mine);
+        let (check, fix) = flow_check(&twin, host, flow, &by_flow[index]);
         section.checks.push(check);
         section.fixes.extend(fix);
     }
-    for (purpose, probe, outcome) in &results {
+    for ProbeResult {
+        purpose,
+        probe,
+        outcome,
+        ..
+    } in &results
+    {
         let Purpose::Excess {
             peer,
             peers,
@@ -597,6 +285,136 @@ fn verify_host(
     Ok(section)
 }
 
+/// A probe and what came of it.
+#[derive(Debug, Clone)]
+struct ProbeResult {
+    purpose: Purpose,
+    side: Side,
+    probe: Probe,
+    outcome: Outcome,
+}
+
+/// Runs every probe of the plan through the twin: listeners on both
+/// sides, then the inbound, outbound and loopback probes, then the
+/// multicast datagrams. Results in the order of `planned.probes`, then the
+/// multicast ones.
+fn run_probes(
+    twin: &Twin,
+    planned: &plan::Plans,
+    token: &str,
+) -> Result<Vec<ProbeResult>, VerifyError> {
+    let of_side = |side: Side| -> Vec<Probe> {
+        planned
+            .probes
+            .iter()
+            .filter(|p| p.1 == side)
+            .map(|p| p.2)
+            .collect()
+    };
+    let (inbound, outbound, local) = (
+        of_side(Side::Inbound),
+        of_side(Side::Outbound),
+        of_side(Side::Local),
+    );
+    let mut outcomes = std::collections::BTreeMap::new();
+    {
+        let at_twin: Vec<&Probe> = inbound.iter().chain(&local).collect();
+        let _twin_listens = probe::listen(&twin.lab, TWIN, &at_twin, token)?;
+        let _peers_listen = probe::listen(
+            &twin.lab,
+            PEERS,
+            &outbound.iter().collect::<Vec<_>>(),
+            token,
+        )?;
+        for (side, from, probes) in [
+            (Side::Inbound, PEERS, inbound),
+            (Side::Outbound, TWIN, outbound),
+            (Side::Local, TWIN, local),
+        ] {
+            let done = if probes.is_empty() {
+                Vec::new()
+            } else {
+                probe::send(&twin.lab, from, probes, token, &twin.tracer)?
+            };
+            outcomes.insert(side, done.into_iter());
+        }
+    }
+    let mut results: Vec<ProbeResult> = planned
+        .probes
+        .iter()
+        .map(|(purpose, side, probe)| ProbeResult {
+            purpose: purpose.clone(),
+            side: *side,
+            probe: *probe,
+            outcome: outcomes
+                .get_mut(side)
+                .and_then(Iterator::next)
+                .unwrap_or_else(|| Outcome {
+                    open: false,
+                    key: None,
+                    error: Some("not sent".into()),
+                }),
+        })
+        .collect();
+    if !planned.multicast.is_empty() {
+        results.extend(multicast_probes(twin, planned, token)?);
+    }
+    Ok(results)
+}
+
+/// Waits (at most 5 s) until the tracer has read every event of the
+/// packets sent so far: probes end as soon as they are answered, while
+/// their events may still be on their way to the reader.
+fn flush_trace(twin: &Twin) -> Result<bool, VerifyError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| VerifyError::Environment(format!("kernel twin: a tokio runtime: {e}")))?;
+    Ok(runtime.block_on(twin.tracer.flush(std::time::Duration::from_secs(5))))
+}
+
+/// The multicast datagrams of the plan, as probe results.
+fn multicast_probes(
+    twin: &Twin,
+    planned: &plan::Plans,
+    token: &str,
+) -> Result<Vec<ProbeResult>, VerifyError> {
+    let mut results = Vec::new();
+    let twin_v4 = planned.host_addrs.iter().find_map(|ip| match ip {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    });
+    let Some(twin_v4) = twin_v4 else {
+        return Ok(results);
+    };
+    let probes: Vec<probe::MulticastProbe> = planned.multicast.iter().map(|m| m.1).collect();
+    let done = probe::multicast(
+        &twin.lab,
+        &twin.tracer,
+        (TWIN, PEERS),
+        twin_v4,
+        &probes,
+        token,
+    )?;
+    for ((index, m), outcome) in planned.multicast.iter().zip(done) {
+        results.push(ProbeResult {
+            purpose: Purpose::Flow(*index),
+            side: if m.outbound {
+                Side::Outbound
+            } else {
+                Side::Inbound
+            },
+            probe: Probe {
+                transport: Transport::Udp,
+                source: std::net::SocketAddr::new(m.source, 0),
+                destination: m.group,
+            },
+            outcome,
+        });
+    }
+    Ok(results)
+}
+
 /// A flow's verdict from its probes: admitted when every probe was
 /// answered (the accepts that let it through), else blocked by the traced
 /// drop of the first failing probe.
@@ -604,44 +422,45 @@ fn flow_check(
     twin: &Twin,
     host: &PlannedHost,
     flow: &PlannedFlow,
-    probes: &[&(&Purpose, &Probe, Outcome)],
+    probes: &[&ProbeResult],
 ) -> (FlowCheck, Option<Fix>) {
     let mut check = untested(flow, "");
-    let failed: Vec<&&(&Purpose, &Probe, Outcome)> = probes.iter().filter(|p| !p.2.open).collect();
+    let failed: Vec<&&ProbeResult> = probes.iter().filter(|p| !p.outcome.open).collect();
+    let how = match (
+        flow.multicast.is_some(),
+        probes.iter().any(|p| p.side == Side::Local),
+    ) {
+        (true, _) => "multicast datagram(s) arrived",
+        (false, true) => "probe(s) answered over loopback",
+        (false, false) => "probe(s) answered",
+    };
     if failed.is_empty() {
         check.verdict = Verdict::Admitted;
         let mut rules: Vec<RuleRef> = Vec::new();
         for p in probes {
-            for hop in hops(twin, &p.2) {
+            for hop in hops(twin, &p.outcome) {
                 let r = rule_ref(twin, &host.name, &hop);
                 if !rules.contains(&r) {
                     rules.push(r);
                 }
             }
         }
-        check.detail = format!(
-            "{} probe(s) answered through host {}",
-            probes.len(),
-            host.name
-        );
+        check.detail = format!("{} {how} through host {}", probes.len(), host.name);
         check.rules = rules;
         return (check, None);
     }
     check.verdict = Verdict::Blocked;
     let first = failed[0];
-    let drop = hops(twin, &first.2)
+    let drop = hops(twin, &first.outcome)
         .into_iter()
         .find(|h| h.verdict == HopVerdict::Drop);
     let what = format!(
         "{} {} -> {}",
-        match first.1.transport {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        },
-        first.1.source,
-        first.1.destination
+        first.probe.transport.name(),
+        first.probe.source,
+        first.probe.destination
     );
-    let error = first.2.error.clone().unwrap_or_default();
+    let error = first.outcome.error.clone().unwrap_or_default();
     match &drop {
         Some(hop) => {
             check.detail = format!(
@@ -661,77 +480,124 @@ fn flow_check(
             );
         }
     }
-    let fix = drop.map(|hop| fix(flow, host, &hop, first.1, is_iptables_table(twin, &hop)));
+    let fix = drop.map(|hop| fix(flow, host, &hop, first, is_iptables_table(twin, &hop)));
     (check, fix)
 }
 
-/// The rule to insert before the deciding drop, in the ruleset's syntax.
-fn fix(flow: &PlannedFlow, host: &PlannedHost, hop: &Hop, probe: &Probe, iptables: bool) -> Fix {
-    let inbound = host.runs(&flow.to.id) && !host.runs(&flow.from.id);
-    let peer = if inbound { &flow.from } else { &flow.to };
-    let proto = if flow.protocol == Protocol::Udp {
-        "udp"
-    } else {
-        "tcp"
-    };
+/// What a rule must match of a flow's traffic, in nft and iptables syntax.
+fn traffic_match(flow: &PlannedFlow, v6: bool) -> (String, String) {
     let ports: Vec<String> = if flow.ports.is_empty() {
         vec!["1-65535".into()]
     } else {
         flow.ports.iter().map(|r| r.to_string()).collect()
     };
-    let v6 = probe.destination.is_ipv6();
-    let nets: Vec<String> = if peer.any {
-        Vec::new()
-    } else {
-        peer.nets
-            .iter()
+    match flow.protocol {
+        // Every protocol: the addresses alone.
+        Protocol::Any => (String::new(), String::new()),
+        Protocol::Icmp if v6 => (
+            "icmpv6 type echo-request".into(),
+            "-p ipv6-icmp --icmpv6-type echo-request".into(),
+        ),
+        Protocol::Icmp => (
+            "icmp type echo-request".into(),
+            "-p icmp --icmp-type echo-request".into(),
+        ),
+        _ => {
+            let proto = if flow.protocol == Protocol::Udp {
+                "udp"
+            } else {
+                "tcp"
+            };
+            let dports = if ports.len() == 1 {
+                format!("--dport {}", ports[0].replace('-', ":"))
+            } else {
+                format!(
+                    "-m multiport --dports {}",
+                    ports
+                        .iter()
+                        .map(|p| p.replace('-', ":"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            };
+            (
+                format!("{proto} dport {{ {} }}", ports.join(", ")),
+                format!("-p {proto} {dports}"),
+            )
+        }
+    }
+}
+
+/// The rule to insert before the deciding drop, in the ruleset's syntax:
+/// the flow's peer addresses (a multicast flow's group as destination),
+/// protocol and ports, with the flow id as comment.
+fn fix(
+    flow: &PlannedFlow,
+    host: &PlannedHost,
+    hop: &Hop,
+    failed: &ProbeResult,
+    iptables: bool,
+) -> Fix {
+    let inbound = host.runs(&flow.to.id) && !host.runs(&flow.from.id);
+    let peer = if inbound { &flow.from } else { &flow.to };
+    let v6 = failed.probe.destination.is_ipv6();
+    let family_nets = |nets: &[IpNet]| -> Vec<String> {
+        nets.iter()
             .filter(|n| matches!(n, IpNet::V6(_)) == v6)
             .map(portolan_spec::plan::net_text)
             .collect()
     };
+    // (source, destination) addresses to match.
+    let (saddr, daddr): (Vec<String>, Vec<String>) = match flow.multicast {
+        Some(group) if failed.side == Side::Inbound => {
+            (family_nets(&flow.from.nets), vec![group.to_string()])
+        }
+        Some(group) => (Vec::new(), vec![group.to_string()]),
+        None if peer.any => (Vec::new(), Vec::new()),
+        None if inbound => (family_nets(&peer.nets), Vec::new()),
+        None => (Vec::new(), family_nets(&peer.nets)),
+    };
     let comment = flow.id.replace(['"', '\\', '\n', '\r'], "_");
+    let (nft_match, ipt_match) = traffic_match(flow, v6);
     let text = if iptables {
-        let addr_flag = if inbound { "-s" } else { "-d" };
-        let addr = if nets.is_empty() {
+        let mut addr = String::new();
+        if !saddr.is_empty() {
+            addr.push_str(&format!(" -s {}", saddr.join(",")));
+        }
+        if !daddr.is_empty() {
+            addr.push_str(&format!(" -d {}", daddr.join(",")));
+        }
+        let ipt_match = if ipt_match.is_empty() {
             String::new()
         } else {
-            format!(" {addr_flag} {}", nets.join(","))
-        };
-        let dports = if ports.len() == 1 {
-            format!("--dport {}", ports[0].replace('-', ":"))
-        } else {
-            format!(
-                "-m multiport --dports {}",
-                ports
-                    .iter()
-                    .map(|p| p.replace('-', ":"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
+            format!(" {ipt_match}")
         };
         format!(
-            "-I {}{addr} -p {proto} {dports} -m comment --comment \"{comment}\" -j ACCEPT",
+            "-I {}{addr}{ipt_match} -m comment --comment \"{comment}\" -j ACCEPT",
             hop.chain
         )
     } else {
         let family_word = if v6 { "ip6" } else { "ip" };
-        let dir = if inbound { "saddr" } else { "daddr" };
-        let addr = if nets.is_empty() {
-            String::new()
-        } else {
-            format!("{family_word} {dir} {{ {} }} ", nets.join(", "))
-        };
+        let mut addr = String::new();
+        if !saddr.is_empty() {
+            addr.push_str(&format!("{family_word} saddr {{ {} }} ", saddr.join(", ")));
+        }
+        if !daddr.is_empty() {
+            addr.push_str(&format!("{family_word} daddr {{ {} }} ", daddr.join(", ")));
+        }
         let verb = if matches!(hop.decider, Decider::Policy) {
             "add"
         } else {
             "insert"
         };
+        let nft_match = if nft_match.is_empty() {
+            String::new()
+        } else {
+            format!("{nft_match} ")
+        };
         format!(
-            "{verb} rule {} {} {} {addr}{proto} dport {{ {} }} accept comment \"{comment}\"",
-            hop.family,
-            hop.table,
-            hop.chain,
-            ports.join(", ")
+            "{verb} rule {} {} {} {addr}{nft_match}accept comment \"{comment}\"",
+            hop.family, hop.table, hop.chain
         )
     };
     Fix {

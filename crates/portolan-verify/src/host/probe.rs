@@ -1,16 +1,22 @@
 //! Probes through the twin: listeners on the receiving side (portolan-probe's
-//! [`Listener`]), and TCP connects and UDP token datagrams from the sending
-//! side, all at once, each from a bound local address so that its traced
-//! verdicts can be found by packet ([`PacketKey`]).
+//! [`Listener`]), and TCP connects, UDP token datagrams and ICMP echo
+//! requests from the sending side (portolan-probe's engine), all at once,
+//! each from a bound local address so that its traced verdicts can be found
+//! by packet ([`PacketKey`]), and each ended at the trace of its drop
+//! rather than a timeout. Multicast datagrams are checked by their arrival
+//! at a socket that joined the group ([`multicast`]).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt as _};
-use portolan_lab::trace::PacketKey;
+use portolan_lab::trace::{early_verdict, packet_key, PacketKey, Tracer};
 use portolan_lab::Lab;
-use portolan_probe::{Endpoint, ListenProtocol, Listener, ListenerConfig};
+use portolan_probe::{
+    Endpoint, FlowKind, ListenProtocol, Listener, ListenerConfig, OutcomeClass, ProbeOptions,
+    ProbeSpec, Protocol, UdpMode,
+};
 
 use crate::error::VerifyError;
 
@@ -21,11 +27,24 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Probes in flight at once.
 const CONCURRENCY: usize = 1024;
 
-/// TCP or UDP.
+/// TCP, UDP or ICMP echo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Transport {
     Tcp,
     Udp,
+    /// An echo request (the destination's port is 0); the kernel answers.
+    Icmp,
+}
+
+impl Transport {
+    /// The word in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Icmp => "icmp",
+        }
+    }
 }
 
 /// One packet to send: from `source` (port 0: any) to `destination`.
@@ -78,6 +97,7 @@ pub(crate) fn listen(
     let addrs: BTreeSet<IpAddr> = probes.iter().map(|p| p.destination.ip()).collect();
     let endpoints: BTreeSet<(Transport, u16)> = probes
         .iter()
+        .filter(|p| p.transport != Transport::Icmp)
         .map(|p| (p.transport, p.destination.port()))
         .collect();
     let config = ListenerConfig {
@@ -86,8 +106,8 @@ pub(crate) fn listen(
             .into_iter()
             .map(|(t, port)| Endpoint {
                 protocol: match t {
-                    Transport::Tcp => ListenProtocol::Tcp,
                     Transport::Udp => ListenProtocol::Udp,
+                    _ => ListenProtocol::Tcp,
                 },
                 port,
             })
@@ -142,129 +162,277 @@ pub(crate) fn listen(
     }
 }
 
-/// Sends every probe from `host`, all at once, and returns their outcomes
-/// in order.
+/// Sends every probe from `host`, all at once (portolan-probe's engine, no
+/// retry), and returns their outcomes in order. An attempt whose packet the
+/// trace shows dropped ends at once; others end at their answer or after
+/// [`PROBE_TIMEOUT`].
 pub(crate) fn send(
     lab: &Lab,
     host: &str,
     probes: Vec<Probe>,
     token: &str,
+    tracer: &Arc<Tracer>,
 ) -> Result<Vec<Outcome>, VerifyError> {
-    // The datagram portolan-probe's listener echoes: `PORTOLAN1 <token>`.
-    let token = format!("PORTOLAN1 {token}").into_bytes();
-    lab.run_in(host, move || -> Result<Vec<Outcome>, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(runtime.block_on(async {
-            stream::iter(probes.into_iter().map(|p| one(p, &token)))
-                .buffered(CONCURRENCY)
-                .collect::<Vec<Outcome>>()
-                .await
-        }))
-    })
-    .map_err(|e| env("start the probes", e))?
-    .join()
-    .map_err(|e| env("run the probes", e))?
-    .map_err(|e| env("run the probes", e))
-}
-
-async fn one(probe: Probe, token: &[u8]) -> Outcome {
-    match probe.transport {
-        Transport::Tcp => tcp(probe).await,
-        Transport::Udp => udp(probe, token).await,
-    }
-}
-
-fn failed(error: impl std::fmt::Display) -> Outcome {
-    Outcome {
-        open: false,
-        key: None,
-        error: Some(error.to_string()),
-    }
-}
-
-async fn tcp(probe: Probe) -> Outcome {
-    let socket = match probe.source {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    };
-    let socket = match socket {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let _ = socket.set_reuseaddr(true);
-    if let Err(e) = socket.bind(probe.source) {
-        return failed(format!("bind {}: {e}", probe.source));
-    }
-    let local = match socket.local_addr() {
-        Ok(l) => l,
-        Err(e) => return failed(e),
-    };
-    let key = Some(PacketKey::tcp(local, probe.destination));
-    match tokio::time::timeout(PROBE_TIMEOUT, socket.connect(probe.destination)).await {
-        Ok(Ok(_stream)) => Outcome {
-            open: true,
-            key,
-            error: None,
-        },
-        Ok(Err(e)) => Outcome {
-            open: false,
-            key,
-            error: Some(e.to_string()),
-        },
-        Err(_) => Outcome {
-            open: false,
-            key,
-            error: Some("no answer".into()),
-        },
-    }
-}
-
-async fn udp(probe: Probe, token: &[u8]) -> Outcome {
-    let socket = match tokio::net::UdpSocket::bind(probe.source).await {
-        Ok(s) => s,
-        Err(e) => return failed(format!("bind {}: {e}", probe.source)),
-    };
-    let local = match socket.local_addr() {
-        Ok(l) => l,
-        Err(e) => return failed(e),
-    };
-    let key = Some(PacketKey::udp(local, probe.destination));
-    if let Err(e) = socket.send_to(token, probe.destination).await {
-        return Outcome {
-            open: false,
-            key,
-            error: Some(e.to_string()),
-        };
-    }
-    let mut buffer = [0u8; 512];
-    match tokio::time::timeout(PROBE_TIMEOUT, socket.recv_from(&mut buffer)).await {
-        Ok(Ok((n, from)))
-            if from == probe.destination
-                && buffer[..n].windows(token.len()).any(|w| w == token) =>
-        {
-            Outcome {
-                open: true,
-                key,
-                error: None,
+    let specs: Vec<ProbeSpec> = probes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let protocol = match p.transport {
+                Transport::Tcp => Protocol::Tcp,
+                Transport::Udp => Protocol::Udp {
+                    mode: UdpMode::PortolanListener {
+                        token: token.to_owned(),
+                    },
+                },
+                Transport::Icmp => Protocol::IcmpEcho {
+                    token: token.to_owned(),
+                },
+            };
+            let spec = ProbeSpec::new(format!("p{i}"), p.destination, protocol)
+                .with_source_ip(p.source.ip());
+            match p.source.port() {
+                0 => spec,
+                port => spec.with_source_port(port),
             }
+        })
+        .collect();
+    let options = ProbeOptions {
+        concurrency: CONCURRENCY,
+        timeout: PROBE_TIMEOUT,
+        retries: 0,
+        early_verdict: Some(early_verdict(Arc::clone(tracer))),
+        ..ProbeOptions::default()
+    };
+    let results = lab
+        .run_in(
+            host,
+            move || -> Result<Vec<portolan_probe::ProbeResult>, String> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                Ok(runtime.block_on(portolan_probe::run_probes(specs, &options)))
+            },
+        )
+        .map_err(|e| env("start the probes", e))?
+        .join()
+        .map_err(|e| env("run the probes", e))?
+        .map_err(|e| env("run the probes", e))?;
+    Ok(probes
+        .iter()
+        .zip(results)
+        .map(|(probe, result)| {
+            let kind = match probe.transport {
+                Transport::Tcp => FlowKind::Tcp,
+                Transport::Udp => FlowKind::Udp,
+                Transport::Icmp => FlowKind::IcmpEcho,
+            };
+            let key = result.details.local.map(|local| {
+                packet_key(
+                    kind,
+                    local,
+                    result.details.peer.unwrap_or(probe.destination),
+                )
+            });
+            let open = result.outcome.class == OutcomeClass::Open;
+            let error =
+                (!open).then(
+                    || match (&result.details.settled_early, &result.outcome.os_error) {
+                        (Some(_), _) => "dropped (traced)".to_owned(),
+                        (None, Some(e)) => e.clone(),
+                        (None, None) => result.outcome.class.to_string(),
+                    },
+                );
+            Outcome { open, key, error }
+        })
+        .collect())
+}
+
+/// A multicast datagram: from `source` (the twin's address when
+/// `outbound`, else a sender's in the peers' namespace) to `group`, which
+/// a socket on the other side has joined.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MulticastProbe {
+    pub outbound: bool,
+    pub source: IpAddr,
+    pub group: SocketAddr,
+}
+
+/// A receiver joined to groups in a namespace, collecting the datagrams
+/// that arrive until dropped.
+struct Receiving {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<portolan_lab::NsThread<()>>,
+}
+
+/// Datagrams that arrived at the receivers.
+type Arrived = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+fn arrived_lock(arrived: &Arrived) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+    arrived
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
-        Ok(Ok(_)) => Outcome {
-            open: false,
-            key,
-            error: Some("an answer that is not the echo".into()),
-        },
-        Ok(Err(e)) => Outcome {
-            open: false,
-            key,
-            error: Some(e.to_string()),
-        },
-        Err(_) => Outcome {
-            open: false,
-            key,
-            error: Some("no answer".into()),
-        },
     }
+}
+
+/// Joins every group of `groups` (IPv4) on the interface holding
+/// `interface` in `host`, and collects what arrives.
+fn receive(
+    lab: &Lab,
+    host: &str,
+    groups: Vec<SocketAddr>,
+    interface: std::net::Ipv4Addr,
+    arrived: &Arrived,
+) -> Result<Receiving, VerifyError> {
+    use socket2::{Domain, Socket, Type};
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let flag = Arc::clone(&stop);
+    let arrived = Arc::clone(arrived);
+    let thread = lab
+        .run_in(host, move || {
+            let mut sockets = Vec::new();
+            for group in groups {
+                let IpAddr::V4(g) = group.ip() else { continue };
+                let opened = (|| -> std::io::Result<Socket> {
+                    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+                    socket.set_reuse_address(true)?;
+                    socket.bind(&group.into())?;
+                    socket.join_multicast_v4(&g, &interface)?;
+                    socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+                    Ok(socket)
+                })();
+                match opened {
+                    Ok(socket) => sockets.push(std::net::UdpSocket::from(socket)),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("join {group}: {e}")));
+                        return;
+                    }
+                }
+            }
+            let _ = ready_tx.send(Ok(()));
+            if sockets.is_empty() {
+                return;
+            }
+            let mut buffer = [0u8; 512];
+            // Bounded: the caller stops it within a few timeouts.
+            let deadline = std::time::Instant::now() + PROBE_TIMEOUT * 8;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
+                for socket in &sockets {
+                    if let Ok((n, _)) = socket.recv_from(&mut buffer) {
+                        arrived_lock(&arrived).push(buffer[..n].to_vec());
+                    }
+                }
+            }
+        })
+        .map_err(|e| env("start a multicast receiver", e))?;
+    let receiving = Receiving {
+        stop,
+        thread: Some(thread),
+    };
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(receiving),
+        Ok(Err(e)) => Err(env("join the multicast groups", e)),
+        Err(e) => Err(env("join the multicast groups", e)),
+    }
+}
+
+/// Sends each multicast probe from its side and tells, in order, whether
+/// its datagram arrived at the other side's member of the group (a real
+/// delivery, so an answer's way back plays no part), with its packet for
+/// the trace. Waits until every datagram arrived or its drop was traced,
+/// at most [`PROBE_TIMEOUT`].
+pub(crate) fn multicast(
+    lab: &Lab,
+    tracer: &Tracer,
+    (twin, peers): (&str, &str),
+    twin_address: std::net::Ipv4Addr,
+    probes: &[MulticastProbe],
+    token: &str,
+) -> Result<Vec<Outcome>, VerifyError> {
+    let groups = |outbound: bool| -> Vec<SocketAddr> {
+        let set: BTreeSet<SocketAddr> = probes
+            .iter()
+            .filter(|p| p.outbound == outbound)
+            .map(|p| p.group)
+            .collect();
+        set.into_iter().collect()
+    };
+    // The twin's receiver joins on the host's interface; the peers' on the
+    // interface their route to the group names (their only one).
+    let arrived = Arrived::default();
+    let _at_twin = receive(lab, twin, groups(false), twin_address, &arrived)?;
+    let _at_peers = receive(
+        lab,
+        peers,
+        groups(true),
+        std::net::Ipv4Addr::UNSPECIFIED,
+        &arrived,
+    )?;
+    let mut sent: Vec<(Option<PacketKey>, Vec<u8>, Option<String>)> = Vec::new();
+    for (i, probe) in probes.iter().enumerate() {
+        let payload = format!("PORTOLAN1 {token} multicast-{i}").into_bytes();
+        let from = if probe.outbound { twin } else { peers };
+        let (source, group, data) = (probe.source, probe.group, payload.clone());
+        let result = lab
+            .run_in(from, move || -> std::io::Result<SocketAddr> {
+                let socket = std::net::UdpSocket::bind(SocketAddr::new(source, 0))?;
+                if let IpAddr::V4(interface) = source {
+                    socket2::SockRef::from(&socket).set_multicast_if_v4(&interface)?;
+                }
+                socket.set_multicast_ttl_v4(1)?;
+                socket.set_multicast_loop_v4(false)?;
+                socket.send_to(&data, group)?;
+                socket.local_addr()
+            })
+            .map_err(|e| env("send a multicast datagram", e))?
+            .join()
+            .map_err(|e| env("send a multicast datagram", e))?;
+        match result {
+            Ok(local) => sent.push((Some(PacketKey::udp(local, probe.group)), payload, None)),
+            Err(e) => sent.push((None, payload, Some(e.to_string()))),
+        }
+    }
+    // Arrival or a traced drop, whichever comes first, for every datagram.
+    let start = std::time::Instant::now();
+    let dropped = |key: &Option<PacketKey>| {
+        key.is_some_and(|k| {
+            tracer
+                .hops(&k)
+                .iter()
+                .any(|h| h.verdict == portolan_lab::trace::HopVerdict::Drop)
+        })
+    };
+    let pending = |s: &(Option<PacketKey>, Vec<u8>, Option<String>)| {
+        s.2.is_none() && !dropped(&s.0) && !arrived_lock(&arrived).contains(&s.1)
+    };
+    while start.elapsed() < PROBE_TIMEOUT && sent.iter().any(pending) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let arrived = arrived_lock(&arrived).clone();
+    Ok(sent
+        .into_iter()
+        .map(|(key, payload, error)| {
+            let open = error.is_none() && arrived.contains(&payload);
+            Outcome {
+                open,
+                key,
+                error: match (open, error) {
+                    (true, _) => None,
+                    (false, Some(e)) => Some(e),
+                    (false, None) => Some("did not arrive at the group's member".into()),
+                },
+            }
+        })
+        .collect())
 }

@@ -5,9 +5,11 @@
 //! permanent entries, so no ARP or neighbour discovery depends on the
 //! ruleset; routes are on-link.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 
 use portolan_lab::trace::Tracer;
 use portolan_lab::{Lab, Topology, HOST_INTERFACE};
@@ -22,15 +24,22 @@ pub(crate) const PEERS: &str = "peers";
 
 /// A built twin, deleted when dropped (the lab deletes its namespaces).
 pub(crate) struct Twin {
-    /// Declared before `lab`: stops reading before the namespaces go.
-    pub tracer: Tracer,
+    /// Declared before `lab`: stops reading before the namespaces go
+    /// (shared with the probes' early verdicts while they run).
+    pub tracer: Arc<Tracer>,
     pub lab: Lab,
     /// Assumptions made while building it.
     pub assumptions: Vec<String>,
     /// Whether a ruleset was loaded with iptables-restore (its tables are
     /// iptables-nft's: rules are reported and fixed in iptables syntax).
     pub iptables: bool,
+    /// Listings of iptables-nft chains, by (family, table, chain): `nft -a
+    /// list chain` and `iptables -S`, run once per chain, not per rule.
+    pub chains: Mutex<HashMap<ChainId, Option<(String, String)>>>,
 }
+
+/// A chain: (family, table, chain).
+pub(crate) type ChainId = (String, String, String);
 
 fn env(what: &str, e: impl std::fmt::Display) -> VerifyError {
     VerifyError::Environment(format!("kernel twin: {what}: {e}"))
@@ -243,7 +252,8 @@ impl Twin {
         for ruleset in rulesets {
             load(&lab, ruleset)?;
         }
-        let tracer = Tracer::start(&lab, &[TWIN]).map_err(|e| env("nftables tracing", e))?;
+        let tracer =
+            Arc::new(Tracer::start(&lab, &[TWIN]).map_err(|e| env("nftables tracing", e))?);
         let iptables = rulesets
             .iter()
             .any(|r| matches!(r.format, RulesetFormat::Iptables | RulesetFormat::Ip6tables));
@@ -252,6 +262,7 @@ impl Twin {
             lab,
             assumptions,
             iptables,
+            chains: Mutex::default(),
         })
     }
 }

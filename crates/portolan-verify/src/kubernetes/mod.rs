@@ -52,7 +52,9 @@ pub use load::{LoadedPolicy, Manifests, NamedPort, Workload};
 use crate::error::{Position, VerifyError};
 use crate::model::{Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict};
 use crate::sets::{NetSet, RangeSet};
-use crate::space::{self, proto, Gap, Grant, Peers, Request, Traffic, MAX_PORT};
+use crate::space::{
+    self, proto, ExcessGroup, ExcessPeer, Gap, Grant, Peers, Request, Traffic, MAX_PORT,
+};
 use crate::{flow_traffic_text, peers_text, request_traffic, traffic_text};
 
 /// A pod of the deployment: a component with a Kubernetes placement.
@@ -790,6 +792,18 @@ impl<'a> Evaluator<'a> {
     /// Excess per pod and direction: each rule's grant minus the plan's flows.
     fn excess(&self) -> Vec<Excess> {
         let mut out = Vec::new();
+        // Each pod's flows per direction, found once rather than per pod.
+        let mut flows_of: BTreeMap<(&str, Direction), Vec<&PlannedFlow>> = BTreeMap::new();
+        for f in &self.plan.flows {
+            flows_of
+                .entry((f.to.id.as_str(), Direction::Ingress))
+                .or_default()
+                .push(f);
+            flows_of
+                .entry((f.from.id.as_str(), Direction::Egress))
+                .or_default()
+                .push(f);
+        }
         for pod in &self.pods {
             for direction in [Direction::Ingress, Direction::Egress] {
                 let key = (pod.id.clone(), direction);
@@ -813,27 +827,24 @@ impl<'a> Evaluator<'a> {
                     });
                     continue;
                 };
-                let required: Vec<Request> = self
-                    .plan
-                    .flows
-                    .iter()
-                    .filter_map(|f| {
-                        let (subject, peer) = match direction {
-                            Direction::Ingress => (&f.to, &f.from),
-                            Direction::Egress => (&f.from, &f.to),
-                        };
-                        (subject.id == pod.id).then(|| Request {
-                            alternatives: self.alternatives(peer),
-                            traffic: request_traffic(f),
-                        })
+                let required: Vec<Request> = flows_of
+                    .get(&(pod.id.as_str(), direction))
+                    .into_iter()
+                    .flatten()
+                    .map(|f| Request {
+                        alternatives: self.alternatives(match direction {
+                            Direction::Ingress => &f.from,
+                            Direction::Egress => &f.to,
+                        }),
+                        traffic: request_traffic(f),
                     })
                     .collect();
                 let required: Vec<&Request> = required.iter().collect();
                 let mut seen_broad = BTreeSet::new();
                 for grant in grants {
                     let info = &self.rules[grant.rule];
-                    let gaps = space::excess(grant, &required);
-                    push_excess(&mut out, &pod.id, direction, &gaps, &info.rule);
+                    let groups = space::excess(grant, &required);
+                    push_excess(&mut out, &pod.id, direction, groups, &info.rule);
                     for (what, any) in &info.broad {
                         if seen_broad.insert((grant.rule, what.clone())) {
                             out.push(Excess {
@@ -854,46 +865,32 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Report lines of a rule's excess: the gaps grouped by peers (one line
-/// per component, one for addresses, one for "any peer"), each with its
-/// protocols and ports said compactly.
+/// Report lines of a rule's excess: one per peer (a component, addresses,
+/// or "any peer"), each with its protocols and ports said compactly.
 pub(crate) fn push_excess(
     out: &mut Vec<Excess>,
     subject: &str,
     direction: Direction,
-    gaps: &[Gap],
+    groups: Vec<ExcessGroup>,
     rule: &RuleRef,
 ) {
-    // (peer id or None, peers text, any) -> cells
-    type Key = (Option<String>, String, bool);
-    let mut groups: Vec<(Key, Vec<Traffic>)> = Vec::new();
-    let mut add = |key: Key, t: &Traffic| match groups.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, cells)) => cells.push(t.clone()),
-        None => groups.push((key, vec![t.clone()])),
-    };
-    for gap in gaps {
-        if gap.peers.everyone {
-            add((None, "any peer".into(), true), &gap.traffic);
-            continue;
-        }
-        for id in &gap.peers.ids {
-            add((Some(id.clone()), id.clone(), false), &gap.traffic);
-        }
-        if !gap.peers.nets.is_empty() {
-            let nets = &gap.peers.nets;
-            let any = nets
-                .contains_all(&NetSet::of(&["0.0.0.0/0".parse::<IpNet>().expect("cidr")]))
-                || nets.contains_all(&NetSet::of(&["::/0".parse::<IpNet>().expect("cidr")]));
-            add((None, nets.to_string(), any), &gap.traffic);
-        }
-    }
-    for ((peer, peers, any), cells) in groups {
+    for group in groups {
+        let (peer, peers, any) = match group.peer {
+            ExcessPeer::Any => (None, "any peer".to_owned(), true),
+            ExcessPeer::Id(id) => (Some(id.clone()), id, false),
+            ExcessPeer::Nets(nets) => {
+                let any = nets
+                    .contains_all(&NetSet::of(&["0.0.0.0/0".parse::<IpNet>().expect("cidr")]))
+                    || nets.contains_all(&NetSet::of(&["::/0".parse::<IpNet>().expect("cidr")]));
+                (None, nets.to_string(), any)
+            }
+        };
         out.push(Excess {
             subject: subject.to_owned(),
             direction,
             peer,
             peers,
-            traffic: crate::cells_text(&cells),
+            traffic: crate::cells_text(&group.cells),
             any,
             rule: rule.clone(),
         });
