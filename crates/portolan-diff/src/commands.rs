@@ -237,10 +237,11 @@ fn rule_command(action: Action, rule: &RuleText) -> Command {
         )],
         ("nft", _) => {
             // nft deletes by handle, which only the host knows: look the
-            // rule up in the listing (`RULE # handle N`, as written), and
-            // fail rather than guess when it is not there exactly once.
+            // rule up in the listing (`RULE # handle N`, as written, its
+            // counters' values left out), and fail rather than guess when it
+            // is not there exactly once.
             let lookup = format!(
-                "nft -a list chain {} {} | awk -v rule={} '{{ sub(/^[[:space:]]+/, \"\") }} index($0, rule \" # handle \") == 1 {{ print $NF }}'",
+                "nft -a list chain {} {} | awk -v rule={} '{{ sub(/^[[:space:]]+/, \"\"); gsub(/counter packets [0-9]+ bytes [0-9]+/, \"counter\") }} index($0, rule \" # handle \") == 1 {{ print $NF }}'",
                 rule.table,
                 rule.chain,
                 quoted(&rule.rule)
@@ -395,9 +396,9 @@ mod tests {
                 "nft 'add element inet portolan db_v4 { 192.0.2.2 }'",
                 "nft 'add rule inet portolan output ip daddr @db_v4 tcp dport 6432 accept comment \"a->db/tcp/6432\"'",
                 "# remove: ip daddr @db_v4 tcp dport 5432 accept comment \"a->db/tcp/5432\"",
-                "nft delete rule inet portolan output handle \"$(nft -a list chain inet portolan output | awk -v rule='ip daddr @db_v4 tcp dport 5432 accept comment \"a->db/tcp/5432\"' '{ sub(/^[[:space:]]+/, \"\") } index($0, rule \" # handle \") == 1 { print $NF }')\"",
+                "nft delete rule inet portolan output handle \"$(nft -a list chain inet portolan output | awk -v rule='ip daddr @db_v4 tcp dport 5432 accept comment \"a->db/tcp/5432\"' '{ sub(/^[[:space:]]+/, \"\"); gsub(/counter packets [0-9]+ bytes [0-9]+/, \"counter\") } index($0, rule \" # handle \") == 1 { print $NF }')\"",
                 "# remove: ip daddr @old_v4 tcp dport 1 accept comment \"a->old/tcp/1\"",
-                "nft delete rule inet portolan output handle \"$(nft -a list chain inet portolan output | awk -v rule='ip daddr @old_v4 tcp dport 1 accept comment \"a->old/tcp/1\"' '{ sub(/^[[:space:]]+/, \"\") } index($0, rule \" # handle \") == 1 { print $NF }')\"",
+                "nft delete rule inet portolan output handle \"$(nft -a list chain inet portolan output | awk -v rule='ip daddr @old_v4 tcp dport 1 accept comment \"a->old/tcp/1\"' '{ sub(/^[[:space:]]+/, \"\"); gsub(/counter packets [0-9]+ bytes [0-9]+/, \"counter\") } index($0, rule \" # handle \") == 1 { print $NF }')\"",
                 "nft 'delete element inet portolan db_v4 { 192.0.2.1 }'",
                 "nft 'delete set inet portolan old_v4'",
             ]

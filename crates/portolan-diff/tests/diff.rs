@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use portolan_diff::render::{render, Format};
 use portolan_diff::{compare_plans, spec_change_request, Action, Field, PlanVersion};
-use portolan_firewall::{Options, TargetKind};
+use portolan_firewall::{Mode, Options, TargetKind};
 use portolan_spec::deployment::{load_deployment, Deployment};
 use portolan_spec::plan::{plan, Plan};
 use portolan_spec::{load_spec, SourceFile, Spec};
@@ -253,13 +253,8 @@ fn in_namespace(dir: &Path, script: &str) -> Vec<String> {
 }
 
 /// Writes the generated files of a plan into `dir/prefix-NAME`.
-fn write_files(dir: &Path, prefix: &str, plan: &Plan, target: TargetKind) {
-    for (path, text) in target
-        .target()
-        .generate(plan, &Options::default())
-        .unwrap()
-        .files
-    {
+fn write_files(dir: &Path, prefix: &str, plan: &Plan, target: TargetKind, options: &Options) {
+    for (path, text) in target.target().generate(plan, options).unwrap().files {
         std::fs::write(dir.join(format!("{prefix}-{}", path.display())), text).unwrap();
     }
 }
@@ -280,38 +275,63 @@ fn the_commands_turn_the_old_ruleset_into_the_new_in_a_kernel() {
         if !kernel_available(tools) {
             return;
         }
-        let request =
-            compare_plans(v1.version(), v2.version(), target, &Options::default()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        write_files(dir.path(), "old", &v1.plan, target);
-        write_files(dir.path(), "new", &v2.plan, target);
-        assert!(!request.hosts.is_empty());
-        for host in &request.hosts {
-            let name = &host.host;
-            let load = |v: &str| {
-                match target {
-                TargetKind::Nftables => format!("nft -f {v}-{name}.nft\n"),
-                _ => format!(
-                    "iptables-restore < {v}-{name}.rules.v4\nip6tables-restore < {v}-{name}.rules.v6\n"
-                ),
-            }
+        for mode in [Mode::Standalone, Mode::Chain, Mode::Audit] {
+            let options = Options {
+                mode,
+                ..Options::default()
             };
-            let list = match target {
-                TargetKind::Nftables => "nft list table inet portolan\n",
-                // Counters aside.
-                _ => "iptables-save -t filter | sed 's/\\[[0-9]*:[0-9]*\\]//'\nip6tables-save -t filter | sed 's/\\[[0-9]*:[0-9]*\\]//'\n",
-            };
-            let commands: String = host
-                .commands
-                .iter()
-                .flat_map(|c| &c.shell)
-                .map(|line| format!("{line}\n"))
-                .collect();
-            let changed = in_namespace(dir.path(), &format!("{}{commands}{list}", load("old")));
-            let fresh = in_namespace(dir.path(), &format!("{}{list}", load("new")));
-            let before = in_namespace(dir.path(), &format!("{}{list}", load("old")));
-            assert_ne!(before, fresh, "{target} {name}: the versions differ");
-            assert_eq!(changed, fresh, "{target} {name}: old + commands = new");
+            old_plus_commands_is_new(&v1, &v2, target, &options);
         }
+    }
+}
+
+/// Loads the old rules of each host that changes into a fresh namespace,
+/// runs the host's commands, and compares the ruleset with the new rules
+/// loaded into another.
+fn old_plus_commands_is_new(v1: &Version, v2: &Version, target: TargetKind, options: &Options) {
+    let mode = options.mode;
+    let request = compare_plans(v1.version(), v2.version(), target, options).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), "old", &v1.plan, target, options);
+    write_files(dir.path(), "new", &v2.plan, target, options);
+    assert!(!request.hosts.is_empty());
+    // Chain and audit files fill user chains (`--noflush`).
+    let noflush = if mode == Mode::Standalone {
+        ""
+    } else {
+        " --noflush"
+    };
+    let list = match target {
+        TargetKind::Nftables => "nft list ruleset\n",
+        // Counters aside.
+        _ => "iptables-save -t filter | sed 's/\\[[0-9]*:[0-9]*\\]//'\nip6tables-save -t filter | sed 's/\\[[0-9]*:[0-9]*\\]//'\n",
+    };
+    for host in &request.hosts {
+        let name = &host.host;
+        let load = |v: &str| {
+            match target {
+            TargetKind::Nftables => format!("nft -f {v}-{name}.nft\n"),
+            _ => format!(
+                "iptables-restore{noflush} < {v}-{name}.rules.v4\nip6tables-restore{noflush} < {v}-{name}.rules.v6\n"
+            ),
+        }
+        };
+        let commands: String = host
+            .commands
+            .iter()
+            .flat_map(|c| &c.shell)
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let changed = in_namespace(dir.path(), &format!("{}{commands}{list}", load("old")));
+        let fresh = in_namespace(dir.path(), &format!("{}{list}", load("new")));
+        let before = in_namespace(dir.path(), &format!("{}{list}", load("old")));
+        assert_ne!(
+            before, fresh,
+            "{target} {mode:?} {name}: the versions differ"
+        );
+        assert_eq!(
+            changed, fresh,
+            "{target} {mode:?} {name}: old + commands = new"
+        );
     }
 }
