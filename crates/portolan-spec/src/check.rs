@@ -25,14 +25,9 @@ pub struct Loaded<T> {
 /// Parses and validates a spec. On success the spec comes with its warnings;
 /// otherwise every error and warning found.
 pub fn load_spec(source: Arc<SourceFile>) -> Result<Loaded<Spec>, Diagnostics> {
-    let raw: RawSpec = match parse_yaml(&source) {
+    let raw: RawSpec = match parse_yaml(&source, "spec") {
         Ok(raw) => raw,
-        Err(diagnostic) => {
-            return Err(Diagnostics {
-                source,
-                items: vec![diagnostic],
-            })
-        }
+        Err(items) => return Err(Diagnostics { source, items }),
     };
     let mut checker = Checker {
         source: &source,
@@ -54,16 +49,57 @@ pub fn load_spec(source: Arc<SourceFile>) -> Result<Loaded<Spec>, Diagnostics> {
     })
 }
 
-/// Deserialises YAML into `T`, turning the first structural problem (syntax,
-/// unknown key, wrong type) into a diagnostic with a location and a hint.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &SourceFile) -> Result<T, Diagnostic> {
+/// Deserialises YAML into `T`. On failure, every structural problem
+/// (unknown key, missing key, wrong type) of the document when the YAML
+/// parses (a second reading, against the type's JSON Schema), else the one
+/// problem found, each as a diagnostic with a location and a hint. `what`
+/// names the document (`spec`, `deployment`) in messages.
+pub fn parse_yaml<T: serde::de::DeserializeOwned + schemars::JsonSchema>(
+    source: &SourceFile,
+    what: &str,
+) -> Result<T, Vec<Diagnostic>> {
     if source.text.trim().is_empty() {
-        return Err(Diagnostic::new(Code::YamlSyntax, "the file is empty")
+        return Err(vec![Diagnostic::new(Code::YamlSyntax, "the file is empty")
             .with_label(Span::new(0, 0), "nothing here")
-            .with_help("a spec starts with `portolan: 1`; see docs/spec-format.md"));
+            .with_help(
+                "a spec starts with `portolan: 1`; see docs/spec-format.md",
+            )]);
     }
-    serde_saphyr::from_str_with_options(&source.text, yaml_options())
-        .map_err(|error| yaml_error_to_diagnostic(&error, source))
+    let error = match serde_saphyr::from_str_with_options(&source.text, yaml_options()) {
+        Ok(value) => return Ok(value),
+        Err(error) => yaml_error_to_diagnostic(&error, source),
+    };
+    if !matches!(
+        error.code,
+        Code::UnknownKey | Code::MissingKey | Code::WrongType
+    ) {
+        return Err(vec![error]);
+    }
+    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    match crate::structure::check(source, &schema, what) {
+        Ok(all) if !all.is_empty() => Err(all),
+        Ok(_) => Err(vec![error]),
+        // serde reads as it parses: the structural error came before a
+        // syntax error further on, often a mis-indented key. Both are
+        // reported, the first with a hint when the key is there.
+        Err(syntax) => {
+            let mut error = error;
+            if let (Code::MissingKey, Some(field)) = (error.code, missing_field(&error.message)) {
+                let at = error.labels.first().map_or(0, |l| l.span.offset);
+                if let Some(hint) = crate::structure::stray_key_hint(source, at, field) {
+                    error.help = Some(hint);
+                }
+            }
+            Err(vec![error, yaml_error_to_diagnostic(&syntax, source)])
+        }
+    }
+}
+
+/// The key named by a "missing required key `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing required key `")?
+        .strip_suffix('`')
 }
 
 /// Largest number of YAML nodes (mappings, sequences, scalars) a file may

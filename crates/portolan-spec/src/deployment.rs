@@ -476,15 +476,18 @@ pub fn load_deployment(
             .with_help("a deployment starts with `deployment: 1`; see docs/deployment-format.md");
         return Err(fail(source, d));
     }
-    let raw: RawDeployment = match parse_yaml(&source) {
+    let raw: RawDeployment = match parse_yaml(&source, "deployment") {
         Ok(raw) => raw,
-        Err(mut d) => {
+        Err(mut items) => {
             // The structural codes are shared with the spec; the pointer to
             // the format reference must name this file's format.
-            d.help = d
-                .help
-                .map(|h| h.replace("docs/spec-format.md", "docs/deployment-format.md"));
-            return Err(fail(source, d));
+            for d in &mut items {
+                d.help = d
+                    .help
+                    .take()
+                    .map(|h| h.replace("docs/spec-format.md", "docs/deployment-format.md"));
+            }
+            return Err(Diagnostics { source, items });
         }
     };
     let mut checker = DeploymentChecker {
@@ -1670,6 +1673,33 @@ components:
         );
         let cache_port = spec.parameter_by_id("cache-port").expect("param");
         assert_eq!(d.parameters[&cache_port], 6379);
+    }
+
+    /// Regression (issue 9, row 13): only the first structural problem of
+    /// a deployment was reported.
+    #[test]
+    fn every_structural_problem_is_reported_at_once() {
+        let text = "deployment: 1
+nme: lab
+components:
+  web: {adresses: [192.0.2.10]}
+  db: {addresses: 192.0.2.20, kubernetes: {namespace: [x]}}
+site:
+  - {to: [192.0.2.53], protocol: UDP, port: 53}
+";
+        assert_eq!(
+            codes(text),
+            [
+                Code::UnknownKey,
+                Code::UnknownKey,
+                Code::WrongType,
+                Code::WrongType,
+                Code::MissingKey,
+            ]
+        );
+        let out = rendered(text);
+        assert!(out.contains("see docs/deployment-format.md"), "{out}");
+        assert!(out.contains("this site flow has no `purpose`"), "{out}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod plan;
 pub mod raw;
 pub mod schema;
 pub mod site;
+mod structure;
 pub mod text;
 
 pub use check::{load_spec, parse_yaml, Loaded, MAX_ID_LEN};

@@ -61,7 +61,7 @@ pub struct RawSystem {
 }
 
 /// What a component is to the system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RawKind {
     /// Part of the product.
@@ -278,7 +278,7 @@ pub enum RawCondition {
 }
 
 /// Transport protocol of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RawProtocol {
     /// TCP.
@@ -339,4 +339,41 @@ pub struct RawFlow {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub guess: Option<Spanned<String>>,
+}
+
+/// Reads one word of `words` in any case (`TCP`, `Udp`: operators paste
+/// from vendor pages); the error lists the words as written in docs.
+fn word<'de, D: Deserializer<'de>, T: Copy>(
+    deserializer: D,
+    words: &'static [&'static str],
+    values: &[T],
+) -> Result<T, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case(text.trim()))
+        .map(|i| values[i])
+        .ok_or_else(|| de::Error::unknown_variant(&text, words))
+}
+
+impl<'de> Deserialize<'de> for RawKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use RawKind::*;
+        word(
+            deserializer,
+            &["system", "dependency", "external"],
+            &[System, Dependency, External],
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for RawProtocol {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use RawProtocol::*;
+        word(
+            deserializer,
+            &["tcp", "udp", "icmp", "any"],
+            &[Tcp, Udp, Icmp, Any],
+        )
+    }
 }

@@ -96,6 +96,21 @@ fn each_fixture_reports_its_codes() {
         ),
         ("duplicate-flow", &[Code::DuplicateFlow]),
         (
+            "many-structural",
+            &[
+                Code::UnknownKey,
+                Code::WrongType,
+                Code::WrongType,
+                Code::UnknownKey,
+                Code::WrongType,
+                Code::WrongType,
+                Code::MissingKey,
+                Code::MissingKey,
+            ],
+        ),
+        ("mis-indented", &[Code::MissingKey, Code::YamlSyntax]),
+        ("mis-indented-top", &[Code::MissingKey, Code::UnknownKey]),
+        (
             "positions",
             &[
                 Code::UnknownReference,
@@ -197,6 +212,73 @@ fn labels_underline_the_item_they_are_about() {
         duplicate.contains("duplicate of the flow at line 9"),
         "{duplicate}"
     );
+}
+
+/// Regression (issue 9, row 13): `validate` stopped at the first
+/// structural error; a user fixed six mistakes in six runs.
+#[test]
+fn every_structural_error_is_reported_in_one_run() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/many-structural.yaml");
+    let (_, codes, _) = diagnostics_text(&path);
+    assert_eq!(codes.len(), 8, "{codes:?}");
+    // `TCP` and `Dependency` (any case) are read, not reported.
+    assert_eq!(
+        underlined("many-structural")
+            .iter()
+            .map(|labels| labels[0].as_str())
+            .collect::<Vec<_>>(),
+        [
+            "vendr",
+            "sytem",
+            "[",
+            "purpse",
+            "tcpp",
+            "{",
+            "{from: web, port: 443, protocol: udp}",
+            "{from: web, to: db, port: 5432}",
+        ]
+    );
+}
+
+/// Regression (issue 9, row 13): protocols and kinds are read in any
+/// case (operators paste `TCP` from vendor pages) and written lower case.
+#[test]
+fn protocol_and_kind_are_read_in_any_case() {
+    let text = "portolan: 1\nsystem: {name: X}\ncomponents: [{id: a}, {id: b, kind: Dependency}]\nflows: [{from: a, to: b, protocol: UDP, port: 53}, {from: a, to: b, protocol: Tcp, port: 443}]\n";
+    let spec = load_spec(SourceFile::new("x.yaml", text))
+        .expect("any case is read")
+        .value;
+    let ids: Vec<&str> = spec.flows.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["a->b/udp/53", "a->b/tcp/443"]);
+    assert_eq!(
+        spec.components[1].kind,
+        portolan_spec::ComponentKind::Dependency
+    );
+}
+
+/// Regression (issue 9, row 14 c/d): a missing key was underlined at the
+/// mapping's last key, and a mis-indented `to:` got no hint.
+#[test]
+fn a_missing_key_points_at_its_mapping_and_a_stray_key() {
+    assert_eq!(
+        underlined("missing-key"),
+        [vec!["{from: web, protocol: tcp, port: 5432}"]]
+    );
+    for (stem, at) in [
+        ("mis-indented", "`to:` at line 10, column 3"),
+        ("mis-indented-top", "`to:` at line 10, column 1"),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/invalid/{stem}.yaml"));
+        let text = std::fs::read_to_string(path).expect("fixture");
+        let diagnostics = load_spec(SourceFile::new(stem, text)).expect_err("invalid");
+        let missing = &diagnostics.items[0];
+        assert_eq!(missing.code, Code::MissingKey, "{stem}");
+        let help = missing.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains(at) && help.contains("indentation"),
+            "{stem}: {help}"
+        );
+    }
 }
 
 /// Whether text holds a character that a terminal would act on.
