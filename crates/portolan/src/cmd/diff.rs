@@ -5,11 +5,15 @@ use anyhow::bail;
 use portolan_diff::render::{render, Format};
 use portolan_diff::{compare_plans, spec_change_request, PlanVersion};
 use portolan_firewall::{Options, TargetKind};
+use std::path::Path;
+
+use portolan_spec::deployment::Deployment;
 use portolan_spec::plan::plan;
+use portolan_spec::{Code, SourceFile, Spec};
 
 use crate::cli::{DiffArgs, DiffFormat, DiffTarget, ModeArg};
 use crate::output::write_output;
-use crate::{EXIT_INVALID, EXIT_OK};
+use crate::{InputError, EXIT_INVALID, EXIT_OK};
 
 /// Whatever `-d` gives: one deployment for both versions, or one each.
 const MAX_DEPLOYMENTS: usize = 2;
@@ -33,8 +37,9 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
         [] => spec_change_request(&old, &new),
         [first, rest @ ..] => {
             let second = rest.first().unwrap_or(first);
-            let old_deployment = super::plan::load_deployment_or_report(first, &old)?;
-            let new_deployment = super::plan::load_deployment_or_report(second, &new)?;
+            let mut printed = Vec::new();
+            let old_deployment = load_deployment(first, &old, &mut printed)?;
+            let new_deployment = load_deployment(second, &new, &mut printed)?;
             let old_plan = plan(&old, &old_deployment);
             let new_plan = plan(&new, &new_deployment);
             let target = match args.target.unwrap_or(DiffTarget::Nftables) {
@@ -73,4 +78,37 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_INVALID
     })
+}
+
+/// Reads and checks a deployment against a spec, printing its diagnostics;
+/// a warning already printed (the same file checked against the other
+/// version) is not printed again.
+fn load_deployment(
+    path: &Path,
+    spec: &Spec,
+    printed: &mut Vec<(Code, String)>,
+) -> anyhow::Result<Deployment> {
+    let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
+    match portolan_spec::deployment::load_deployment(source, spec) {
+        Ok(loaded) => {
+            let mut warnings = loaded.warnings;
+            warnings.items.retain(|d| {
+                let key = (d.code, d.message.clone());
+                let new = !printed.contains(&key);
+                printed.push(key);
+                new
+            });
+            super::print_diagnostics(&warnings);
+            Ok(loaded.value)
+        }
+        Err(diagnostics) => {
+            super::print_diagnostics(&diagnostics);
+            let (errors, _) = diagnostics.counts();
+            Err(InputError(format!(
+                "{}: {errors} error(s); nothing was written",
+                path.display()
+            ))
+            .into())
+        }
+    }
 }

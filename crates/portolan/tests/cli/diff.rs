@@ -57,6 +57,13 @@ fn with_deployments_the_commands_are_written_to_the_output_file() {
     // both, so only the metrics flow would differ, and it is off in it.
     let same = portolan(&["diff", &path(V1), &path(V2), "-d", &path(V1_DEPLOYMENT)]);
     assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
+    // Its warning (no DNS flow) is the same against both versions: once.
+    assert_eq!(
+        stderr(&same).matches("deployment::no-dns-flow").count(),
+        1,
+        "{}",
+        stderr(&same)
+    );
 }
 
 #[test]
