@@ -33,6 +33,7 @@ pub mod schema;
 pub mod site;
 mod structure;
 pub mod text;
+mod yaml;
 
 pub use check::{load_spec, parse_yaml, Loaded, MAX_ID_LEN};
 pub use diag::{
