@@ -47,18 +47,18 @@ ANSIBLE_VERSION=${ANSIBLE_VERSION%%$'\n'*}
 ID=flb$$
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
-MADE_PRIVSEP=
 PIDS=()
 NAMESPACES=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    [ -n "$MADE_PRIVSEP" ] && rmdir /run/sshd 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-[ -d /run/sshd ] || { mkdir /run/sshd; MADE_PRIVSEP=1; }
+# sshd's privilege separation directory: the system's, kept (every sshd
+# running needs it; removing it breaks them all).
+mkdir -p /run/sshd
 
 # The system: component sizes, then the hosts in order.
 SIZES=(lb:$((HOSTS / 10)) web:$((HOSTS * 3 / 10)) app:$((HOSTS * 3 / 10)) db:$((HOSTS / 5)))

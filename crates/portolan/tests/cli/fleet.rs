@@ -103,26 +103,22 @@ impl Drop for User {
     }
 }
 
-/// `/run/sshd` (sshd's privilege separation directory), removed on drop
-/// if this test made it.
-struct PrivsepDir(bool);
-
-impl PrivsepDir {
-    fn ensure() -> Self {
-        let dir = Path::new("/run/sshd");
-        if dir.exists() {
-            return Self(false);
-        }
-        std::fs::create_dir(dir).expect("/run/sshd");
-        Self(true)
-    }
-}
-
-impl Drop for PrivsepDir {
-    fn drop(&mut self) {
-        if self.0 {
-            let _ = std::fs::remove_dir("/run/sshd");
-        }
+/// Makes sure `/run/sshd` (sshd's privilege separation directory) exists.
+///
+/// It is the system's own directory (Debian's ssh service makes it at
+/// boot; `.ci/run` makes it too), not this test's, so it is never removed:
+/// every sshd on the machine needs it while it accepts connections, and
+/// removing it at the end of one run made the children of every other
+/// sshd then running (another test binary, the fleet benchmark) exit at
+/// once, which clients saw as "kex_exchange_identification: Connection
+/// reset by peer" on every host.
+fn ensure_privsep_dir() {
+    let dir = Path::new("/run/sshd");
+    if !dir.is_dir() {
+        // Another run may make it at the same moment: only its absence
+        // afterwards is an error.
+        let _ = std::fs::create_dir(dir);
+        assert!(dir.is_dir(), "could not make /run/sshd");
     }
 }
 
@@ -144,7 +140,6 @@ struct SshLab {
     lab: Lab,
     dir: tempfile::TempDir,
     _user: User,
-    _privsep: PrivsepDir,
 }
 
 impl SshLab {
@@ -171,7 +166,7 @@ impl SshLab {
         } else {
             User::none()
         };
-        let privsep = PrivsepDir::ensure();
+        ensure_privsep_dir();
         let mut topology = Topology::new();
         for host in &hosts {
             topology.add_host(host).expect("host");
@@ -227,7 +222,6 @@ impl SshLab {
             lab,
             dir,
             _user: user,
-            _privsep: privsep,
         };
         // Each sshd accepts connections before the test goes on.
         for host in hosts.iter().filter(|h| !["client", "down"].contains(h)) {
