@@ -47,12 +47,71 @@ impl fmt::Display for Position {
     }
 }
 
+/// Declares [`Code`] from one table, so that the enum, [`Code::ALL`] and
+/// [`Code::as_str`] cannot drift apart (as `portolan_spec::Code`).
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $text:literal;)+) => {
+        /// A stable code of an input error. The string form (`as_str`)
+        /// never changes once released; every code is documented in
+        /// `docs/diagnostics.md` ("Verify").
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Code {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),+];
+
+            /// The stable string form, e.g. `verify::not-a-ruleset`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)+
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// `--nftables`/`--iptables` HOST is not a host of the deployment.
+    UnknownHost = "verify::unknown-host";
+    /// A host ruleset file is not a ruleset of the declared kind (or is empty).
+    NotARuleset = "verify::not-a-ruleset";
+    /// nft JSON of a schema version this verifier cannot read.
+    NftJsonVersion = "verify::nft-json-version";
+    /// The kernel (nft, iptables-restore) refuses the ruleset in the twin.
+    RulesetRefused = "verify::ruleset-refused";
+    /// A `--kubernetes` file is not Kubernetes manifests holding a NetworkPolicy.
+    NotAManifest = "verify::not-a-manifest";
+    /// A NetworkPolicy that Kubernetes would reject.
+    InvalidPolicy = "verify::invalid-policy";
+    /// A NetworkPolicy in a namespace where the deployment places no component.
+    UnknownNamespace = "verify::unknown-namespace";
+    /// An `--aws` file is not the JSON of `aws ec2 describe-security-groups`.
+    NotSecurityGroups = "verify::not-security-groups";
+    /// A security-group permission the API would not return (protocol, ports, CIDR).
+    InvalidSecurityGroup = "verify::invalid-security-group";
+    /// The deployment names a security group the file does not hold.
+    UnknownSecurityGroup = "verify::unknown-security-group";
+    /// Several security groups of the file carry the name the deployment gives.
+    AmbiguousSecurityGroup = "verify::ambiguous-security-group";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why verification could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// An input file is not what it was declared to be, or is invalid.
-    #[error("{at}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    #[error("{at}: error[{code}]: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
     Input {
+        /// Its stable code.
+        code: Code,
         /// Where.
         at: Position,
         /// What is wrong.
@@ -75,8 +134,9 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// An input error without hint.
-    pub fn input(at: Position, message: impl Into<String>) -> Self {
+    pub fn input(code: Code, at: Position, message: impl Into<String>) -> Self {
         Self::Input {
+            code,
             at,
             message: message.into(),
             hint: None,
@@ -84,8 +144,14 @@ impl VerifyError {
     }
 
     /// An input error with a hint.
-    pub fn input_hint(at: Position, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn input_hint(
+        code: Code,
+        at: Position,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Self::Input {
+            code,
             at,
             message: message.into(),
             hint: Some(hint.into()),
@@ -104,4 +170,37 @@ pub fn read_text(path: &Path) -> Result<String, VerifyError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_namespaced_unique_and_documented() {
+        let docs = include_str!("../../../docs/diagnostics.md");
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(code.as_str().starts_with("verify::"), "{code}");
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+            assert!(
+                docs.contains(&format!("`{code}`")),
+                "{code} is not in docs/diagnostics.md"
+            );
+        }
+    }
+
+    #[test]
+    fn an_input_error_says_its_code() {
+        let e = VerifyError::input_hint(
+            Code::UnknownHost,
+            Position::file("h.nft"),
+            "`x` is not a host of the deployment",
+            "hosts are a, b",
+        );
+        assert_eq!(
+            e.to_string(),
+            "h.nft: error[verify::unknown-host]: `x` is not a host of the deployment\n  hint: hosts are a, b"
+        );
+    }
 }

@@ -237,6 +237,42 @@ fn ufw_rulesets_written_by_ufw() {
 }
 
 #[test]
+fn firewalld_ruleset_written_by_firewalld() {
+    if !twin_available("firewalld_ruleset_written_by_firewalld") {
+        return;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let sections = run(
+        &plan,
+        &[ruleset(
+            &plan,
+            InputKind::Nftables,
+            "api",
+            "api-firewalld.nft",
+        )],
+    );
+    let s = &sections[0];
+    assert_cases(
+        s,
+        &[
+            ("web->api/tcp/8080", Verdict::Admitted, "tcp dport 8080 accept",
+             "`--add-port=8080/tcp` in the public zone (eth0) admits it from any address, both families"),
+            ("monitor->api/tcp/9100", Verdict::Blocked, "reject with icmpx admin-prohibited",
+             "the rich rule admits 9100 from 192.0.2.99 only; monitor (192.0.2.10) falls to the zone's final reject"),
+            ("api->db/tcp/5432", Verdict::Admitted, "filter_OUTPUT",
+             "firewalld does not filter output by default: chain filter_OUTPUT's policy accept"),
+        ],
+    );
+    assert!(
+        s.excess
+            .iter()
+            .any(|e| e.any && e.traffic.starts_with("tcp 22")),
+        "the public zone's default ssh service opens 22 to any address: {:#?}",
+        s.excess
+    );
+}
+
+#[test]
 fn docker_style_iptables_with_jump_chains() {
     if !twin_available("docker_style_iptables_with_jump_chains") {
         return;

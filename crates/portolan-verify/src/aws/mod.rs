@@ -29,7 +29,7 @@ use portolan_spec::Protocol;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::{Position, VerifyError};
+use crate::error::{Code, Position, VerifyError};
 use crate::kubernetes::{gaps_text, push_excess};
 use crate::model::{Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict};
 use crate::sets::{NetSet, RangeSet};
@@ -147,6 +147,7 @@ impl Groups {
         let hint = "--aws takes the JSON of `aws ec2 describe-security-groups --output json`";
         if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
             return Err(VerifyError::input_hint(
+                Code::NotSecurityGroups,
                 Position::new(file, e.line() as u64, e.column() as u64),
                 format!("not JSON: {e}"),
                 hint,
@@ -159,6 +160,7 @@ impl Groups {
                 .map(|l| Position::of_yaml(file, &l))
                 .unwrap_or_else(|| Position::file(file));
             VerifyError::input_hint(
+                Code::NotSecurityGroups,
                 at,
                 format!(
                     "not the output of describe-security-groups: {}",
@@ -187,6 +189,7 @@ fn protocol_traffic(p: &Permission, at: &Position) -> Result<Traffic, VerifyErro
             .filter(|n| *n <= proto::MAX)
             .ok_or_else(|| {
                 VerifyError::input_hint(
+                    Code::InvalidSecurityGroup,
                     at.clone(),
                     format!("unknown IpProtocol `{other}`"),
                     "IpProtocol is tcp, udp, icmp, icmpv6, -1 or a protocol number",
@@ -200,6 +203,7 @@ fn protocol_traffic(p: &Permission, at: &Position) -> Result<Traffic, VerifyErro
                 let t = t.filter(|t| *t != -1).unwrap_or(f);
                 if !(0..=65535).contains(&f) || !(f..=65535).contains(&t) {
                     return Err(VerifyError::input(
+                        Code::InvalidSecurityGroup,
                         at.clone(),
                         format!("FromPort {f} ToPort {t} is not a port range"),
                     ));
@@ -217,9 +221,13 @@ fn protocol_traffic(p: &Permission, at: &Position) -> Result<Traffic, VerifyErro
 }
 
 fn parse_net(text: &str, at: &Position) -> Result<IpNet, VerifyError> {
-    text.parse::<IpNet>()
-        .map(|n| n.trunc())
-        .map_err(|_| VerifyError::input(at.clone(), format!("`{text}` is not a CIDR block")))
+    text.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+        VerifyError::input(
+            Code::InvalidSecurityGroup,
+            at.clone(),
+            format!("`{text}` is not a CIDR block"),
+        )
+    })
 }
 
 struct Evaluator<'a> {
@@ -268,7 +276,7 @@ impl<'a> Evaluator<'a> {
                     group_of.insert(c.id.clone(), *i);
                 }
                 [] => {
-                    return Err(VerifyError::input_hint(
+                    return Err(VerifyError::input_hint(Code::UnknownSecurityGroup,
                         Position::file(&groups.file),
                         format!("the deployment gives {} the security group `{name}`, which this file does not hold", c.id),
                         format!(
@@ -278,7 +286,7 @@ impl<'a> Evaluator<'a> {
                     ))
                 }
                 _ => {
-                    return Err(VerifyError::input_hint(
+                    return Err(VerifyError::input_hint(Code::AmbiguousSecurityGroup,
                         Position::file(&groups.file),
                         format!("{} security groups are named `{name}` (the group of {})", found.len(), c.id),
                         "describe the groups of one VPC: --filters Name=vpc-id,Values=vpc-…",

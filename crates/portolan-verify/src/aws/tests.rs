@@ -198,7 +198,10 @@ fn bad_files_are_errors_with_position() {
     let e = Groups::read("g.json", "{\"SecurityGroups\": [}")
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("g.json:1:21: not JSON"), "{e}");
+    assert!(
+        e.starts_with("g.json:1:21: error[verify::not-security-groups]: not JSON"),
+        "{e}"
+    );
     let e = Groups::read("g.json", "{\"Reservations\": []}")
         .unwrap_err()
         .to_string();

@@ -26,7 +26,7 @@ use portolan_spec::Protocol;
 pub use plan::SAMPLED_PORTS;
 pub use ruleset::{HostRuleset, RulesetFormat};
 
-use crate::error::VerifyError;
+use crate::error::{Code, VerifyError};
 use crate::model::{Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict};
 use plan::{plan_probes, untested, Purpose, Side};
 use probe::{Outcome, Probe, Transport};
@@ -47,6 +47,7 @@ pub fn verify(plan: &Plan, rulesets: &[HostRuleset]) -> Result<Vec<Section>, Ver
             let mine: Vec<&HostRuleset> = rulesets.iter().filter(|r| r.host == name).collect();
             let host = plan.host(name).ok_or_else(|| {
                 VerifyError::input(
+                    Code::UnknownHost,
                     crate::Position::file(&mine[0].file),
                     format!("`{name}` is not a host of the deployment"),
                 )

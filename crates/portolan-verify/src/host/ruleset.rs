@@ -3,7 +3,7 @@
 
 use portolan_spec::plan::Plan;
 
-use crate::error::{Position, VerifyError};
+use crate::error::{Code, Position, VerifyError};
 use crate::model::InputKind;
 
 /// How a ruleset is written, hence how it is loaded.
@@ -75,6 +75,7 @@ impl HostRuleset {
         if plan.host(host).is_none() {
             let hosts: Vec<String> = plan.hosts.iter().map(|h| format!("`{}`", h.name)).collect();
             return Err(VerifyError::input_hint(
+                Code::UnknownHost,
                 Position::file(file),
                 format!("`{host}` is not a host of the deployment"),
                 if hosts.is_empty() {
@@ -92,6 +93,7 @@ impl HostRuleset {
                     RulesetFormat::NftJson
                 } else if looks_like_iptables_save(&text) {
                     return Err(VerifyError::input_hint(
+                        Code::NotARuleset,
                         Position::new(file, first.map_or(1, |f| f.0 as u64), 1),
                         "this is iptables-save output, not an nftables ruleset",
                         format!("give it as --iptables {host}={file}"),
@@ -100,14 +102,14 @@ impl HostRuleset {
                     match first {
                         Some((_, l)) if NFT_STARTS.iter().any(|w| l.starts_with(w)) => {}
                         Some((line, l)) => {
-                            return Err(VerifyError::input_hint(
+                            return Err(VerifyError::input_hint(Code::NotARuleset,
                                 Position::new(file, line as u64, 1),
                                 format!("not an nftables ruleset: `{}`", l.chars().take(40).collect::<String>()),
                                 "--nftables takes the output of `nft list ruleset` or `nft -j list ruleset`",
                             ))
                         }
                         None => {
-                            return Err(VerifyError::input(Position::file(file), "the ruleset is empty"))
+                            return Err(VerifyError::input(Code::NotARuleset, Position::file(file), "the ruleset is empty"))
                         }
                     }
                     RulesetFormat::NftText
@@ -117,6 +119,7 @@ impl HostRuleset {
                 if !looks_like_iptables_save(&text) {
                     let line = first.map_or(1, |f| f.0 as u64);
                     return Err(VerifyError::input_hint(
+                        Code::NotARuleset,
                         Position::new(file, line, 1),
                         "not iptables-save output (no `*table` … `COMMIT`)",
                         "--iptables takes the output of `iptables-save` or `ip6tables-save`",
@@ -157,6 +160,7 @@ fn is_ipv6(text: &str) -> bool {
 fn check_nft_json(file: &str, text: &str) -> Result<(), VerifyError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         VerifyError::input_hint(
+            Code::NotARuleset,
             Position::new(file, e.line() as u64, e.column() as u64),
             format!("not JSON: {e}"),
             "--nftables takes `nft -j list ruleset` output",
@@ -164,6 +168,7 @@ fn check_nft_json(file: &str, text: &str) -> Result<(), VerifyError> {
     })?;
     let Some(items) = value.get("nftables").and_then(|v| v.as_array()) else {
         return Err(VerifyError::input_hint(
+            Code::NotARuleset,
             Position::new(file, 1, 1),
             "JSON without an `nftables` array is not an nft ruleset",
             "--nftables takes `nft -j list ruleset` output",
@@ -179,7 +184,7 @@ fn check_nft_json(file: &str, text: &str) -> Result<(), VerifyError> {
         other => {
             let offset = text.find("json_schema_version").unwrap_or(0);
             let (line, column) = line_col(text, offset);
-            Err(VerifyError::input_hint(
+            Err(VerifyError::input_hint(Code::NftJsonVersion,
                 Position::new(file, line, column),
                 match other {
                     Some(v) => format!("nft JSON schema version {v}: this verifier reads version {NFT_JSON_SCHEMA_VERSION}"),
@@ -312,7 +317,9 @@ mod tests {
         let text = "{\"nftables\": [\n  {\"metainfo\": {\"version\": \"9.9\", \"json_schema_version\": 7}}\n]}\n";
         let e = check_nft_json("r.json", text).unwrap_err().to_string();
         assert!(
-            e.starts_with("r.json:2:36: nft JSON schema version 7"),
+            e.starts_with(
+                "r.json:2:36: error[verify::nft-json-version]: nft JSON schema version 7"
+            ),
             "{e}"
         );
     }

@@ -15,7 +15,7 @@ use portolan_lab::trace::Tracer;
 use portolan_lab::{Lab, Topology, HOST_INTERFACE};
 
 use super::ruleset::{concrete_interface, interfaces, HostRuleset, RulesetFormat};
-use crate::error::{Position, VerifyError};
+use crate::error::{Code, Position, VerifyError};
 
 /// The namespace standing for the host.
 pub(crate) const TWIN: &str = "twin";
@@ -283,6 +283,7 @@ fn load(lab: &Lab, ruleset: &HostRuleset) -> Result<(), VerifyError> {
     let stderr = String::from_utf8_lossy(&out.stderr).replace("/dev/stdin", &ruleset.file);
     let stderr = stderr.trim();
     Err(VerifyError::input_hint(
+        Code::RulesetRefused,
         error_position(&ruleset.file, stderr),
         format!(
             "{program} refuses the ruleset: {}",

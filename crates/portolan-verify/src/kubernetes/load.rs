@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
-use crate::error::{Position, VerifyError};
+use crate::error::{Code, Position, VerifyError};
 
 /// A NetworkPolicy and where it is written.
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ impl Manifests {
                     .location()
                     .map(|l| Position::of_yaml(file, &l))
                     .unwrap_or_else(|| Position::file(file));
-                VerifyError::input_hint(
+                VerifyError::input_hint(Code::NotAManifest,
                 at,
                 format!("not a Kubernetes manifest (YAML): {}", first_line(&e.to_string())),
                 "--kubernetes takes NetworkPolicy manifests: YAML documents, or a `List` of them",
@@ -93,7 +93,7 @@ impl Manifests {
         let before = self.policies.len();
         for document in documents {
             let Some(kind) = document.kind else {
-                return Err(VerifyError::input_hint(
+                return Err(VerifyError::input_hint(Code::NotAManifest,
                     Position::file(file),
                     "a YAML document without `kind:` is not a Kubernetes manifest",
                     "--kubernetes takes NetworkPolicy manifests (kubectl get networkpolicy -A -o yaml)",
@@ -104,7 +104,11 @@ impl Manifests {
                 for item in document.items.unwrap_or_default() {
                     let at = Position::of_yaml(file, &item.referenced);
                     let Value::Object(map) = item.value else {
-                        return Err(VerifyError::input(at, "a List item is not a mapping"));
+                        return Err(VerifyError::input(
+                            Code::NotAManifest,
+                            at,
+                            "a List item is not a mapping",
+                        ));
                     };
                     let kind = map
                         .get("kind")
@@ -127,6 +131,7 @@ impl Manifests {
         }
         if self.policies.len() == before && !text.trim().is_empty() && self.only_skipped(file) {
             return Err(VerifyError::input_hint(
+                Code::NotAManifest,
                 Position::file(file),
                 "holds no NetworkPolicy",
                 "--kubernetes takes NetworkPolicy manifests (kubectl get networkpolicy -A -o yaml)",
@@ -150,13 +155,21 @@ impl Manifests {
             "NetworkPolicy" => {
                 let policy: NetworkPolicy =
                     serde_json::from_value(Value::Object(map)).map_err(|e| {
-                        VerifyError::input(at.clone(), format!("invalid NetworkPolicy: {e}"))
+                        VerifyError::input(
+                            Code::InvalidPolicy,
+                            at.clone(),
+                            format!("invalid NetworkPolicy: {e}"),
+                        )
                     })?;
                 self.policies.push(LoadedPolicy { policy, at });
             }
             "Namespace" => {
                 let name = str_at(&map, &["metadata", "name"]).ok_or_else(|| {
-                    VerifyError::input(at.clone(), "a Namespace without metadata.name")
+                    VerifyError::input(
+                        Code::NotAManifest,
+                        at.clone(),
+                        "a Namespace without metadata.name",
+                    )
                 })?;
                 let labels = labels_at(&map, &["metadata", "labels"]);
                 self.namespaces.insert(name.to_owned(), labels);
@@ -300,6 +313,9 @@ metadata: {name: shop, labels: {team: red}}
             )
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("p.yaml:3:7: invalid NetworkPolicy"), "{e}");
+        assert!(
+            e.starts_with("p.yaml:3:7: error[verify::invalid-policy]: invalid NetworkPolicy"),
+            "{e}"
+        );
     }
 }

@@ -49,7 +49,7 @@ use portolan_spec::plan::{Endpoint, Plan, PlannedFlow};
 
 pub use load::{LoadedPolicy, Manifests, NamedPort, Workload};
 
-use crate::error::{Position, VerifyError};
+use crate::error::{Code, Position, VerifyError};
 use crate::model::{Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict};
 use crate::sets::{NetSet, RangeSet};
 use crate::space::{
@@ -147,6 +147,7 @@ fn check_selector(selector: &LabelSelector, at: &Position) -> Result<(), VerifyE
     for e in selector.match_expressions.iter().flatten() {
         if !["In", "NotIn", "Exists", "DoesNotExist"].contains(&e.operator.as_str()) {
             return Err(VerifyError::input_hint(
+                Code::InvalidPolicy,
                 at.clone(),
                 format!("unknown label selector operator `{}`", e.operator),
                 "operators are In, NotIn, Exists and DoesNotExist",
@@ -196,6 +197,7 @@ fn policy_types(spec: &NetworkPolicySpec, at: &Position) -> Result<Vec<Direction
                 "Ingress" => Ok(Direction::Ingress),
                 "Egress" => Ok(Direction::Egress),
                 other => Err(VerifyError::input_hint(
+                    Code::InvalidPolicy,
                     at.clone(),
                     format!("unknown policyType `{other}`"),
                     "policyTypes holds Ingress and/or Egress",
@@ -218,6 +220,7 @@ fn protocol_number(name: Option<&str>, at: &Position) -> Result<u128, VerifyErro
         "UDP" => Ok(proto::UDP),
         "SCTP" => Ok(proto::SCTP),
         other => Err(VerifyError::input_hint(
+            Code::InvalidPolicy,
             at.clone(),
             format!("unknown protocol `{other}` in a NetworkPolicy port"),
             "protocols are TCP, UDP and SCTP",
@@ -229,6 +232,7 @@ fn block_nets(block: &IPBlock, at: &Position) -> Result<NetSet, VerifyError> {
     let parse = |text: &str| {
         text.parse::<IpNet>().map_err(|_| {
             VerifyError::input_hint(
+                Code::InvalidPolicy,
                 at.clone(),
                 format!("ipBlock `{text}` is not a CIDR"),
                 "write a block such as 10.0.0.0/8 or 2001:db8::/32",
@@ -241,6 +245,7 @@ fn block_nets(block: &IPBlock, at: &Position) -> Result<NetSet, VerifyError> {
         let e = parse(except)?;
         if !nets.contains_all(&NetSet::of(&[e])) {
             return Err(VerifyError::input(
+                Code::InvalidPolicy,
                 at.clone(),
                 format!(
                     "ipBlock except `{except}` is outside its cidr `{}`",
@@ -314,7 +319,7 @@ impl<'a> Evaluator<'a> {
         for loaded in &manifests.policies {
             let ns = namespace_of(&loaded.policy);
             if !known.is_empty() && !known.contains(ns) {
-                return Err(VerifyError::input_hint(
+                return Err(VerifyError::input_hint(Code::UnknownNamespace,
                     loaded.at.clone(),
                     format!(
                         "NetworkPolicy {} is in namespace `{ns}`, where the deployment places no component",
@@ -424,7 +429,7 @@ impl<'a> Evaluator<'a> {
         for item in items {
             if let Some(block) = &item.ip_block {
                 if item.pod_selector.is_some() || item.namespace_selector.is_some() {
-                    return Err(VerifyError::input_hint(
+                    return Err(VerifyError::input_hint(Code::InvalidPolicy,
                         at.clone(),
                         format!("a peer of {} has an ipBlock and a selector", policy_name(policy)),
                         "a peer item is an ipBlock, or a podSelector and/or namespaceSelector, never both",
@@ -435,6 +440,7 @@ impl<'a> Evaluator<'a> {
             }
             if item.pod_selector.is_none() && item.namespace_selector.is_none() {
                 return Err(VerifyError::input(
+                    Code::InvalidPolicy,
                     at.clone(),
                     format!(
                         "a peer of {} selects nothing (empty peer item)",
@@ -516,6 +522,7 @@ impl<'a> Evaluator<'a> {
                     let end = item.end_port.unwrap_or(*p);
                     if !(1..=65535).contains(p) || end < *p || end > 65535 {
                         return Err(VerifyError::input(
+                            Code::InvalidPolicy,
                             at.clone(),
                             format!(
                                 "port {p}{} is not a port range of 1..65535",
@@ -533,7 +540,7 @@ impl<'a> Evaluator<'a> {
                 }
                 Some(IntOrString::String(name)) => {
                     if item.end_port.is_some() {
-                        return Err(VerifyError::input(
+                        return Err(VerifyError::input(Code::InvalidPolicy,
                             at.clone(),
                             format!("endPort with the named port `{name}`: endPort needs a numeric port"),
                         ));

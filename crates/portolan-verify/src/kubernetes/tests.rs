@@ -239,7 +239,7 @@ fn a_policy_in_a_namespace_without_components_is_an_error_with_its_position() {
     .unwrap();
     let e = verify(&shop(), &m, "p.yaml").unwrap_err().to_string();
     assert!(
-        e.starts_with("p.yaml:2:7: NetworkPolicy billing/x is in namespace `billing`"),
+        e.starts_with("p.yaml:2:7: error[verify::unknown-namespace]: NetworkPolicy billing/x is in namespace `billing`"),
         "{e}"
     );
     assert!(e.contains("`data`, `shop`"), "{e}");

@@ -139,7 +139,8 @@ fn bad_input_exits_1_with_position_and_writes_nothing() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("p.yaml:2:7: NetworkPolicy billing/x"),
+        stderr(&output)
+            .contains("p.yaml:2:7: error[verify::unknown-namespace]: NetworkPolicy billing/x"),
         "{}",
         stderr(&output)
     );
