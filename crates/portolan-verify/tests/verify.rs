@@ -520,6 +520,7 @@ components:
 flows:
   - {from: mon, to: node, protocol: icmp}
   - {from: node, to: node, protocol: tcp, port: 7000}
+  - {from: node, to: node, protocol: udp, source_port: 7003, port: 7003}
   - {from: node, to: node, protocol: udp, port: 7001, multicast: 239.1.1.1}
   - {from: mon, to: node, protocol: udp, port: 7002, multicast: 239.1.1.2}
   - {from: node, to: outside, protocol: any}
@@ -544,12 +545,14 @@ const NODE_NFT: &str = r#"table inet filter {
     ct state established,related accept
     ip saddr 192.0.2.10 icmp type echo-request accept comment "ping from mon"
     ip saddr @members tcp dport 7000 accept comment "cluster in"
+    ip saddr @members udp sport 7003 udp dport 7003 accept comment "gossip in"
     ip daddr 239.1.1.1 udp dport 7001 accept comment "discovery in"
   }
   chain output {
     type filter hook output priority filter; policy drop;
     ct state established,related accept
     ip daddr @members tcp dport 7000 accept comment "cluster out"
+    ip daddr @members udp sport 7003 udp dport 7003 accept comment "gossip out"
     ip daddr 239.1.1.1 udp dport 7001 accept comment "discovery out"
     ip daddr != 192.0.2.0/24 accept comment "beyond the site"
   }
@@ -572,6 +575,8 @@ const CLUSTER_CASES: &[Case] = &[
      "a real echo request from mon's address is accepted by the echo rule; the kernel answers"),
     ("node->node/tcp/7000", Verdict::Admitted, "cluster",
      "node is two machines: a connect from the other member (192.0.2.32) in, and to it out, both by the @members rules"),
+    ("node->node/udp/7003:7003", Verdict::Admitted, "gossip",
+     "regression: a fixed source port equal to the port, between two members: each side is probed with its own listeners (the sender once bound where the other side's listener was: `Address already in use`)"),
     ("node->node@239.1.1.1/udp/7001", Verdict::Admitted, "discovery",
      "the datagram to 239.1.1.1 leaves by `discovery out` and one from the other member arrives by `discovery in`"),
     ("mon->node@239.1.1.2/udp/7002", Verdict::Blocked, "policy drop",

@@ -318,27 +318,22 @@ fn run_probes(
         of_side(Side::Local),
     );
     let mut outcomes = std::collections::BTreeMap::new();
-    {
-        let at_twin: Vec<&Probe> = inbound.iter().chain(&local).collect();
-        let _twin_listens = probe::listen(&twin.lab, TWIN, &at_twin, token)?;
-        let _peers_listen = probe::listen(
-            &twin.lab,
-            PEERS,
-            &outbound.iter().collect::<Vec<_>>(),
-            token,
-        )?;
-        for (side, from, probes) in [
-            (Side::Inbound, PEERS, inbound),
-            (Side::Outbound, TWIN, outbound),
-            (Side::Local, TWIN, local),
-        ] {
-            let done = if probes.is_empty() {
-                Vec::new()
-            } else {
-                probe::send(&twin.lab, from, probes, token, &twin.tracer)?
-            };
-            outcomes.insert(side, done.into_iter());
-        }
+    // One side at a time, each with its own listeners: a flow with a fixed
+    // source port equal to its port (a group's udp 8112 -> 8112) binds the
+    // sender where the other side's listener would be.
+    for (side, from, to, probes) in [
+        (Side::Inbound, PEERS, TWIN, inbound),
+        (Side::Outbound, TWIN, PEERS, outbound),
+        (Side::Local, TWIN, TWIN, local),
+    ] {
+        let done = if probes.is_empty() {
+            Vec::new()
+        } else {
+            let _listening =
+                probe::listen(&twin.lab, to, &probes.iter().collect::<Vec<_>>(), token)?;
+            probe::send(&twin.lab, from, probes, token, &twin.tracer)?
+        };
+        outcomes.insert(side, done.into_iter());
     }
     let mut results: Vec<ProbeResult> = planned
         .probes
