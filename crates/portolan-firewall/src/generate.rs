@@ -319,3 +319,14 @@ pub(crate) fn site_flow_lines(plan: &Plan, component: &str, prefix: &str) -> Str
     }
     out
 }
+
+impl GenerateError {
+    /// A deployment the target cannot serve is the user's to change; a
+    /// serialiser failure is a bug.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        match self {
+            GenerateError::CannotServe { .. } => portolan_spec::ErrorKind::Input,
+            GenerateError::Internal { .. } => portolan_spec::ErrorKind::Internal,
+        }
+    }
+}

@@ -40,8 +40,8 @@ use portolan_spec::deployment::{load_deployment, Deployment};
 use portolan_spec::diag::did_you_mean;
 use portolan_spec::plan::{plan, Endpoint, Plan, PlannedFlow};
 use portolan_spec::{
-    render_diagnostics, ComponentKind, Destination, ExternalAddress, PortRange, Protocol,
-    RenderStyle, SourceFile, Spec,
+    render_diagnostics, ComponentKind, Destination, ErrorKind, ExternalAddress, PortRange,
+    Protocol, RenderStyle, SourceFile, Spec,
 };
 use serde::Serialize;
 
@@ -237,7 +237,7 @@ pub enum DesignError {
         suggestion: Option<String>,
     },
     /// Replicas out of range.
-    #[error("--replicas must be between 1 and {max}, not {given}")]
+    #[error("the number of replicas must be between 1 and {max}, not {given}")]
     Replicas {
         /// The value given.
         given: usize,
@@ -254,6 +254,22 @@ pub enum DesignError {
     /// The generated lab deployment was rejected (a bug).
     #[error("internal error: the lab deployment does not check against the spec:\n{0}")]
     Deployment(String),
+}
+
+impl DesignError {
+    /// An unknown feature, a replica count out of range or a deployment the
+    /// lab cannot build is the user's choice; a lab too large for its
+    /// address range is this lab's limit; a lab deployment that does not
+    /// check is a bug.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DesignError::UnknownFeature { .. }
+            | DesignError::Replicas { .. }
+            | DesignError::Placement(_) => ErrorKind::Input,
+            DesignError::TooManyHosts(_) => ErrorKind::Environment,
+            DesignError::Deployment(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// A negative probe not yet made into a check.

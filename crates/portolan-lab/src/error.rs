@@ -161,6 +161,19 @@ pub enum LabError {
     Teardown(Vec<LabError>),
 }
 
+impl LabError {
+    /// A name given that the lab cannot use is the user's; a panicked or
+    /// destroyed lab thread is a bug; everything else is this machine.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        use portolan_spec::ErrorKind;
+        match self {
+            LabError::InvalidName { .. } => ErrorKind::Input,
+            LabError::ThreadPanicked { .. } => ErrorKind::Internal,
+            _ => ErrorKind::Environment,
+        }
+    }
+}
+
 fn join_errors(errors: &[LabError]) -> String {
     errors
         .iter()

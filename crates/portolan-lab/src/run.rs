@@ -12,7 +12,7 @@ use portolan_firewall::{Options as GenerateOptions, Policy, Target as _};
 use portolan_probe::{
     OutcomeClass, ProbeOptions, ProbeResult, ProbeSpec, Protocol as ProbeProtocol, Target, UdpMode,
 };
-use portolan_spec::Spec;
+use portolan_spec::{ErrorKind, Spec};
 use tokio::sync::oneshot;
 
 use crate::agent::{Agent, AgentConfig, Bound, Command, Receipts};
@@ -50,17 +50,17 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Whether the error is about the user's input (as opposed to the
-    /// machine the lab runs on).
-    pub fn is_input(&self) -> bool {
-        matches!(
-            self,
-            RunError::Design(
-                DesignError::UnknownFeature { .. }
-                    | DesignError::Replicas { .. }
-                    | DesignError::Placement(_)
-            ) | RunError::Rules(_)
-        )
+    /// Whose the fault is. Inside a run, the lab names its own hosts and
+    /// namespaces, so every [`LabError`] is this machine's (or a bug), even
+    /// one that [`LabError::kind`] would call input; rulesets given that do
+    /// not fit or do not load are the user's.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RunError::Design(e) => e.kind(),
+            RunError::Rules(_) => ErrorKind::Input,
+            RunError::Lab(_) => ErrorKind::Environment,
+            RunError::Generate(_) => ErrorKind::Internal,
+        }
     }
 }
 

@@ -81,6 +81,19 @@ pub enum PreflightError {
     Json(#[from] serde_json::Error),
 }
 
+impl PreflightError {
+    /// Names, addresses, CA files and proxies are the user's; a probe
+    /// outside the plan or a serialiser failure is a bug.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        match self {
+            PreflightError::TargetOutsidePlan { .. } | PreflightError::Json(_) => {
+                portolan_spec::ErrorKind::Internal
+            }
+            _ => portolan_spec::ErrorKind::Input,
+        }
+    }
+}
+
 fn suggestion_text(suggestion: &Option<String>, known: &[String]) -> String {
     match suggestion {
         Some(s) => format!("; did you mean `{s}`?"),
@@ -156,4 +169,11 @@ pub enum ResultsError {
     /// No results file was given.
     #[error("no results file given")]
     NoInput,
+}
+
+impl ResultsError {
+    /// A results file that cannot be used is the user's input.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        portolan_spec::ErrorKind::Input
+    }
 }

@@ -129,6 +129,13 @@ pub enum RenderError {
     Json(#[from] serde_json::Error),
 }
 
+impl RenderError {
+    /// Rendering a checked spec cannot fail but for a bug.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        portolan_spec::ErrorKind::Internal
+    }
+}
+
 /// Renders a checked spec in one format. The text ends with a newline.
 pub fn render(spec: &Spec, format: Format) -> Result<String, RenderError> {
     Ok(match format {

@@ -98,6 +98,13 @@ pub enum ReadError {
     },
 }
 
+impl ReadError {
+    /// An input file that cannot be read is the user's to fix.
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Input
+    }
+}
+
 /// A byte range of a [`SourceFile`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct Span {

@@ -26,6 +26,7 @@ pub mod deployment;
 pub mod diag;
 mod excerpt;
 pub mod given;
+pub mod kind;
 pub mod model;
 pub mod plan;
 pub mod raw;
@@ -40,4 +41,5 @@ pub use diag::{
     render_diagnostics, Code, Diagnostic, Diagnostics, ReadError, RenderStyle, Severity,
     SourceFile, Span,
 };
+pub use kind::ErrorKind;
 pub use model::*;

@@ -133,6 +133,14 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// Input files are the user's; the kernel twin needs this machine.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        match self {
+            VerifyError::Input { .. } | VerifyError::Read { .. } => portolan_spec::ErrorKind::Input,
+            VerifyError::Environment(_) => portolan_spec::ErrorKind::Environment,
+        }
+    }
+
     /// An input error without hint.
     pub fn input(code: Code, at: Position, message: impl Into<String>) -> Self {
         Self::Input {

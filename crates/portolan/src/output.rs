@@ -16,13 +16,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
-use crate::InputError;
+use crate::status::CmdError;
 
 /// Writes `text` to `path` (see the module documentation for what each kind
 /// of path gets), or to standard output when `path` is `None` or `-`.
-pub fn write_output(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
+pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), CmdError> {
     match path {
         None => write_stdout(text),
         Some(p) => write_file(p, text.as_bytes()),
@@ -30,11 +30,11 @@ pub fn write_output(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
 }
 
 /// Writes to standard output, treating a closed pipe (`| head`) as success.
-pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub fn write_stdout(text: &str) -> Result<(), CmdError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to standard output"),
+        other => Ok(other.context("cannot write to standard output")?),
     }
 }
 
@@ -49,14 +49,14 @@ enum Target {
 }
 
 /// What is at `path`, and so how it is written; refusals are exit 1.
-fn target(path: &Path) -> anyhow::Result<Target> {
+fn target(path: &Path) -> Result<Target, CmdError> {
     let shown = path.display();
     let link = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Target::Replace(path.to_path_buf()))
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot write {shown}")),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")).into()),
     };
     let is_link = link.file_type().is_symlink();
     // Follows every link, `/proc/self/fd/N` included.
@@ -64,13 +64,12 @@ fn target(path: &Path) -> anyhow::Result<Target> {
         match std::fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(InputError(format!(
+                return Err(CmdError::input(format!(
                     "{shown} is a symlink to a file that does not exist; \
                      nothing was written (give the target's path to create it)"
-                ))
-                .into())
+                )))
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot write {shown}")),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")).into()),
         }
     } else {
         link
@@ -99,17 +98,16 @@ fn target(path: &Path) -> anyhow::Result<Target> {
         "not a regular file"
     };
     let via = if is_link { " (through a symlink)" } else { "" };
-    Err(InputError(format!(
+    Err(CmdError::input(format!(
         "{shown} is {what}{via}: an output must be a file, a character device, a FIFO or `-`; nothing was written"
-    ))
-    .into())
+    )))
 }
 
 /// Writes `bytes` to `path` by the rules of the module documentation:
 /// standard output for `-`, straight through to a character device or FIFO,
 /// atomically to a new path or a regular file (through a symlink, its target),
 /// and refusing anything else.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CmdError> {
     if path.as_os_str() == "-" {
         return write_stdout(&String::from_utf8_lossy(bytes));
     }
@@ -123,7 +121,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             match written {
                 // The reader went away, as with `| head`.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other.with_context(|| format!("cannot write {}", path.display())),
+                other => Ok(other.with_context(|| format!("cannot write {}", path.display()))?),
             }
         }
     }
@@ -132,7 +130,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Writes a file through a temporary sibling and a rename, so that readers
 /// never see a partial file and a failure leaves nothing behind. `shown` is
 /// the path the user gave, named in errors.
-fn write_file_atomic(path: &Path, shown: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_file_atomic(path: &Path, shown: &Path, bytes: &[u8]) -> Result<(), CmdError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -195,29 +193,29 @@ fn plain_io(error: std::io::Error, dir: &Path) -> anyhow::Error {
 /// fails, the files already moved are taken back and the ones they replaced
 /// restored. A file of the same name that is not a regular file (a symlink,
 /// a FIFO, a directory) is refused before anything is written.
-pub fn write_dir_atomic(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+pub fn write_dir_atomic(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), CmdError> {
     for (name, _) in files {
         if name.components().count() != 1 {
-            bail!(
+            return Err(anyhow::anyhow!(
                 "internal error: generated file name {} is not a plain name",
                 name.display()
-            );
+            )
+            .into());
         }
     }
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => write_into_existing(dir, files),
-        Ok(_) => Err(InputError(format!(
+        Ok(_) => Err(CmdError::input(format!(
             "{} exists and is not a directory; nothing was written",
             dir.display()
-        ))
-        .into()),
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_new_dir(dir, files),
-        Err(e) => Err(e).with_context(|| format!("cannot write {}", dir.display())),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot write {}", dir.display())).into()),
     }
 }
 
 /// Writes `files` into `staging`; errors name them as files of `shown`.
-fn stage(staging: &Path, shown: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+fn stage(staging: &Path, shown: &Path, files: &[(PathBuf, String)]) -> Result<(), CmdError> {
     for (name, text) in files {
         let written = std::fs::File::create(staging.join(name)).and_then(|mut file| {
             file.write_all(text.as_bytes())
@@ -228,7 +226,7 @@ fn stage(staging: &Path, shown: &Path, files: &[(PathBuf, String)]) -> anyhow::R
     Ok(())
 }
 
-fn write_new_dir(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+fn write_new_dir(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), CmdError> {
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -247,20 +245,19 @@ fn write_new_dir(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> 
     let staged = staging.keep();
     std::fs::rename(&staged, dir).or_else(|e| {
         let _ = std::fs::remove_dir_all(&staged);
-        Err(e).with_context(cannot)
+        Err(anyhow::Error::new(e).context(cannot()).into())
     })
 }
 
-fn write_into_existing(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+fn write_into_existing(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), CmdError> {
     for (name, _) in files {
         let target = dir.join(name);
         match std::fs::symlink_metadata(&target) {
             Ok(meta) if !meta.file_type().is_file() => {
-                return Err(InputError(format!(
+                return Err(CmdError::input(format!(
                     "{} exists and is not a regular file (a symlink, directory, FIFO or device is never replaced); nothing was written",
                     target.display()
-                ))
-                .into());
+                )));
             }
             _ => {}
         }
@@ -301,7 +298,7 @@ fn write_into_existing(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Resul
                         let _ = std::fs::rename(saved, &target);
                     }
                 }
-                return Err(e).with_context(|| format!("cannot write {}", target.display()));
+                return Err(anyhow::Error::new(e).context(format!("cannot write {}", target.display())).into());
             }
         }
     }

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table};
 use portolan_preflight::{
     default_token, derive_checks, hostname, junit_xml, rfc3339, roots_with_pem, run_checks,
-    sha256_hex, Allowlist, CheckOptions, DeploymentIdentity, HostResults, PreflightError, Settings,
-    SpecIdentity, Summary, UdpAgainst, DEFAULT_TLS_PORTS, RESULTS_FORMAT,
+    sha256_hex, Allowlist, CheckOptions, DeploymentIdentity, HostResults, Settings, SpecIdentity,
+    Summary, UdpAgainst, DEFAULT_TLS_PORTS, RESULTS_FORMAT,
 };
 use portolan_probe::{ProbeOptions, Proxy};
 use portolan_spec::deployment::Deployment;
@@ -17,7 +17,7 @@ use portolan_spec::Spec;
 
 use crate::cli::{CheckArgs, CheckFormat, UdpAgainstArg};
 use crate::output::{write_output, write_stdout};
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 /// A spec, a deployment and their plan, with the hashes results carry.
 pub struct Loaded {
@@ -30,7 +30,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// Reads and checks both files (diagnostics printed) and plans.
-    pub fn read(spec: &Path, deployment: &Path) -> anyhow::Result<Self> {
+    pub fn read(spec: &Path, deployment: &Path) -> Result<Self, CmdError> {
         let spec = super::load_spec_for_deployment(spec)?;
         let deployment = super::plan::load_deployment_or_report(deployment, &spec)?;
         let plan = portolan_spec::plan::plan(&spec, &deployment);
@@ -44,14 +44,6 @@ impl Loaded {
     }
 }
 
-/// Input problems are exit 1; a probe outside the plan is an internal error (exit 2).
-pub fn preflight_error(error: PreflightError) -> anyhow::Error {
-    match error {
-        PreflightError::TargetOutsidePlan { .. } | PreflightError::Json(_) => error.into(),
-        other => InputError(other.to_string()).into(),
-    }
-}
-
 /// A current-thread runtime: the probe engine polls everything on one task.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -60,7 +52,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
+pub fn run(args: &CheckArgs) -> CmdResult {
     let loaded = Loaded::read(&args.spec, &args.deployment)?;
     let udp = match args.udp {
         UdpAgainstArg::Listener => UdpAgainst::Listener,
@@ -85,12 +77,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
         )
         .err(),
     };
-    let set = derive_checks(&loaded.spec, &loaded.plan, &args.component, &options)
-        .map_err(preflight_error)?;
+    let set = derive_checks(&loaded.spec, &loaded.plan, &args.component, &options)?;
     // Only from a host of the component: a probe from another host's
     // address proves nothing about this one's flows.
-    let here = portolan_preflight::ensure_this_host(&loaded.plan, &args.component, args.from)
-        .map_err(preflight_error)?;
+    let here = portolan_preflight::ensure_this_host(&loaded.plan, &args.component, args.from)?;
     if !here.verifiable {
         #[allow(clippy::print_stderr)]
         {
@@ -100,13 +90,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    let allowlist = Allowlist::new(&loaded.plan, &args.component).map_err(preflight_error)?;
-    let proxy = Proxy::from_env().map_err(|e| InputError(format!("HTTPS_PROXY: {e}")))?;
+    let allowlist = Allowlist::new(&loaded.plan, &args.component)?;
+    let proxy = Proxy::from_env().map_err(|e| CmdError::input(format!("HTTPS_PROXY: {e}")))?;
     let tls_roots = match &args.ca_file {
         Some(path) => {
             let pem = std::fs::read(path)
-                .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
-            Some(roots_with_pem(&path.display().to_string(), &pem).map_err(preflight_error)?)
+                .map_err(|e| CmdError::input(format!("cannot read {}: {e}", path.display())))?;
+            Some(roots_with_pem(&path.display().to_string(), &pem)?)
         }
         None => None,
     };
@@ -119,9 +109,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
         ..ProbeOptions::default()
     };
     let started = SystemTime::now();
-    let checks = runtime()?
-        .block_on(run_checks(&allowlist, &set, &probe_options))
-        .map_err(preflight_error)?;
+    let checks = runtime()?.block_on(run_checks(&allowlist, &set, &probe_options))?;
     let finished = SystemTime::now();
     let (components, externals, flows) = HostResults::matrix_records(&loaded.spec, &loaded.plan);
     let summary = Summary::of(&checks, &set.untested);
@@ -167,11 +155,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     if args.output.is_some() && args.format != CheckFormat::Table {
         write_stdout(&table)?;
     }
-    Ok(if results.passed(args.strict) {
-        EXIT_OK
-    } else {
-        EXIT_INVALID
-    })
+    Ok(ExitStatus::from_check(results.passed(args.strict)))
 }
 
 /// The table width: `COLUMNS` when set, else 120.

@@ -1,6 +1,6 @@
 //! `portolan generate`.
 
-use anyhow::bail;
+use anyhow::anyhow;
 use portolan_firewall::{GenerateError, Mode, Options, Policy, TargetKind};
 use portolan_spec::diag::did_you_mean;
 use portolan_spec::plan::Plan;
@@ -8,10 +8,10 @@ use portolan_spec::Diagnostics;
 
 use crate::cli::{GenerateArgs, GenerateTarget, ModeArg, PolicyArg};
 use crate::output::{write_dir_atomic, write_stdout};
-use crate::{InputError, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 #[allow(clippy::print_stderr)]
-pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
+pub fn run(args: &GenerateArgs) -> CmdResult {
     let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
@@ -27,16 +27,18 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
     };
     let mode = mode_of(args.mode);
     if mode != Mode::Standalone && !matches!(kind, TargetKind::Nftables | TargetKind::Iptables) {
-        bail!(
+        return Err(anyhow!(
             "--mode {} is for the nftables and iptables targets; {kind} has one form",
             mode.as_str()
-        );
+        )
+        .into());
     }
     if mode != Mode::Standalone && args.policy != PolicyArg::Drop {
-        bail!(
+        return Err(anyhow!(
             "--policy is for --mode standalone; --mode {} has no policy of its own",
             mode.as_str()
-        );
+        )
+        .into());
     }
     let options = Options {
         component: args.component.clone(),
@@ -57,11 +59,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
                 source: deployment.source.clone(),
                 items: diagnostics,
             });
-            return Err(InputError(format!(
+            return Err(CmdError::input(format!(
                 "the {target} target cannot serve {}; nothing was written",
                 args.deployment.display()
-            ))
-            .into());
+            )));
         }
         Err(e @ GenerateError::Internal { .. }) => return Err(e.into()),
     };
@@ -69,11 +70,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
         eprintln!("{warning}");
     }
     if args.strict && !generated.warnings.is_empty() {
-        return Err(InputError(format!(
+        return Err(CmdError::input(format!(
             "--strict: {} flow(s) cannot be expressed by the {kind} target; nothing was written",
             generated.warnings.len()
-        ))
-        .into());
+        )));
     }
     let left_out = plan.left_out.len();
     // `-o -` means standard output, as it does for every other command.
@@ -95,7 +95,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
                     .map(|(_, text)| text.as_str())
                     .collect::<String>(),
             )?,
-            files => bail!(
+            files => return Err(anyhow!(
                 "the {kind} target produced {} files ({}); give -o DIR, or --component to pick one component{}",
                 files.len(),
                 files
@@ -108,16 +108,17 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<u8> {
                 } else {
                     ""
                 }
-            ),
+            )
+            .into()),
         },
     }
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 /// A `--component` that names nothing is a mistyped flag, said as `listen`
 /// and `check` say it of `--as`, not a deployment the target cannot serve.
 /// Host names count too: the host firewall targets pick a host by name.
-pub fn check_component(plan: &Plan, id: &str) -> Result<(), InputError> {
+pub fn check_component(plan: &Plan, id: &str) -> Result<(), CmdError> {
     if plan.component(id).is_some() || plan.host(id).is_some() {
         return Ok(());
     }
@@ -126,7 +127,7 @@ pub fn check_component(plan: &Plan, id: &str) -> Result<(), InputError> {
         Some(near) => format!("; did you mean `{near}`?"),
         None => format!(" (components: {})", ids.collect::<Vec<_>>().join(", ")),
     };
-    Err(InputError(format!(
+    Err(CmdError::input(format!(
         "`{id}` is not a component of the spec{hint}"
     )))
 }

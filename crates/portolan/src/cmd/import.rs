@@ -10,22 +10,23 @@ use portolan_spec::SourceFile;
 
 use crate::cli::{ImportArgs, ImportReportFormat};
 use crate::output::{write_file, write_output, write_stdout};
-use crate::InputError;
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 /// Reads the page, imports it, checks the spec it gives, and writes the
 /// spec and the report.
-pub fn run(args: &ImportArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ImportArgs) -> CmdResult {
     let report_to_stdout =
         args.report == Some(ImportReportFormat::Json) && args.report_file.is_none();
     if report_to_stdout && is_stdout(args.output.as_deref()) {
-        anyhow::bail!(
+        return Err(anyhow::anyhow!(
             "--report json needs --output (the spec then goes to the file and the report to standard output) or --report-file PATH"
-        );
+        )
+        .into());
     }
     let name = args.page.display().to_string();
-    let bytes =
-        std::fs::read(&args.page).map_err(|e| InputError(format!("cannot read {name}: {e}")))?;
-    let source = source_from_bytes(&name, &bytes).map_err(import_error)?;
+    let bytes = std::fs::read(&args.page)
+        .map_err(|e| CmdError::input(format!("cannot read {name}: {e}")))?;
+    let source = source_from_bytes(&name, &bytes)?;
     let options = ImportOptions {
         system_name: args.system_name.clone(),
     };
@@ -33,13 +34,12 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<u8> {
         Ok(imported) => imported,
         Err(ImportError::NothingImported { file, report }) => {
             print_report_lines(&report);
-            return Err(InputError(format!(
+            return Err(CmdError::input(format!(
                 "{file}: {} rows and items read, none gave a flow; nothing was written",
                 report.rows_read
-            ))
-            .into());
+            )));
         }
-        Err(e) => return Err(import_error(e)),
+        Err(e) => return Err(e.into()),
     };
     print_report_lines(&imported.report);
     // The importer's output must be a valid spec: check it before writing.
@@ -51,7 +51,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<u8> {
     );
     if let Err(diagnostics) = portolan_spec::load_spec(spec_source) {
         super::print_diagnostics(&diagnostics);
-        anyhow::bail!("internal error: the imported spec does not validate; nothing was written (please report this with the page)");
+        return Err(anyhow::anyhow!("internal error: the imported spec does not validate; nothing was written (please report this with the page)").into());
     }
     write_output(args.output.as_deref(), &imported.yaml)?;
     let json =
@@ -61,19 +61,11 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<u8> {
     } else if report_to_stdout {
         write_stdout(&format!("{json}\n"))?;
     }
-    Ok(crate::EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 fn is_stdout(output: Option<&std::path::Path>) -> bool {
     output.is_none_or(|p| p.as_os_str() == "-")
-}
-
-fn import_error(e: ImportError) -> anyhow::Error {
-    match e {
-        // A bug of the importer, not of the page: exit 2, as internal errors do.
-        ImportError::Internal { .. } => anyhow::anyhow!("{e}"),
-        e => InputError(e.to_string()).into(),
-    }
 }
 
 /// Warnings and skipped rows as `file:line: ...`, then a summary line.

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use portolan_lab::{FeatureChoice, LabEvent, LabOptions, RunError, RunId};
+use portolan_lab::{DesignError, FeatureChoice, LabEvent, LabOptions, RunError, RunId};
 
 use crate::cli::{LabArgs, LabFormat};
 use crate::output::{write_file, write_output, write_stdout};
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 #[allow(clippy::print_stderr)]
-pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
+pub fn run(args: &LabArgs) -> CmdResult {
     // First, while the process has one thread: the kernel creates a user
     // namespace for single-threaded processes only.
     if !args.no_user_namespace && !portolan_lab::has_privileges() {
@@ -37,7 +37,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         )
     };
     let run_id = match &args.run_id {
-        Some(id) => Some(RunId::new(id.clone()).map_err(|e| InputError(e.to_string()))?),
+        Some(id) => Some(RunId::new(id.clone())?),
         None => None,
     };
     let deployment = match &args.deployment {
@@ -80,9 +80,16 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     }
     let (report, artifacts) = match outcome {
         Ok(done) => done,
-        Err(e) if e.is_input() => return Err(InputError(e.to_string()).into()),
+        // The library says what is wrong with the value; the flag is ours to name.
+        Err(RunError::Design(DesignError::Replicas { given, max })) => {
+            return Err(CmdError::input(format!(
+                "--replicas must be between 1 and {max}, not {given}"
+            )))
+        }
         Err(RunError::Lab(e)) => {
-            return Err(anyhow::Error::new(e).context("the lab cannot run on this machine"))
+            return Err(anyhow::Error::new(e)
+                .context("the lab cannot run on this machine")
+                .into())
         }
         Err(e) => return Err(e.into()),
     };
@@ -131,11 +138,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
             artifacts.rulesets.len()
         );
     }
-    Ok(if report.holds() {
-        EXIT_OK
-    } else {
-        EXIT_INVALID
-    })
+    Ok(ExitStatus::from_check(report.holds()))
 }
 
 /// Writes what a run built, to reproduce or inspect it.

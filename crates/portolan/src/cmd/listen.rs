@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use portolan_preflight::{default_token, derive_listeners, local_addresses, ListenSet};
+use portolan_preflight::{
+    default_token, derive_listeners, local_addresses, ListenSet, PreflightError,
+};
 use portolan_probe::{BindFailureReason, ListenProtocol, Listener, ListenerConfig};
 
-use super::check::{preflight_error, runtime, Loaded};
+use super::check::{runtime, Loaded};
 use crate::cli::ListenArgs;
 use crate::output::write_stdout;
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 #[allow(clippy::print_stderr)]
 fn say_err(line: &str) {
@@ -31,12 +33,17 @@ fn flows_of(set: &ListenSet, endpoint: &portolan_probe::Endpoint) -> String {
         .unwrap_or_default()
 }
 
-pub fn run(args: &ListenArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ListenArgs) -> CmdResult {
     let loaded = Loaded::read(&args.spec, &args.deployment)?;
-    let set =
-        derive_listeners(&loaded.plan, &args.component, args.max_ports).map_err(preflight_error)?;
+    let set = derive_listeners(&loaded.plan, &args.component, args.max_ports)?;
     let addrs =
-        local_addresses(&loaded.plan, &args.component, args.address).map_err(preflight_error)?;
+        local_addresses(&loaded.plan, &args.component, args.address).map_err(|e| match e {
+            // The library says what is wrong; the flag is ours to name.
+            PreflightError::NoLocalAddress { .. } => {
+                CmdError::input(format!("{e} or pass --address"))
+            }
+            e => e.into(),
+        })?;
     for skipped in &set.skipped {
         say_err(&format!(
             "not listened: {}: {}",
@@ -44,11 +51,10 @@ pub fn run(args: &ListenArgs) -> anyhow::Result<u8> {
         ));
     }
     if set.endpoints.is_empty() {
-        return Err(InputError(format!(
+        return Err(CmdError::input(format!(
             "`{}` receives no TCP or UDP flow with ports in this deployment: nothing to listen on",
             set.component
-        ))
-        .into());
+        )));
     }
     let config = ListenerConfig {
         addrs: addrs.clone(),
@@ -87,7 +93,7 @@ pub fn run(args: &ListenArgs) -> anyhow::Result<u8> {
         }
         let failed = !listener.failures().is_empty();
         if listener.bound().is_empty() {
-            return Err(InputError(format!(
+            return Err(CmdError::input(format!(
                 "no port of `{}` could be bound on {}",
                 set.component,
                 addrs
@@ -95,8 +101,7 @@ pub fn run(args: &ListenArgs) -> anyhow::Result<u8> {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))
-            .into());
+            )));
         }
         let until = match duration {
             Some(d) => format!("for {:.1} s or until Ctrl-C", d.as_secs_f64()),
@@ -113,7 +118,7 @@ pub fn run(args: &ListenArgs) -> anyhow::Result<u8> {
             "stopped: {} TCP connection(s) accepted, {} datagram(s) echoed, {} ignored (no token)\n",
             stats.tcp_accepted, stats.udp_answered, stats.udp_ignored
         ))?;
-        Ok(if failed { EXIT_INVALID } else { EXIT_OK })
+        Ok(ExitStatus::from_check(!failed))
     })
 }
 

@@ -23,10 +23,10 @@ use std::path::Path;
 use portolan_spec::{render_diagnostics, Diagnostics, Loaded, RenderStyle, SourceFile, Spec};
 
 use crate::cli::{Cli, Command};
-use crate::InputError;
+use crate::status::{CmdError, CmdResult};
 
 /// Runs the subcommand and returns the exit code.
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Render(args) => render::run(&args),
@@ -63,8 +63,8 @@ pub fn print_diagnostics(diagnostics: &Diagnostics) {
     }
 }
 
-/// Reads and checks a spec; prints its warnings; invalid specs are an [`InputError`].
-pub fn load_spec_or_report(path: &Path) -> anyhow::Result<Spec> {
+/// Reads and checks a spec; prints its warnings; invalid specs are an input error.
+pub fn load_spec_or_report(path: &Path) -> Result<Spec, CmdError> {
     load_spec_filtered(path, &[])
 }
 
@@ -72,12 +72,12 @@ pub fn load_spec_or_report(path: &Path) -> anyhow::Result<Spec> {
 /// a parameter without a default is the deployment's to set (and the
 /// deployment reader makes a missing value an error), so the spec's
 /// reminder about it is left out.
-pub fn load_spec_for_deployment(path: &Path) -> anyhow::Result<Spec> {
+pub fn load_spec_for_deployment(path: &Path) -> Result<Spec, CmdError> {
     load_spec_filtered(path, &[portolan_spec::Code::ParameterNeedsValue])
 }
 
-fn load_spec_filtered(path: &Path, quiet: &[portolan_spec::Code]) -> anyhow::Result<Spec> {
-    let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
+fn load_spec_filtered(path: &Path, quiet: &[portolan_spec::Code]) -> Result<Spec, CmdError> {
+    let source = SourceFile::read(path)?;
     match portolan_spec::load_spec(source) {
         Ok(Loaded {
             value,
@@ -90,11 +90,10 @@ fn load_spec_filtered(path: &Path, quiet: &[portolan_spec::Code]) -> anyhow::Res
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);
             let (errors, _) = diagnostics.counts();
-            Err(InputError(format!(
+            Err(CmdError::input(format!(
                 "{}: {errors} error(s); nothing was written",
                 path.display()
-            ))
-            .into())
+            )))
         }
     }
 }

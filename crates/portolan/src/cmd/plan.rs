@@ -10,9 +10,9 @@ use portolan_spec::{ranges_text, Loaded, SourceFile, Spec};
 
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::output::write_output;
-use crate::{InputError, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
-pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
+pub fn run(args: &PlanArgs) -> CmdResult {
     let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
@@ -21,13 +21,13 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<u8> {
         PlanFormat::Table => table(&plan),
     };
     write_output(args.output.as_deref(), &text)?;
-    Ok(EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 /// Reads and checks a deployment against a spec; prints its warnings;
-/// an invalid deployment is an [`InputError`].
-pub fn load_deployment_or_report(path: &Path, spec: &Spec) -> anyhow::Result<Deployment> {
-    let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
+/// an invalid deployment is an input error.
+pub fn load_deployment_or_report(path: &Path, spec: &Spec) -> Result<Deployment, CmdError> {
+    let source = SourceFile::read(path)?;
     match load_deployment(source, spec) {
         Ok(Loaded { value, warnings }) => {
             super::print_diagnostics(&warnings);
@@ -36,11 +36,10 @@ pub fn load_deployment_or_report(path: &Path, spec: &Spec) -> anyhow::Result<Dep
         Err(diagnostics) => {
             super::print_diagnostics(&diagnostics);
             let (errors, _) = diagnostics.counts();
-            Err(InputError(format!(
+            Err(CmdError::input(format!(
                 "{}: {errors} error(s); nothing was written",
                 path.display()
-            ))
-            .into())
+            )))
         }
     }
 }

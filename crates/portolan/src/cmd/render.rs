@@ -4,9 +4,10 @@ use portolan_render::Format;
 
 use crate::cli::{RenderArgs, RenderFormat};
 use crate::output::write_output;
+use crate::status::{CmdResult, ExitStatus};
 
 /// Reads and checks the spec, renders it, and writes the result whole.
-pub fn run(args: &RenderArgs) -> anyhow::Result<u8> {
+pub fn run(args: &RenderArgs) -> CmdResult {
     if let Some(deployment) = &args.deployment {
         if args.format != RenderFormat::Tables {
             anyhow::bail!("-d/--deployment is for --format tables (operator tables)");
@@ -16,12 +17,12 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<u8> {
         let plan = portolan_spec::plan::plan(&spec, &deployment);
         let text = portolan_render::render_operator_tables(&plan);
         write_output(args.output.as_deref(), &text)?;
-        return Ok(crate::EXIT_OK);
+        return Ok(ExitStatus::Success);
     }
     let spec = super::load_spec_or_report(&args.spec)?;
     let text = portolan_render::render(&spec, format(args.format))?;
     write_output(args.output.as_deref(), &text)?;
-    Ok(crate::EXIT_OK)
+    Ok(ExitStatus::Success)
 }
 
 /// The library's format for the command-line choice.

@@ -6,12 +6,12 @@ use portolan_spec::SourceFile;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::output::write_output;
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
-pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ReportArgs) -> CmdResult {
     let expected = match &args.spec {
         Some(path) => {
-            let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
+            let source = SourceFile::read(path)?;
             Some((
                 path.display().to_string(),
                 sha256_hex(source.text.as_bytes()),
@@ -23,15 +23,15 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     for path in &args.results {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError(format!("cannot read {file}: {e}")))?;
-        let results = read_results(&file, &text).map_err(|e| InputError(e.to_string()))?;
+            .map_err(|e| CmdError::input(format!("cannot read {file}: {e}")))?;
+        let results = read_results(&file, &text)?;
         inputs.push(ResultsInput { file, results });
     }
     let matrix = merge(
         &inputs,
         expected.as_ref().map(|(f, sha)| (f.as_str(), sha.as_str())),
     )
-    .map_err(|e| InputError(format!("{e}; nothing was written")))?;
+    .map_err(|e| CmdError::input(format!("{e}; nothing was written")))?;
     let text = match args.format {
         ReportFormat::Markdown => results_markdown(&matrix),
         ReportFormat::Html => results_html(&matrix),
@@ -42,5 +42,5 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         .cells
         .iter()
         .any(|cell| cell.status() == CellStatus::Fail);
-    Ok(if failed { EXIT_INVALID } else { EXIT_OK })
+    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
 }

@@ -2,8 +2,9 @@
 
 use crate::cli::SchemaArgs;
 use crate::output::write_output;
+use crate::status::{CmdResult, ExitStatus};
 
-pub fn run(args: &SchemaArgs) -> anyhow::Result<u8> {
+pub fn run(args: &SchemaArgs) -> CmdResult {
     let mut schema = if args.deployment {
         portolan_spec::deployment::deployment_schema()
     } else {
@@ -11,5 +12,5 @@ pub fn run(args: &SchemaArgs) -> anyhow::Result<u8> {
     };
     schema.push('\n');
     write_output(args.output.as_deref(), &schema)?;
-    Ok(crate::EXIT_OK)
+    Ok(ExitStatus::Success)
 }

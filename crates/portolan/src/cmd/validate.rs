@@ -4,10 +4,10 @@ use portolan_spec::{Diagnostics, SourceFile};
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::output::write_stdout;
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdResult, ExitStatus};
 
-pub fn run(args: &ValidateArgs) -> anyhow::Result<u8> {
-    let source = SourceFile::read(&args.spec).map_err(|e| InputError(e.to_string()))?;
+pub fn run(args: &ValidateArgs) -> CmdResult {
+    let source = SourceFile::read(&args.spec)?;
     let (diagnostics, summary) = match portolan_spec::load_spec(source) {
         Ok(loaded) => {
             let spec = &loaded.value;
@@ -37,7 +37,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<u8> {
             ),
         }
     }
-    Ok(if failed { EXIT_INVALID } else { EXIT_OK })
+    Ok(ExitStatus::from_check(!failed))
 }
 
 fn report(args: &ValidateArgs, diagnostics: &Diagnostics) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! `portolan verify`: the plan's flows against the firewall already in place.
 
-use anyhow::bail;
+use anyhow::anyhow;
+use portolan_spec::ErrorKind;
 use portolan_verify::host::HostRuleset;
 use portolan_verify::kubernetes::Manifests;
 use portolan_verify::{
@@ -9,27 +10,27 @@ use portolan_verify::{
 
 use crate::cli::{VerifyArgs, VerifyFormat};
 use crate::output::write_output;
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
-pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
+pub fn run(args: &VerifyArgs) -> CmdResult {
     if args.kubernetes.is_empty()
         && args.aws.is_empty()
         && args.nftables.is_empty()
         && args.iptables.is_empty()
     {
-        bail!("nothing to verify: give --nftables HOST=FILE, --iptables HOST=FILE, --kubernetes FILE… or --aws FILE");
+        return Err(anyhow!("nothing to verify: give --nftables HOST=FILE, --iptables HOST=FILE, --kubernetes FILE… or --aws FILE").into());
     }
     for value in args.nftables.iter().chain(&args.iptables) {
         if !value.contains('=') {
-            bail!("`{value}`: give a host ruleset as HOST=FILE");
+            return Err(anyhow!("`{value}`: give a host ruleset as HOST=FILE").into());
         }
     }
     let spec = super::load_spec_for_deployment(&args.spec)?;
     let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
-    let verification = verify(&plan, args).map_err(|e| match e {
-        VerifyError::Environment(_) => anyhow::Error::from(e),
-        other => InputError(format!("{other}\nnothing was written")).into(),
+    let verification = verify(&plan, args).map_err(|e| match e.kind() {
+        ErrorKind::Input => CmdError::input(format!("{e}\nnothing was written")),
+        _ => CmdError::from(e),
     })?;
     let text = match args.format {
         VerifyFormat::Table => render::table(&verification),
@@ -39,11 +40,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<u8> {
         VerifyFormat::Html => render::html_page(&verification),
     };
     write_output(args.output.as_deref(), &text)?;
-    Ok(if verification.passes(args.strict) {
-        EXIT_OK
-    } else {
-        EXIT_INVALID
-    })
+    Ok(ExitStatus::from_check(verification.passes(args.strict)))
 }
 
 fn verify(
