@@ -24,3 +24,14 @@ pub enum FleetError {
     #[error("no host to preflight: {0}")]
     NoHosts(String),
 }
+
+impl FleetError {
+    /// This machine's failures are the environment's; everything else is
+    /// the request (options, inventory, hosts).
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        match self {
+            FleetError::Local(_) => portolan_spec::ErrorKind::Environment,
+            _ => portolan_spec::ErrorKind::Input,
+        }
+    }
+}

@@ -87,6 +87,13 @@ pub struct InventoryError {
     pub hint: String,
 }
 
+impl InventoryError {
+    /// An inventory that cannot be used is the user's input.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        portolan_spec::ErrorKind::Input
+    }
+}
+
 /// What a group holds, before hosts inherit from it.
 #[derive(Debug, Default)]
 struct Group {

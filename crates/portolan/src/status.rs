@@ -7,6 +7,8 @@ use std::fmt;
 use std::process::ExitCode;
 
 use portolan_firewall::GenerateError;
+use portolan_fleet::inventory::InventoryError;
+use portolan_fleet::FleetError;
 use portolan_import::ImportError;
 use portolan_lab::{DesignError, LabError, RunError};
 use portolan_preflight::{PreflightError, ResultsError};
@@ -23,6 +25,8 @@ pub enum ExitStatus {
     Failure,
     /// 2: Portolan could not do the job: usage, environment, internal error.
     Error,
+    /// 130: stopped by Ctrl-C or SIGTERM, after cleaning up.
+    Interrupted,
 }
 
 impl ExitStatus {
@@ -42,6 +46,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Error => 2,
+            ExitStatus::Interrupted => 130,
         })
     }
 }
@@ -125,6 +130,8 @@ from_library_errors!(
     DesignError,
     LabError,
     VerifyError,
+    FleetError,
+    InventoryError,
 );
 
 /// Serialising our own values, or the probe engine refusing its own

@@ -18,31 +18,27 @@ use portolan_render::results::{results_html, results_markdown};
 use super::check::{runtime, Loaded};
 use crate::cli::{PreflightArgs, PreflightFormat};
 use crate::output::{write_output, write_stdout};
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
-
-/// Exit code after Ctrl-C or SIGTERM, as `lab` uses.
-const EXIT_INTERRUPTED: u8 = 130;
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 #[allow(clippy::print_stderr)]
 fn say_err(line: &str) {
     eprintln!("{line}");
 }
 
-pub fn run(args: &PreflightArgs) -> anyhow::Result<u8> {
+pub fn run(args: &PreflightArgs) -> CmdResult {
     let loaded = Loaded::read(&args.spec, &args.deployment)?;
     let options: Vec<(String, String)> = args
         .ssh_options
         .iter()
         .map(|o| parse_ssh_option(o))
-        .collect::<Result<_, _>>()
-        .map_err(|e| InputError(e.to_string()))?;
+        .collect::<Result<_, _>>()?;
     let fleet = match &args.inventory {
         Some(path) => {
             let file = path.display().to_string();
             let text = std::fs::read_to_string(path)
-                .map_err(|e| InputError(format!("cannot read {file}: {e}")))?;
-            let inventory = read_inventory(&file, &text).map_err(|e| InputError(e.to_string()))?;
-            hosts_from_inventory(&inventory, &loaded.plan).map_err(|e| InputError(e.to_string()))?
+                .map_err(|e| CmdError::input(format!("cannot read {file}: {e}")))?;
+            let inventory = read_inventory(&file, &text)?;
+            hosts_from_inventory(&inventory, &loaded.plan)?
         }
         None => hosts_from_plan(&loaded.plan),
     };
@@ -90,16 +86,13 @@ pub fn run(args: &PreflightArgs) -> anyhow::Result<u8> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report.map_err(|e| match e {
-        portolan_fleet::FleetError::Local(_) => anyhow::anyhow!("{e}"),
-        other => InputError(other.to_string()).into(),
-    })?;
+    let report = report?;
     let table = table(&report);
     if report.interrupted {
         // No report of a run cut short: what was cleaned up, and the exit.
         say_err(&table);
         say_err("interrupted: every listener was stopped and every directory removed (see above); no report written");
-        return Ok(EXIT_INTERRUPTED);
+        return Ok(ExitStatus::Interrupted);
     }
     let text = match args.format {
         PreflightFormat::Table => table.clone(),
@@ -120,11 +113,7 @@ pub fn run(args: &PreflightArgs) -> anyhow::Result<u8> {
     if args.output.is_some() && args.format != PreflightFormat::Table {
         write_stdout(&table)?;
     }
-    Ok(if report.passed() {
-        EXIT_OK
-    } else {
-        EXIT_INVALID
-    })
+    Ok(ExitStatus::from_check(report.passed()))
 }
 
 /// An empty results document of the plan: the matrix's axes and flows
