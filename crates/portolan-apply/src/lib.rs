@@ -83,6 +83,24 @@ pub enum ApplyError {
     NothingToConfirm(String),
 }
 
+impl ApplyError {
+    /// Rules that cannot be rendered, would lock the session out or are
+    /// rejected, and a confirmation with nothing to confirm, are the
+    /// request's; tools, the state directory and a busy host are the
+    /// machine's.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        match self {
+            ApplyError::Render(_)
+            | ApplyError::Lockout { .. }
+            | ApplyError::Rejected { .. }
+            | ApplyError::NothingToConfirm(_) => portolan_spec::ErrorKind::Input,
+            ApplyError::Tool { .. } | ApplyError::State { .. } | ApplyError::Busy { .. } => {
+                portolan_spec::ErrorKind::Environment
+            }
+        }
+    }
+}
+
 /// The SSH session the command runs under, from `SSH_CONNECTION`
 /// (`client-address client-port server-address server-port`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

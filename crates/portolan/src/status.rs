@@ -6,6 +6,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use portolan_apply::ApplyError;
 use portolan_firewall::GenerateError;
 use portolan_fleet::inventory::InventoryError;
 use portolan_fleet::FleetError;
@@ -132,6 +133,7 @@ from_library_errors!(
     VerifyError,
     FleetError,
     InventoryError,
+    ApplyError,
 );
 
 /// Serialising our own values, or the probe engine refusing its own

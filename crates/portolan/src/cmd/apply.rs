@@ -3,29 +3,29 @@
 use portolan_apply::{ApplyError, Backend, Outcome, Request, Settings, SshSession};
 
 use crate::cli::{ApplyArgs, ApplyTarget};
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 #[allow(clippy::print_stderr)]
 fn say(line: &str) {
     eprintln!("apply: {line}");
 }
 
-pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
+pub fn run(args: &ApplyArgs) -> CmdResult {
     if args.guard {
         portolan_apply::run_guard(&args.state_dir)?;
-        return Ok(EXIT_OK);
+        return Ok(ExitStatus::Success);
     }
     if args.confirm {
-        return match portolan_apply::confirm(&args.state_dir, &mut |l| say(l)) {
-            Ok(_) => Ok(EXIT_OK),
-            Err(e @ ApplyError::NothingToConfirm(_)) => Err(InputError(e.to_string()).into()),
-            Err(e) => Err(e.into()),
-        };
+        portolan_apply::confirm(&args.state_dir, &mut |l| say(l))?;
+        return Ok(ExitStatus::Success);
     }
     let (Some(spec), Some(deployment), Some(component)) =
         (&args.spec, &args.deployment, &args.component)
     else {
-        anyhow::bail!("apply needs SPEC, -d DEPLOYMENT and --as COMPONENT (or --confirm)");
+        return Err(anyhow::anyhow!(
+            "apply needs SPEC, -d DEPLOYMENT and --as COMPONENT (or --confirm)"
+        )
+        .into());
     };
     let spec = super::load_spec_for_deployment(spec)?;
     let deployment = super::plan::load_deployment_or_report(deployment, &spec)?;
@@ -47,7 +47,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
     let prepared = match portolan_apply::prepare(&plan, &request) {
         Ok(p) => p,
         Err(e @ (ApplyError::Lockout { .. } | ApplyError::Render(_))) => {
-            return Err(InputError(format!("{e}; nothing was changed")).into())
+            return Err(CmdError::input(format!("{e}; nothing was changed")))
         }
         Err(e) => return Err(e.into()),
     };
@@ -55,18 +55,16 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
         state_dir: args.state_dir.clone(),
         confirm_within: args.confirm_within,
         guard_command: vec![
-            std::env::current_exe()?.into_os_string(),
+            std::env::current_exe()
+                .map_err(anyhow::Error::from)?
+                .into_os_string(),
             "apply".into(),
             "--guard".into(),
             "--state-dir".into(),
             args.state_dir.clone().into_os_string(),
         ],
     };
-    let applied = match portolan_apply::apply(&prepared, &settings, &mut |l| say(l)) {
-        Ok(a) => a,
-        Err(e @ ApplyError::Rejected { .. }) => return Err(InputError(e.to_string()).into()),
-        Err(e) => return Err(e.into()),
-    };
+    let applied = portolan_apply::apply(&prepared, &settings, &mut |l| say(l))?;
     say(&format!(
         "confirm within {} s from another session: portolan apply --confirm --state-dir {}",
         args.confirm_within.as_secs(),
@@ -75,11 +73,11 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<u8> {
     match portolan_apply::wait(&args.state_dir, &applied.journal.id)? {
         Outcome::Confirmed => {
             say("confirmed: the new rules stay");
-            Ok(EXIT_OK)
+            Ok(ExitStatus::Success)
         }
         Outcome::RolledBack => {
             say("not confirmed in time: the saved ruleset was restored (see apply.log)");
-            Ok(EXIT_INVALID)
+            Ok(ExitStatus::Failure)
         }
     }
 }
