@@ -152,6 +152,13 @@ pub enum ImportError {
     },
 }
 
+impl ImportError {
+    /// Every import error is about the page given.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        portolan_spec::ErrorKind::Input
+    }
+}
+
 /// Checks raw bytes and makes a source of them: size, emptiness, binary
 /// content and UTF-8 are checked before any parsing.
 pub fn source_from_bytes(name: &str, bytes: &[u8]) -> Result<Arc<SourceFile>, ImportError> {

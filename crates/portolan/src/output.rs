@@ -56,7 +56,11 @@ fn target(path: &Path) -> Result<Target, CmdError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Target::Replace(path.to_path_buf()))
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")).into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot write {shown}"))
+                .into())
+        }
     };
     let is_link = link.file_type().is_symlink();
     // Follows every link, `/proc/self/fd/N` included.
@@ -69,7 +73,11 @@ fn target(path: &Path) -> Result<Target, CmdError> {
                      nothing was written (give the target's path to create it)"
                 )))
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write {shown}")).into()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot write {shown}"))
+                    .into())
+            }
         }
     } else {
         link
@@ -210,7 +218,9 @@ pub fn write_dir_atomic(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), C
             dir.display()
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_new_dir(dir, files),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot write {}", dir.display())).into()),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("cannot write {}", dir.display()))
+            .into()),
     }
 }
 
@@ -243,9 +253,9 @@ fn write_new_dir(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), CmdError
     stage(staging.path(), dir, files)?;
     // One rename: the directory appears with every file, or not at all.
     let staged = staging.keep();
-    std::fs::rename(&staged, dir).or_else(|e| {
+    std::fs::rename(&staged, dir).map_err(|e| {
         let _ = std::fs::remove_dir_all(&staged);
-        Err(anyhow::Error::new(e).context(cannot()).into())
+        anyhow::Error::new(e).context(cannot()).into()
     })
 }
 
@@ -298,7 +308,9 @@ fn write_into_existing(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), Cm
                         let _ = std::fs::rename(saved, &target);
                     }
                 }
-                return Err(anyhow::Error::new(e).context(format!("cannot write {}", target.display())).into());
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot write {}", target.display()))
+                    .into());
             }
         }
     }

@@ -123,6 +123,7 @@ macro_rules! from_library_errors {
 
 from_library_errors!(
     ReadError,
+    ImportError,
     RenderError,
     GenerateError,
     PreflightError,
@@ -153,10 +154,3 @@ internal_errors!(
     portolan_probe::Error,
     portolan_probe::quick_junit::SerializeError,
 );
-
-/// Every import error is about the page given.
-impl From<ImportError> for CmdError {
-    fn from(error: ImportError) -> Self {
-        Self::of(ErrorKind::Input, error)
-    }
-}

@@ -73,7 +73,7 @@ pub fn run(args: &LabArgs) -> CmdResult {
         if let Some(handler) = signals {
             let _ = handler.join();
         }
-        return Ok(130);
+        return Ok(ExitStatus::Interrupted);
     }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -146,7 +146,7 @@ fn keep(
     dir: &Path,
     report: &portolan_lab::LabReport,
     artifacts: &portolan_lab::LabArtifacts,
-) -> anyhow::Result<()> {
+) -> Result<(), CmdError> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_file(
         &dir.join("lab-deployment.yaml"),

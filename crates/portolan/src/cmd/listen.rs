@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use portolan_preflight::{
-    default_token, derive_listeners, local_addresses, ListenSet, PreflightError,
-};
+use portolan_preflight::{default_token, derive_listeners, local_addresses, ListenSet};
 use portolan_probe::{BindFailureReason, ListenProtocol, Listener, ListenerConfig};
 
 use super::check::{runtime, Loaded};
@@ -36,14 +34,7 @@ fn flows_of(set: &ListenSet, endpoint: &portolan_probe::Endpoint) -> String {
 pub fn run(args: &ListenArgs) -> CmdResult {
     let loaded = Loaded::read(&args.spec, &args.deployment)?;
     let set = derive_listeners(&loaded.plan, &args.component, args.max_ports)?;
-    let addrs =
-        local_addresses(&loaded.plan, &args.component, args.address).map_err(|e| match e {
-            // The library says what is wrong; the flag is ours to name.
-            PreflightError::NoLocalAddress { .. } => {
-                CmdError::input(format!("{e} or pass --address"))
-            }
-            e => e.into(),
-        })?;
+    let addrs = local_addresses(&loaded.plan, &args.component, args.address)?;
     for skipped in &set.skipped {
         say_err(&format!(
             "not listened: {}: {}",

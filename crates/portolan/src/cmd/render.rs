@@ -10,7 +10,10 @@ use crate::status::{CmdResult, ExitStatus};
 pub fn run(args: &RenderArgs) -> CmdResult {
     if let Some(deployment) = &args.deployment {
         if args.format != RenderFormat::Tables {
-            anyhow::bail!("-d/--deployment is for --format tables (operator tables)");
+            return Err(anyhow::anyhow!(
+                "-d/--deployment is for --format tables (operator tables)"
+            )
+            .into());
         }
         let spec = super::load_spec_for_deployment(&args.spec)?;
         let deployment = super::plan::load_deployment_or_report(deployment, &spec)?;

@@ -42,5 +42,9 @@ pub fn run(args: &ReportArgs) -> CmdResult {
         .cells
         .iter()
         .any(|cell| cell.status() == CellStatus::Fail);
-    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+    Ok(if failed {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }

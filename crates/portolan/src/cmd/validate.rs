@@ -4,7 +4,7 @@ use portolan_spec::{Diagnostics, SourceFile};
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::output::write_stdout;
-use crate::status::{CmdResult, ExitStatus};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 pub fn run(args: &ValidateArgs) -> CmdResult {
     let source = SourceFile::read(&args.spec)?;
@@ -40,7 +40,7 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
     Ok(ExitStatus::from_check(!failed))
 }
 
-fn report(args: &ValidateArgs, diagnostics: &Diagnostics) -> anyhow::Result<()> {
+fn report(args: &ValidateArgs, diagnostics: &Diagnostics) -> Result<(), CmdError> {
     match args.format {
         DiagnosticFormat::Human => {
             super::print_diagnostics(diagnostics);
