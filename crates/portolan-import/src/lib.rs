@@ -153,9 +153,13 @@ pub enum ImportError {
 }
 
 impl ImportError {
-    /// Every import error is about the page given.
+    /// A draft that cannot be written is a bug of the importer; every other
+    /// import error is about the page given.
     pub fn kind(&self) -> portolan_spec::ErrorKind {
-        portolan_spec::ErrorKind::Input
+        match self {
+            ImportError::Internal { .. } => portolan_spec::ErrorKind::Internal,
+            _ => portolan_spec::ErrorKind::Input,
+        }
     }
 }
 
