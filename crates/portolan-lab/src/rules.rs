@@ -118,6 +118,13 @@ pub enum RulesError {
     },
 }
 
+impl RulesError {
+    /// A directory of rulesets that cannot be used is the user's input.
+    pub fn kind(&self) -> portolan_spec::ErrorKind {
+        portolan_spec::ErrorKind::Input
+    }
+}
+
 /// Reads the rulesets of a directory.
 pub fn read_rules_dir(dir: &Path) -> Result<UserRules, RulesError> {
     let read_error = |path: &Path, e: std::io::Error| RulesError::Read {

@@ -131,6 +131,7 @@ from_library_errors!(
     RunError,
     DesignError,
     LabError,
+    portolan_lab::rules::RulesError,
     VerifyError,
     FleetError,
     InventoryError,

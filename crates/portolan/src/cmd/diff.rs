@@ -1,7 +1,7 @@
 //! `portolan diff`: reads the two versions (and deployments), calls
 //! `portolan-diff`, writes the change request and exits as diff(1) does.
 
-use anyhow::bail;
+use anyhow::anyhow;
 use portolan_diff::render::{render, Format};
 use portolan_diff::{compare_plans, spec_change_request, PlanVersion};
 use portolan_firewall::{Options, TargetKind};
@@ -13,20 +13,21 @@ use portolan_spec::{Code, SourceFile, Spec};
 
 use crate::cli::{DiffArgs, DiffFormat, DiffTarget, ModeArg};
 use crate::output::write_output;
-use crate::{InputError, EXIT_INVALID, EXIT_OK};
+use crate::status::{CmdError, CmdResult, ExitStatus};
 
 /// Whatever `-d` gives: one deployment for both versions, or one each.
 const MAX_DEPLOYMENTS: usize = 2;
 
-pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
+pub fn run(args: &DiffArgs) -> CmdResult {
     if args.deployment.len() > MAX_DEPLOYMENTS {
-        bail!(
+        return Err(anyhow!(
             "-d is given {} times; give it once (both versions) or twice (OLD's, then NEW's)",
             args.deployment.len()
-        );
+        )
+        .into());
     }
     if args.deployment.is_empty() && (args.target.is_some() || args.mode.is_some()) {
-        bail!("--target and --mode choose the firewall commands, which need a deployment: add -d DEPLOYMENT");
+        return Err(anyhow!("--target and --mode choose the firewall commands, which need a deployment: add -d DEPLOYMENT").into());
     }
     // Both versions are read and checked before anything is written. A
     // parameter without a default compares as itself (`$port`), so the
@@ -63,7 +64,10 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
                 },
                 target,
                 &options,
-            )?
+            )
+            // The firewall's rules of a checked plan: exit 2 whatever the
+            // generator's kind, as diff(1) exits 2 for trouble.
+            .map_err(|e| CmdError::from(anyhow::Error::new(e)))?
         }
     };
     let format = match args.format {
@@ -73,11 +77,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<u8> {
         DiffFormat::Json => Format::Json,
     };
     write_output(args.output.as_deref(), &render(&request, format))?;
-    Ok(if request.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_INVALID
-    })
+    Ok(ExitStatus::from_check(request.is_empty()))
 }
 
 /// Reads and checks a deployment against a spec, printing its diagnostics;
@@ -87,8 +87,8 @@ fn load_deployment(
     path: &Path,
     spec: &Spec,
     printed: &mut Vec<(Code, String)>,
-) -> anyhow::Result<Deployment> {
-    let source = SourceFile::read(path).map_err(|e| InputError(e.to_string()))?;
+) -> Result<Deployment, CmdError> {
+    let source = SourceFile::read(path)?;
     match portolan_spec::deployment::load_deployment(source, spec) {
         Ok(loaded) => {
             let mut warnings = loaded.warnings;
@@ -104,11 +104,10 @@ fn load_deployment(
         Err(diagnostics) => {
             super::print_diagnostics(&diagnostics);
             let (errors, _) = diagnostics.counts();
-            Err(InputError(format!(
+            Err(CmdError::input(format!(
                 "{}: {errors} error(s); nothing was written",
                 path.display()
-            ))
-            .into())
+            )))
         }
     }
 }

@@ -45,9 +45,7 @@ pub fn run(args: &LabArgs) -> CmdResult {
         None => None,
     };
     let rules = match &args.rules {
-        Some(dir) => {
-            Some(portolan_lab::rules::read_rules_dir(dir).map_err(|e| InputError(e.to_string()))?)
-        }
+        Some(dir) => Some(portolan_lab::rules::read_rules_dir(dir)?),
         None => None,
     };
     let bar = progress_bar();
