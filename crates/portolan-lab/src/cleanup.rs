@@ -255,7 +255,10 @@ fn clean_run(run: &str, path: &Path, report: &mut CleanupReport) -> Result<(), L
     let mut text = String::new();
     lock.read_to_string(&mut text)
         .map_err(|e| LabError::io("read the run lock file", path, e))?;
-    let (kept, mut errors) = remove_recorded(&text, report);
+    let (mut kept, mut errors) = remove_recorded(&text, report);
+    let (gaps_kept, gap_errors) = remove_unrecorded(&text, report);
+    kept |= gaps_kept;
+    errors.extend(gap_errors);
     if !kept {
         match std::fs::remove_file(path) {
             Ok(()) => report.lock_files.push(path.to_path_buf()),
@@ -311,6 +314,79 @@ fn remove_recorded(text: &str, report: &mut CleanupReport) -> (bool, Vec<LabErro
         }
     }
     (kept, errors)
+}
+
+/// What a run killed in the middle of making a namespace left without its
+/// identity recorded: the name was recorded first (`intent NAME`), and the
+/// mount point is made with O_EXCL, so nothing else can sit at that path
+/// unless someone removed the run's own file first. Two gaps:
+/// - killed before the mount point's identity was recorded: an empty,
+///   read-only regular file, never a namespace;
+/// - killed after mounting, before the namespace's identity was recorded:
+///   a namespace (nsfs) mounted on the file this run recorded.
+///
+/// Anything else at the path is left alone.
+fn remove_unrecorded(text: &str, report: &mut CleanupReport) -> (bool, Vec<LabError>) {
+    let recorded = parse_record(text);
+    let mut errors = Vec::new();
+    let mut kept = false;
+    for name in intended(text) {
+        let of_name: Vec<&Recorded> = recorded.iter().filter(|r| r.name == name).collect();
+        if of_name.iter().any(|r| r.mounted) {
+            continue; // known by its identity: remove_recorded's business
+        }
+        let mount = netns::netns_path(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&mount) else {
+            continue;
+        };
+        let is_nsfs = nix::sys::statfs::statfs(&mount)
+            .map(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+            .unwrap_or(false);
+        if of_name.is_empty() {
+            let bare = meta.file_type().is_file()
+                && meta.len() == 0
+                && meta.mode() & 0o777 == 0o444
+                && !is_nsfs;
+            if bare {
+                match std::fs::remove_file(&mount) {
+                    Ok(()) => report.namespaces.push(name),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        errors.push(LabError::io("remove the mount point", &mount, e));
+                        kept = true;
+                    }
+                }
+            }
+            continue;
+        }
+        // Only a bare file was recorded, and a namespace is mounted there now.
+        if !is_nsfs {
+            continue;
+        }
+        if has_process_inside(meta.dev(), meta.ino()) {
+            report.in_use.push(name);
+            kept = true;
+            continue;
+        }
+        match netns::delete_named(&name) {
+            Ok(()) => report.namespaces.push(name),
+            Err(e) => {
+                errors.push(e);
+                kept = true;
+            }
+        }
+    }
+    (kept, errors)
+}
+
+/// The names a record says the run was about to make (`intent NAME`).
+fn intended(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+            ["intent", name] => Some(name.to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether any thread of any process is in the network namespace with this
@@ -389,5 +465,12 @@ mod tests {
             parse_record("1234\n").is_empty(),
             "an old-format lock file owns nothing"
         );
+    }
+
+    #[test]
+    fn intents_are_names_alone() {
+        let text =
+            "pid 42\nintent ptl-a-x\nfile ptl-a-x 27 310\nintent\nintent a b\nintent ptl-a-y\n";
+        assert_eq!(intended(text), vec!["ptl-a-x", "ptl-a-y"]);
     }
 }

@@ -91,6 +91,9 @@ where
 {
     prepare_netns_dir()?;
     let path = netns_path(name);
+    // The name first: a run killed between making the mount point and
+    // recording its identity still owns a name only it could have made.
+    record(format!("intent {name}"))?;
     // The mount point; O_EXCL so that an existing namespace is never reused.
     match OpenOptions::new()
         .read(true)
