@@ -36,8 +36,9 @@ pub enum ApplyError {
     /// The plan cannot give the rules (unknown component, no addresses).
     #[error("cannot render the rules: {0}")]
     Render(String),
-    /// The new rules would drop the SSH session this runs under.
-    #[error("the new rules would cut this SSH session ({session}): no rule admits a new connection from {client} to port {port}; add a site flow for it (e.g. `- {{from: {client}, protocol: tcp, port: {port}, purpose: admin SSH}}`) or use --force")]
+    /// The new rules would drop the SSH session this runs under (unless
+    /// forced: [`Request::force`]).
+    #[error("the new rules would cut this SSH session ({session}): no rule admits a new connection from {client} to port {port}; add a site flow for it (e.g. `- {{from: {client}, protocol: tcp, port: {port}, purpose: admin SSH}}`)")]
     Lockout {
         /// The session, as `client:port -> server:port`.
         session: String,
@@ -168,6 +169,9 @@ pub struct Prepared {
     pub files: Vec<(PathBuf, String)>,
     /// What the lockout guard concluded, for the log.
     pub ssh_check: String,
+    /// Whether the rules cut the SSH session and are applied anyway
+    /// ([`Request::force`]); the caller may say how it was forced.
+    pub forced: bool,
 }
 
 /// Renders the rules of the host carrying `request.component` and runs the
@@ -186,6 +190,7 @@ pub fn prepare(plan: &Plan, request: &Request) -> Result<Prepared, ApplyError> {
         .target()
         .generate(plan, &options)
         .map_err(|e| ApplyError::Render(render_error(&e)))?;
+    let mut forced = false;
     let ssh_check = match (request.ssh, request.mode) {
         (None, _) => "no SSH session (SSH_CONNECTION is not set): nothing to keep".to_owned(),
         (Some(s), Mode::Chain | Mode::Audit) => format!(
@@ -211,9 +216,8 @@ pub fn prepare(plan: &Plan, request: &Request) -> Result<Prepared, ApplyError> {
                         port: s.server_port,
                     });
                 }
-                format!(
-                    "SSH session {s}: NO rule admits a new connection; applied anyway (--force)"
-                )
+                forced = true;
+                format!("SSH session {s}: NO rule admits a new connection; applied anyway")
             } else {
                 format!(
                     "SSH session {s}: new connections admitted by {}",
@@ -227,6 +231,7 @@ pub fn prepare(plan: &Plan, request: &Request) -> Result<Prepared, ApplyError> {
         mode: request.mode,
         files: generated.files,
         ssh_check,
+        forced,
     })
 }
 

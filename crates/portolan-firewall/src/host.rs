@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use portolan_spec::diag::{did_you_mean, Code, Diagnostic};
-use portolan_spec::plan::{net_text, Endpoint, EndpointKind, Plan, PlannedFlow, PlannedHost};
+use portolan_spec::plan::{Endpoint, EndpointKind, Plan, PlannedFlow, PlannedHost};
 use portolan_spec::{PortRange, Protocol};
 
 use crate::generate::{one_line, GenerateError, GenerateWarning, Options, WarningKind};
@@ -694,11 +694,6 @@ pub(crate) fn header(
         }
     }
     lines.iter().map(|line| one_line(line)).collect()
-}
-
-/// `192.0.2.1`, `192.0.2.0/24`.
-pub(crate) fn net(net: &IpNet) -> String {
-    net_text(net)
 }
 
 #[cfg(test)]

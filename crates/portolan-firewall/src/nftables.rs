@@ -18,7 +18,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use portolan_spec::plan::Plan;
+use portolan_spec::plan::{net_text, Plan};
 use portolan_spec::{PortRange, Protocol};
 
 use crate::generate::{GenerateError, Generated, Mode, Options, Policy, Target};
@@ -86,7 +86,7 @@ fn sets(out: &mut String, ruleset: &HostRuleset, prefix: &str) {
             if nets.is_empty() {
                 continue;
             }
-            let elements: Vec<String> = nets.iter().map(host::net).collect();
+            let elements: Vec<String> = nets.iter().map(net_text).collect();
             let _ = write!(
                 out,
                 "\t# {}\n\tset {prefix}{}_{family} {{\n\t\ttype {kind}\n\t\tflags interval\n\t\telements = {{ {} }}\n\t}}\n\n",
@@ -296,7 +296,7 @@ pub(crate) fn rule_texts(
                     table: table.to_owned(),
                     name: format!("{prefix}{}_{family}", set.name),
                     kind,
-                    elements: nets.iter().map(host::net).collect(),
+                    elements: nets.iter().map(net_text).collect(),
                 });
             }
         }

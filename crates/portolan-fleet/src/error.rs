@@ -14,9 +14,14 @@ pub enum FleetError {
     /// The inventory cannot be used.
     #[error(transparent)]
     Inventory(#[from] crate::inventory::InventoryError),
-    /// A setting out of its bounds.
-    #[error("{0}")]
-    Setting(String),
+    /// How many hosts to preflight at once is out of its bounds.
+    #[error("concurrency {given} is out of bounds: 1 to {max} hosts at once")]
+    Concurrency {
+        /// The number given.
+        given: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// Something on this machine failed (reading the binary, a temp dir).
     #[error("{0}")]
     Local(String),

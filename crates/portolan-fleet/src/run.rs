@@ -90,10 +90,10 @@ fn sha256(bytes: &[u8]) -> String {
 /// Checks the options' bounds.
 pub fn check_options(options: &FleetOptions) -> Result<(), FleetError> {
     if options.concurrency == 0 || options.concurrency > MAX_CONCURRENCY {
-        return Err(FleetError::Setting(format!(
-            "--concurrency {} is out of bounds: 1 to {MAX_CONCURRENCY} hosts at once",
-            options.concurrency
-        )));
+        return Err(FleetError::Concurrency {
+            given: options.concurrency,
+            max: MAX_CONCURRENCY,
+        });
     }
     Ok(())
 }

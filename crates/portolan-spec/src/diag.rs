@@ -301,6 +301,21 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     /// What to do about it.
     pub help: Option<String>,
+    /// A fact about the problem for the caller to word for its own
+    /// interface: libraries never name command-line flags, the binary adds
+    /// which of its options is concerned.
+    #[serde(skip)]
+    pub context: Option<Context>,
+}
+
+/// A fact about a problem that only the caller can put in its own words
+/// (see [`Diagnostic::context`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Context {
+    /// The value is also the id of a component: where component ids and
+    /// host names are taken alike, the two cannot be told apart.
+    AlsoAComponentId,
 }
 
 impl Diagnostic {
@@ -312,6 +327,7 @@ impl Diagnostic {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            context: None,
         }
     }
 
@@ -329,6 +345,13 @@ impl Diagnostic {
     #[must_use]
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the context (see [`Diagnostic::context`]).
+    #[must_use]
+    pub fn with_context(mut self, context: Context) -> Self {
+        self.context = Some(context);
         self
     }
 

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod check;
+mod checker;
 pub mod deployment;
 pub mod diag;
 mod excerpt;

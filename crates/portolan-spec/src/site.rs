@@ -15,10 +15,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::check::{check_text, EVERY_PORT};
+use crate::check::EVERY_PORT;
+use crate::checker::Checker;
 use crate::deployment::{parse_address, Address, Deployment};
-use crate::diag::{Code, Diagnostic, SourceFile, Span};
-use crate::given::{self, Given};
+use crate::diag::{Code, Diagnostic, Span};
+use crate::given::Given;
 use crate::model::*;
 use crate::plan::{apply_placement, empty_endpoint, Endpoint, EndpointKind, PlannedFlow};
 use crate::raw::{RawIds, RawPortItem, RawPorts, RawProtocol};
@@ -127,15 +128,14 @@ fn valid_name(name: &str) -> bool {
 /// Checks the `site:` section; every problem is a diagnostic.
 pub(crate) fn check(
     spec: &Spec,
-    source: &SourceFile,
+    c: &mut Checker,
     raw: &[RawSiteFlow],
     deployment: &Deployment,
-) -> (Vec<SiteFlow>, Vec<Diagnostic>) {
-    let mut checker = Checker {
+) -> Vec<SiteFlow> {
+    let mut checker = SiteChecker {
+        c,
         spec,
-        source,
         deployment,
-        diagnostics: Vec::new(),
     };
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
@@ -144,23 +144,25 @@ pub(crate) fn check(
             out.push(flow);
         }
     }
-    (out, checker.diagnostics)
+    out
 }
 
-struct Checker<'a> {
+/// One item of a site flow's end.
+enum EndItem {
+    Component(ComponentId),
+    Address(Address),
+}
+
+/// Checks the [`RawSiteFlow`]s of a deployment.
+struct SiteChecker<'c, 'a> {
+    c: &'c mut Checker,
     spec: &'a Spec,
-    source: &'a SourceFile,
     deployment: &'a Deployment,
-    diagnostics: Vec<Diagnostic>,
 }
 
-impl Checker<'_> {
-    fn span<T>(&self, spanned: &Spanned<T>) -> Span {
-        Span::from_location(&spanned.referenced, self.source)
-    }
-
+impl SiteChecker<'_, '_> {
     fn invalid(&mut self, span: Span, message: String, label: &str, help: &str) {
-        self.diagnostics.push(
+        self.c.push(
             Diagnostic::new(Code::DeploymentInvalidSiteFlow, message)
                 .with_label(span, label)
                 .with_help(help),
@@ -168,47 +170,17 @@ impl Checker<'_> {
     }
 
     fn entry(&mut self, raw: &RawSiteFlow, names: &mut BTreeSet<String>) -> Option<SiteFlow> {
-        let span = self.span(&raw.protocol);
-        let errors = self.diagnostics.len();
-        let name = match &raw.id {
-            Some(id) => {
-                let id_span = self.span(id);
-                if !valid_name(&id.value) {
-                    self.invalid(
-                        id_span,
-                        format!("site flow id `{}` is not a usable name", id.value),
-                        "not lowercase letters, digits and `-`",
-                        "write e.g. `id: admin-ssh` (1 to 63 characters, starting with a letter or digit)",
-                    );
-                } else if names.contains(&id.value) {
-                    self.invalid(
-                        id_span,
-                        format!("two site flows are named `{}`", id.value),
-                        "already used above",
-                        "give each site flow its own `id:`",
-                    );
-                }
-                id.value.clone()
-            }
-            None => {
-                let base = slug(&raw.purpose.value);
-                let mut name = base.clone();
-                let mut n = 2;
-                while names.contains(&name) {
-                    name = format!("{base}-{n}");
-                    n += 1;
-                }
-                name
-            }
-        };
+        let span = self.c.span(&raw.protocol);
+        let errors = self.c.error_count();
+        let name = self.name(raw, names);
         names.insert(name.clone());
         let ends_help =
             "list component ids or addresses, or remove the key to mean every placed component";
-        let from = self.given("from", &raw.from, ends_help);
-        let to = self.given("to", &raw.to, ends_help);
-        let port = self.given(
+        let from = self.c.given("from", raw.from.clone(), ends_help);
+        let to = self.c.given("to", raw.to.clone(), ends_help);
+        let port = self.c.given(
             "port",
-            &raw.port,
+            raw.port.clone(),
             "write `port: \"*\"` (quoted) to mean every port, or give the port; an omitted `port` also means every port",
         );
         let from = from.and_then(|from| self.end(from.as_ref(), "from"));
@@ -220,38 +192,93 @@ impl Checker<'_> {
             RawProtocol::Any => Protocol::Any,
         };
         let ports = match &port.flatten() {
-            Some(port) if !protocol.has_ports() => {
-                let port_span = self.span(port);
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::DeploymentInvalidPort,
-                        format!("`port` given for protocol {protocol} in a site flow"),
-                    )
-                    .with_label(port_span, "icmp and any have no ports")
-                    .with_help("remove `port`, or use tcp or udp"),
-                );
-                Vec::new()
-            }
-            Some(port) => self.ports(port),
+            Some(port) => self.ports_of(port, protocol),
             None => Vec::new(),
         };
-        // The purpose names the site's end in rules and tables: one line.
-        let purpose_span = self.span(&raw.purpose);
-        let code = Code::DeploymentControlCharacter;
-        let value = &raw.purpose.value;
-        if let Some(d) = check_text(self.source, code, "purpose", value, purpose_span, false) {
-            self.diagnostics.push(d);
+        self.purpose(&raw.purpose);
+        let (from, to) = (from?, to?);
+        self.both_ends(&from, &to, span);
+        if self.c.error_count() > errors {
+            return None;
         }
-        if raw.purpose.value.trim().is_empty() {
+        Some(SiteFlow {
+            name,
+            from,
+            to,
+            protocol,
+            ports,
+            purpose: raw.purpose.value.trim().to_owned(),
+            span,
+        })
+    }
+
+    /// The flow's name: its `id:`, else made from its purpose, unique.
+    fn name(&mut self, raw: &RawSiteFlow, names: &BTreeSet<String>) -> String {
+        let Some(id) = &raw.id else {
+            let base = slug(&raw.purpose.value);
+            let mut name = base.clone();
+            let mut n = 2;
+            while names.contains(&name) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            return name;
+        };
+        let id_span = self.c.span(id);
+        if !valid_name(&id.value) {
             self.invalid(
-                purpose_span,
+                id_span,
+                format!("site flow id `{}` is not a usable name", id.value),
+                "not lowercase letters, digits and `-`",
+                "write e.g. `id: admin-ssh` (1 to 63 characters, starting with a letter or digit)",
+            );
+        } else if names.contains(&id.value) {
+            self.invalid(
+                id_span,
+                format!("two site flows are named `{}`", id.value),
+                "already used above",
+                "give each site flow its own `id:`",
+            );
+        }
+        id.value.clone()
+    }
+
+    /// The ports of a flow of `protocol`: none for icmp and any.
+    fn ports_of(&mut self, port: &Spanned<RawPorts>, protocol: Protocol) -> Vec<PortRange> {
+        if protocol.has_ports() {
+            return self.ports(port);
+        }
+        let port_span = self.c.span(port);
+        self.c.push(
+            Diagnostic::new(
+                Code::DeploymentInvalidPort,
+                format!("`port` given for protocol {protocol} in a site flow"),
+            )
+            .with_label(port_span, "icmp and any have no ports")
+            .with_help("remove `port`, or use tcp or udp"),
+        );
+        Vec::new()
+    }
+
+    /// The purpose names the site's end in rules and tables: one line, not
+    /// empty.
+    fn purpose(&mut self, purpose: &Spanned<String>) {
+        let code = Code::DeploymentControlCharacter;
+        self.c.printable(code, "purpose", purpose, false);
+        if purpose.value.trim().is_empty() {
+            let span = self.c.span(purpose);
+            self.invalid(
+                span,
                 "a site flow needs a purpose".to_owned(),
                 "empty",
                 "say why the site needs it (`purpose: admin SSH`): rules and change requests show it",
             );
         }
-        let (from, to) = (from?, to?);
-        match (&from, &to) {
+    }
+
+    /// At least one end is the deployment's components.
+    fn both_ends(&mut self, from: &SiteEnd, to: &SiteEnd, span: Span) {
+        match (from, to) {
             (SiteEnd::EveryHost, SiteEnd::EveryHost) => self.invalid(
                 span,
                 "a site flow without `from` and `to`".to_owned(),
@@ -266,35 +293,6 @@ impl Checker<'_> {
             ),
             _ => {}
         }
-        if self.diagnostics.len() > errors {
-            return None;
-        }
-        Some(SiteFlow {
-            name,
-            from,
-            to,
-            protocol,
-            ports,
-            purpose: raw.purpose.value.trim().to_owned(),
-            span,
-        })
-    }
-
-    /// The value of an optional key, `None` (after a diagnostic) when it is
-    /// written without one (see [`crate::given`]).
-    fn given<T: Clone>(
-        &mut self,
-        key: &str,
-        value: &Given<T>,
-        help: &str,
-    ) -> Option<Option<Spanned<T>>> {
-        match given::take(self.source, key, value.clone(), help) {
-            Ok(value) => Some(value),
-            Err(diagnostic) => {
-                self.diagnostics.push(diagnostic);
-                None
-            }
-        }
     }
 
     /// One end: component ids, or addresses; `None` after a diagnostic.
@@ -302,7 +300,7 @@ impl Checker<'_> {
         let Some(raw) = raw else {
             return Some(SiteEnd::EveryHost);
         };
-        let span = self.span(raw);
+        let span = self.c.span(raw);
         if raw.value.is_empty() {
             self.invalid(
                 span,
@@ -316,66 +314,11 @@ impl Checker<'_> {
         let mut addresses = Vec::new();
         let mut ok = true;
         for (item, at) in raw.value.items(&raw.referenced) {
-            let span = Span::from_location(at, self.source);
-            let item = item.trim();
-            if let Some(id) = self.spec.component_by_id(item) {
-                if self.spec.component(id).kind == ComponentKind::External {
-                    self.invalid(
-                        span,
-                        format!("`{item}` is the outside world (kind `external`), not a host"),
-                        "not a placed component",
-                        "write the addresses of the peers instead",
-                    );
-                    ok = false;
-                } else if !is_placed_component(self.spec, self.deployment, id) {
-                    self.invalid(
-                        span,
-                        format!(
-                            "site flow to or from `{item}`, which the deployment does not place"
-                        ),
-                        "no placement",
-                        &format!("place `{item}` under `components:`, or remove it here"),
-                    );
-                    ok = false;
-                } else {
-                    components.push(id);
-                }
-                continue;
-            }
-            match parse_address(item) {
-                // A single label is more likely a misspelt component than a host.
-                Ok(Address::Host(name)) if !name.contains('.') => {
-                    let ids = self.spec.components.iter().map(|c| c.id.as_str());
-                    let help = match crate::deployment::suggest(item, ids) {
-                        Some(near) => format!("did you mean `{near}`?"),
-                        None => "write a component id of the spec, an address, a CIDR or a fully qualified DNS name".to_owned(),
-                    };
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            Code::DeploymentUnknownComponent,
-                            format!("site flow `{field}`: no component `{item}` in the spec"),
-                        )
-                        .with_label(span, "not a component id, nor a DNS name with a dot")
-                        .with_help(help),
-                    );
-                    ok = false;
-                }
-                Ok(address) => addresses.push(address),
-                Err(why) => {
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            Code::DeploymentInvalidAddress,
-                            format!(
-                                "site flow `{field}`: `{item}` is not a component id or an address"
-                            ),
-                        )
-                        .with_label(span, why)
-                        .with_help(
-                            "write a component id, an IPv4 or IPv6 address, a CIDR or a DNS name",
-                        ),
-                    );
-                    ok = false;
-                }
+            let span = Span::from_location(at, &self.c.source);
+            match self.end_item(item.trim(), span, field) {
+                Some(EndItem::Component(id)) => components.push(id),
+                Some(EndItem::Address(address)) => addresses.push(address),
+                None => ok = false,
             }
         }
         if !components.is_empty() && !addresses.is_empty() {
@@ -401,8 +344,69 @@ impl Checker<'_> {
         }
     }
 
+    /// One item of an end: a placed component or an address; `None` after
+    /// a diagnostic.
+    fn end_item(&mut self, item: &str, span: Span, field: &str) -> Option<EndItem> {
+        if let Some(id) = self.spec.component_by_id(item) {
+            if self.spec.component(id).kind == ComponentKind::External {
+                self.invalid(
+                    span,
+                    format!("`{item}` is the outside world (kind `external`), not a host"),
+                    "not a placed component",
+                    "write the addresses of the peers instead",
+                );
+                return None;
+            }
+            if !is_placed_component(self.spec, self.deployment, id) {
+                self.invalid(
+                    span,
+                    format!("site flow to or from `{item}`, which the deployment does not place"),
+                    "no placement",
+                    &format!("place `{item}` under `components:`, or remove it here"),
+                );
+                return None;
+            }
+            return Some(EndItem::Component(id));
+        }
+        match parse_address(item) {
+            // A single label is more likely a misspelt component than a host.
+            Ok(Address::Host(name)) if !name.contains('.') => {
+                let ids = self.spec.components.iter().map(|c| c.id.as_str());
+                let help = match crate::deployment::suggest(item, ids) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => "write a component id of the spec, an address, a CIDR or a fully qualified DNS name".to_owned(),
+                };
+                self.c.push(
+                    Diagnostic::new(
+                        Code::DeploymentUnknownComponent,
+                        format!("site flow `{field}`: no component `{item}` in the spec"),
+                    )
+                    .with_label(span, "not a component id, nor a DNS name with a dot")
+                    .with_help(help),
+                );
+                None
+            }
+            Ok(address) => Some(EndItem::Address(address)),
+            Err(why) => {
+                self.c.push(
+                    Diagnostic::new(
+                        Code::DeploymentInvalidAddress,
+                        format!(
+                            "site flow `{field}`: `{item}` is not a component id or an address"
+                        ),
+                    )
+                    .with_label(span, why)
+                    .with_help(
+                        "write a component id, an IPv4 or IPv6 address, a CIDR or a DNS name",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn ports(&mut self, raw: &Spanned<RawPorts>) -> Vec<PortRange> {
-        let span = self.span(raw);
+        let span = self.c.span(raw);
         let items: Vec<RawPortItem> = match &raw.value {
             RawPorts::Number(n) => vec![RawPortItem::Number(*n)],
             RawPorts::Text(t) if t.trim() == EVERY_PORT => return Vec::new(),
@@ -413,7 +417,7 @@ impl Checker<'_> {
         for item in items {
             match parse_port_item(&item) {
                 Ok(range) => out.push(range),
-                Err(why) => self.diagnostics.push(
+                Err(why) => self.c.push(
                     Diagnostic::new(
                         Code::DeploymentInvalidPort,
                         format!("site flow port: {why}"),
@@ -424,7 +428,7 @@ impl Checker<'_> {
             }
         }
         if matches!(&raw.value, RawPorts::List(l) if l.is_empty()) {
-            self.diagnostics.push(
+            self.c.push(
                 Diagnostic::new(
                     Code::DeploymentInvalidPort,
                     "empty port list in a site flow",
@@ -496,43 +500,51 @@ fn dns_allowed(spec: &Spec, deployment: &Deployment, component: ComponentId) -> 
         })
 }
 
-/// Warnings `deployment::no-dns-flow`: a placed component reaches an
-/// external endpoint by DNS name (its own name, or a proxy given by name),
-/// and no flow allows it DNS. The name then fails to resolve at run time
-/// ("Temporary failure in name resolution") once a firewall enforces the plan.
-pub(crate) fn dns_warnings(spec: &Spec, deployment: &Deployment, at: Span) -> Vec<Diagnostic> {
-    let mut names_by_source: Vec<(ComponentId, Vec<String>)> = Vec::new();
+/// The DNS name `flow` reaches its destination by, if any: the first name
+/// among the destination's addresses (its proxy's, for a proxied TCP
+/// flow), else the spec's host name of an external endpoint.
+fn name_reached(spec: &Spec, deployment: &Deployment, flow: &Flow) -> Option<String> {
     let first_name = |addresses: &[Address]| {
         addresses.iter().find_map(|a| match a {
             Address::Host(h) => Some(h.clone()),
             Address::Net(_) => None,
         })
     };
+    match flow.to {
+        Destination::Component(c) => deployment
+            .components
+            .get(&c)
+            .and_then(|p| first_name(&p.addresses)),
+        Destination::External(e) => {
+            let placement = deployment.externals.get(&e);
+            let proxied = placement
+                .and_then(|p| p.proxy.as_ref())
+                .filter(|_| flow.protocol == Protocol::Tcp);
+            match (proxied, placement) {
+                (Some(proxy), _) => first_name(std::slice::from_ref(&proxy.address)),
+                (None, Some(p)) if !p.addresses.is_empty() => first_name(&p.addresses),
+                _ => match &spec.external(e).address {
+                    ExternalAddress::Host(h) | ExternalAddress::Pattern(h) => Some(h.clone()),
+                    _ => None,
+                },
+            }
+        }
+    }
+}
+
+/// Warnings `deployment::no-dns-flow`: a placed component reaches an
+/// external endpoint by DNS name (its own name, or a proxy given by name),
+/// and no flow allows it DNS. The name then fails to resolve at run time
+/// ("Temporary failure in name resolution") once a firewall enforces the plan.
+pub(crate) fn dns_warnings(spec: &Spec, deployment: &Deployment, at: Span) -> Vec<Diagnostic> {
+    let mut names_by_source: Vec<(ComponentId, Vec<String>)> = Vec::new();
     for flow in &spec.flows {
         if !deployment.flow_enabled(flow) || !is_placed_component(spec, deployment, flow.from) {
             continue;
         }
-        let name = match flow.to {
-            Destination::Component(c) => deployment
-                .components
-                .get(&c)
-                .and_then(|p| first_name(&p.addresses)),
-            Destination::External(e) => {
-                let placement = deployment.externals.get(&e);
-                let proxied = placement
-                    .and_then(|p| p.proxy.as_ref())
-                    .filter(|_| flow.protocol == Protocol::Tcp);
-                match (proxied, placement) {
-                    (Some(proxy), _) => first_name(std::slice::from_ref(&proxy.address)),
-                    (None, Some(p)) if !p.addresses.is_empty() => first_name(&p.addresses),
-                    _ => match &spec.external(e).address {
-                        ExternalAddress::Host(h) | ExternalAddress::Pattern(h) => Some(h.clone()),
-                        _ => None,
-                    },
-                }
-            }
+        let Some(name) = name_reached(spec, deployment, flow) else {
+            continue;
         };
-        let Some(name) = name else { continue };
         match names_by_source.iter_mut().find(|(c, _)| *c == flow.from) {
             Some((_, names)) if !names.contains(&name) => names.push(name),
             Some(_) => {}
@@ -676,7 +688,7 @@ mod tests {
     use super::*;
 
     use crate::deployment::load_deployment;
-    use crate::{load_spec, Diagnostics, Loaded};
+    use crate::{load_spec, Diagnostics, Loaded, SourceFile};
 
     const SPEC: &str = "portolan: 1
 system: {name: Demo}

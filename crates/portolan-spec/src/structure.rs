@@ -169,11 +169,12 @@ impl Node {
 
 /// Every structural problem of `source` as `schema` (a JSON Schema from
 /// schemars) sees it (none found: empty); the YAML error when it does not
-/// parse.
+/// parse. Hints point to the format's `reference`.
 pub(crate) fn check(
     source: &SourceFile,
     schema: &Json,
     what: &str,
+    reference: &'static str,
 ) -> Result<Vec<Diagnostic>, serde_saphyr::Error> {
     let root = serde_saphyr::from_str::<RawNode>(&source.text)?;
     let root = root.resolve(source);
@@ -184,6 +185,7 @@ pub(crate) fn check(
         defs: schema.get("$defs").and_then(Json::as_object),
         keys,
         out: Vec::new(),
+        reference,
     };
     checker.node(&root, schema, what);
     checker
@@ -232,6 +234,8 @@ struct Checker<'a> {
     defs: Option<&'a Map<String, Json>>,
     keys: Vec<Key>,
     out: Vec<Diagnostic>,
+    /// The format's reference, which hints point to.
+    reference: &'static str,
 }
 
 impl<'a> Checker<'a> {
@@ -282,7 +286,7 @@ impl<'a> Checker<'a> {
                         format!("expected {expected}, found {}", node.kind()),
                     )
                     .with_label(node.span, format!("expected {expected}"))
-                    .with_help(shape_help(what)),
+                    .with_help(shape_help(what, self.reference)),
                 );
                 return;
             }
@@ -333,7 +337,7 @@ impl<'a> Checker<'a> {
             None => self.out.push(
                 Diagnostic::new(Code::WrongType, "this value has the wrong shape")
                     .with_label(node.span, format!("{} does not fit here", node.kind()))
-                    .with_help(shape_help(what)),
+                    .with_help(shape_help(what, self.reference)),
             ),
         }
     }
@@ -396,7 +400,7 @@ impl<'a> Checker<'a> {
                     self.out.push(
                         Diagnostic::new(Code::WrongType, format!("`{field}` has no value"))
                             .with_label(value.span, "a value is required here")
-                            .with_help(format!("give `{field}` a value; see docs/spec-format.md")),
+                            .with_help(format!("give `{field}` a value; see {}", self.reference)),
                     );
                 }
                 Some(_) => {}
@@ -439,7 +443,7 @@ impl<'a> Checker<'a> {
         });
         let help = match stray {
             Some(k) => stray_help(self.source, k.span.offset, field, &what),
-            None => format!("add `{field}:`; see docs/spec-format.md"),
+            None => format!("add `{field}:`; see {}", self.reference),
         };
         self.out.push(
             Diagnostic::new(Code::MissingKey, format!("missing required key `{field}`"))
@@ -512,12 +516,13 @@ fn human(what: &str) -> String {
     out
 }
 
-/// The hint for a value of the wrong shape, by what it is.
-fn shape_help(what: &str) -> String {
+/// The hint for a value of the wrong shape, by what it is; else a pointer
+/// to the format's `reference`.
+fn shape_help(what: &str, reference: &str) -> String {
     match what {
         "RawPorts" | "RawPortItem" | "port" | "source_port" => "a port is a number (443), a range (\"8000-8010\"), a parameter (\"$postgres-port\") or a list of them".to_owned(),
         "RawCondition" | "when" => "a condition is a feature id, {any: [...]}, {all: [...]} or {not: ...}".to_owned(),
         "RawIds" | "from" | "to" => "expected an id or a list of ids".to_owned(),
-        _ => "see docs/spec-format.md for the shape of this value".to_owned(),
+        _ => format!("see {reference} for the shape of this value"),
     }
 }

@@ -5,25 +5,58 @@
 
 use crate::diag::{did_you_mean, Code, Diagnostic, SourceFile, Span};
 
-/// Deserialises YAML into `T`. On failure, every structural problem
-/// (unknown key, missing key, wrong type) of the document when the YAML
-/// parses (a second reading, against the type's JSON Schema), else the one
-/// problem found, each as a diagnostic with a location and a hint. `what`
-/// names the document (`spec`, `deployment`) in messages.
+/// A YAML file format Portolan reads: what messages call a document of it,
+/// the line it starts with, and the reference its hints point to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    /// The document's name in messages (`spec`, `deployment`).
+    pub name: &'static str,
+    /// The first line of a document (`portolan: 1`).
+    pub header: &'static str,
+    /// The format's reference, which hints point to.
+    pub reference: &'static str,
+}
+
+impl Format {
+    /// The spec format.
+    pub const SPEC: Format = Format {
+        name: "spec",
+        header: "portolan: 1",
+        reference: "docs/spec-format.md",
+    };
+    /// The deployment format.
+    pub const DEPLOYMENT: Format = Format {
+        name: "deployment",
+        header: "deployment: 1",
+        reference: "docs/deployment-format.md",
+    };
+}
+
+/// Deserialises YAML of `format` into `T`. On failure, every structural
+/// problem (unknown key, missing key, wrong type) of the document when the
+/// YAML parses (a second reading, against the type's JSON Schema), else the
+/// one problem found, each as a diagnostic with a location and a hint that
+/// points to the format's reference.
 pub fn parse_yaml<T: serde::de::DeserializeOwned + schemars::JsonSchema>(
     source: &SourceFile,
-    what: &str,
+    format: &Format,
 ) -> Result<T, Vec<Diagnostic>> {
+    let Format {
+        name: what,
+        reference,
+        ..
+    } = *format;
     if source.text.trim().is_empty() {
         return Err(vec![Diagnostic::new(Code::YamlSyntax, "the file is empty")
             .with_label(Span::new(0, 0), "nothing here")
-            .with_help(
-                "a spec starts with `portolan: 1`; see docs/spec-format.md",
-            )]);
+            .with_help(format!(
+                "a {what} starts with `{}`; see {reference}",
+                format.header
+            ))]);
     }
     let error = match serde_saphyr::from_str_with_options(&source.text, yaml_options()) {
         Ok(value) => return Ok(value),
-        Err(error) => yaml_error_to_diagnostic(&error, source),
+        Err(error) => yaml_error_to_diagnostic(&error, source, reference),
     };
     if !matches!(
         error.code,
@@ -32,7 +65,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned + schemars::JsonSchema>(
         return Err(vec![error]);
     }
     let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
-    match crate::structure::check(source, &schema, what) {
+    match crate::structure::check(source, &schema, what, reference) {
         Ok(all) if !all.is_empty() => Err(all),
         Ok(_) => Err(vec![error]),
         // serde reads as it parses: the structural error came before a
@@ -46,7 +79,10 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned + schemars::JsonSchema>(
                     error.help = Some(hint);
                 }
             }
-            Err(vec![error, yaml_error_to_diagnostic(&syntax, source)])
+            Err(vec![
+                error,
+                yaml_error_to_diagnostic(&syntax, source, reference),
+            ])
         }
     }
 }
@@ -75,8 +111,13 @@ fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
-/// Converts a serde-saphyr error into a diagnostic.
-pub fn yaml_error_to_diagnostic(error: &serde_saphyr::Error, source: &SourceFile) -> Diagnostic {
+/// Converts a serde-saphyr error into a diagnostic; hints point to the
+/// format's `reference` document.
+pub fn yaml_error_to_diagnostic(
+    error: &serde_saphyr::Error,
+    source: &SourceFile,
+    reference: &str,
+) -> Diagnostic {
     use serde_saphyr::Error as E;
     let span = error
         .location()
@@ -102,7 +143,7 @@ pub fn yaml_error_to_diagnostic(error: &serde_saphyr::Error, source: &SourceFile
             Code::MissingKey,
             format!("missing required key `{field}`"),
             format!("`{field}` is required in this mapping"),
-            format!("add `{field}:`; see docs/spec-format.md"),
+            format!("add `{field}:`; see {reference}"),
         ),
         E::SerdeUnknownVariant {
             variant, expected, ..
@@ -126,7 +167,7 @@ pub fn yaml_error_to_diagnostic(error: &serde_saphyr::Error, source: &SourceFile
             Code::WrongType,
             format!("expected {expected}, found {unexpected}"),
             format!("expected {expected}"),
-            "see docs/spec-format.md for the shape of this value".to_owned(),
+            format!("see {reference} for the shape of this value"),
         ),
         E::DuplicateMappingKey { key, .. } => (
             Code::DuplicateKey,

@@ -44,13 +44,22 @@ pub fn run(args: &ApplyArgs) -> CmdResult {
         ssh,
         force: args.force,
     };
-    let prepared = match portolan_apply::prepare(&plan, &request) {
+    let mut prepared = match portolan_apply::prepare(&plan, &request) {
         Ok(p) => p,
-        Err(e @ (ApplyError::Lockout { .. } | ApplyError::Render(_))) => {
+        // The library says what is wrong; the flag is ours to name.
+        Err(e @ ApplyError::Lockout { .. }) => {
+            return Err(CmdError::input(format!(
+                "{e} or use --force; nothing was changed"
+            )))
+        }
+        Err(e @ ApplyError::Render(_)) => {
             return Err(CmdError::input(format!("{e}; nothing was changed")))
         }
         Err(e) => return Err(e.into()),
     };
+    if prepared.forced {
+        prepared.ssh_check.push_str(" (--force)");
+    }
     let settings = Settings {
         state_dir: args.state_dir.clone(),
         confirm_within: args.confirm_within,

@@ -17,9 +17,11 @@ mod schema;
 mod validate;
 mod verify;
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::Path;
 
+use portolan_spec::diag::Context;
 use portolan_spec::{render_diagnostics, Diagnostics, Loaded, RenderStyle, SourceFile, Spec};
 
 use crate::cli::{Cli, Command};
@@ -59,8 +61,29 @@ pub fn stderr_style() -> RenderStyle {
 #[allow(clippy::print_stderr)]
 pub fn print_diagnostics(diagnostics: &Diagnostics) {
     if !diagnostics.items.is_empty() {
-        eprint!("{}", render_diagnostics(diagnostics, stderr_style()));
+        let worded = in_our_words(diagnostics);
+        eprint!("{}", render_diagnostics(&worded, stderr_style()));
     }
+}
+
+/// The diagnostics with the hints the libraries leave to us: which of our
+/// flags a problem concerns (libraries never name flags; a diagnostic's
+/// `context` says what the flag hint is about).
+fn in_our_words(diagnostics: &Diagnostics) -> Cow<'_, Diagnostics> {
+    if diagnostics.items.iter().all(|d| d.context.is_none()) {
+        return Cow::Borrowed(diagnostics);
+    }
+    let mut worded = diagnostics.clone();
+    for d in &mut worded.items {
+        let flag_hint = match d.context {
+            Some(Context::AlsoAComponentId) => " (`--component` takes both)",
+            _ => continue,
+        };
+        if let Some(help) = &mut d.help {
+            help.push_str(flag_hint);
+        }
+    }
+    Cow::Owned(worded)
 }
 
 /// Reads and checks a spec; prints its warnings; invalid specs are an input error.

@@ -7,7 +7,7 @@ use comfy_table::{presets, ContentArrangement, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use portolan_fleet::{
     hosts_from_inventory, hosts_from_plan, inventory::read_inventory, parse_ssh_option, run_fleet,
-    FleetOptions, FleetReport, HostStatus, Phase, Progress, SshSettings,
+    FleetError, FleetOptions, FleetReport, HostStatus, Phase, Progress, SshSettings,
 };
 use portolan_preflight::{
     rfc3339, DeploymentIdentity, HostResults, Settings, SpecIdentity, Summary, UdpAgainst,
@@ -86,7 +86,16 @@ pub fn run(args: &PreflightArgs) -> CmdResult {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report?;
+    let report = match report {
+        Ok(report) => report,
+        // The library says what is wrong with the value; the flag is ours to name.
+        Err(FleetError::Concurrency { given, max }) => {
+            return Err(CmdError::input(format!(
+                "--concurrency {given} is out of bounds: 1 to {max} hosts at once"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let table = table(&report);
     if report.interrupted {
         // No report of a run cut short: what was cleaned up, and the exit.
