@@ -1,4 +1,3 @@
-
 use ipnet::IpNet;
 
 use super::hosts::overlapping_pairs;

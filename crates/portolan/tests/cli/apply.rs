@@ -295,6 +295,28 @@ fn the_lockout_guard_refuses_rules_dropping_this_ssh_session() {
     assert_eq!(ns.ruleset(), before, "rolled back");
 }
 
+/// The apply library says that the rules cut the session, and, forced,
+/// that they are applied anyway; the binary names `--force` in both.
+#[test]
+fn the_lockout_messages_name_the_force_flag() {
+    let Some(ns) = setup("force") else { return };
+    let out = ns.apply(CUT, &[]).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("purpose: admin SSH}`) or use --force; nothing was changed"),
+        "{stderr}"
+    );
+    let child = ns.apply(CUT, &["--force"]).spawn().expect("starts");
+    ns.wait_status("pending");
+    let out = finish(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("NO rule admits a new connection; applied anyway (--force)"),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------- iptables
 
 /// The host's own iptables rules, written by hand (IPv4 and IPv6).

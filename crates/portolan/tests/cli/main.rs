@@ -331,6 +331,38 @@ fn invalid_deployment_is_located_and_exits_1() {
     assert!(!out.exists(), "nothing is written on invalid input");
 }
 
+/// The spec library says that a host name is another component's id; the
+/// binary adds which of its flags takes both (libraries never name flags).
+#[test]
+fn a_host_named_like_another_component_names_the_flag_that_takes_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deployment = dir.path().join("deployment.yaml");
+    let text =
+        std::fs::read_to_string(root().join("examples/spacelift-self-hosted/deployment.yaml"))
+            .expect("example deployment")
+            .replace(
+                "    aws: {security_group: spacelift-server}\n",
+                "    aws: {security_group: spacelift-server}\n    host: drain\n",
+            )
+            .replacen("  drain:\n", "  drain:\n    host: drain-box\n", 1);
+    std::fs::write(&deployment, text).expect("write");
+    let spec = example("spacelift-self-hosted");
+    let output = portolan(&["plan", &spec, "-d", deployment.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("deployment::host-conflict"), "{err}");
+    assert!(
+        err.contains("host name `drain` is the id of a component that does not run on this host"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "help: choose a name that is not the id of another component (`--component` takes both)"
+        ),
+        "{err}"
+    );
+}
+
 /// Regression (issue 9): a system name with an escape sequence, a NUL or a
 /// line break validated, reached the terminal raw in `plan`, and made
 /// `lab` fail with an internal error. It is now refused up front, with its
