@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::model::InputKind;
+
 /// Where in an input file something is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Position {
@@ -104,6 +106,59 @@ impl fmt::Display for Code {
     }
 }
 
+/// What to do about an input error. Libraries never name command-line
+/// flags: a hint about how a file is given says which kind of input it is,
+/// and the caller words it with its own options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// Advice in words.
+    Text(String),
+    /// What a file given as an input of this kind holds (`what`, e.g. "the
+    /// output of `iptables-save`"): the caller says "OPTION takes WHAT".
+    Holds {
+        /// The kind of input the file was given as.
+        input: InputKind,
+        /// What such a file holds.
+        what: String,
+    },
+    /// The file is a ruleset of another kind, to give as that for `host`:
+    /// the caller says how.
+    GiveAs {
+        /// The kind it is.
+        input: InputKind,
+        /// The host it was given for.
+        host: String,
+        /// The file.
+        file: String,
+    },
+}
+
+impl From<String> for Hint {
+    fn from(text: String) -> Self {
+        Hint::Text(text)
+    }
+}
+
+impl From<&str> for Hint {
+    fn from(text: &str) -> Self {
+        Hint::Text(text.to_owned())
+    }
+}
+
+impl fmt::Display for Hint {
+    /// The advice, with a kind of input named by its word (the caller puts
+    /// its own option in instead).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hint::Text(text) => f.write_str(text),
+            Hint::Holds { input, what } => write!(f, "the {} input takes {what}", input.as_str()),
+            Hint::GiveAs { input, host, file } => {
+                write!(f, "give {file} as the {} ruleset of {host}", input.as_str())
+            }
+        }
+    }
+}
+
 /// Why verification could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -116,8 +171,8 @@ pub enum VerifyError {
         at: Position,
         /// What is wrong.
         message: String,
-        /// What to do about it.
-        hint: Option<String>,
+        /// What to do about it (boxed: errors stay small).
+        hint: Option<Box<Hint>>,
     },
     /// An input file cannot be read.
     #[error("cannot read {path}: {source}")]
@@ -156,13 +211,13 @@ impl VerifyError {
         code: Code,
         at: Position,
         message: impl Into<String>,
-        hint: impl Into<String>,
+        hint: impl Into<Hint>,
     ) -> Self {
         Self::Input {
             code,
             at,
             message: message.into(),
-            hint: Some(hint.into()),
+            hint: Some(Box::new(hint.into())),
         }
     }
 

@@ -21,7 +21,7 @@ pub mod render;
 pub mod sets;
 pub mod space;
 
-pub use error::{read_text, Code, Position, VerifyError};
+pub use error::{read_text, Code, Hint, Position, VerifyError};
 pub use model::{
     Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict, Verification,
 };

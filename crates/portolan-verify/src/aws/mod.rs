@@ -29,7 +29,7 @@ use portolan_spec::Protocol;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::{Code, Position, VerifyError};
+use crate::error::{Code, Hint, Position, VerifyError};
 use crate::kubernetes::{gaps_text, push_excess};
 use crate::model::{Direction, Excess, Fix, FlowCheck, InputKind, RuleRef, Section, Verdict};
 use crate::sets::{NetSet, RangeSet};
@@ -144,13 +144,16 @@ pub struct Groups {
 impl Groups {
     /// Reads the JSON of `aws ec2 describe-security-groups` (`file` names it in errors).
     pub fn read(file: &str, text: &str) -> Result<Self, VerifyError> {
-        let hint = "--aws takes the JSON of `aws ec2 describe-security-groups --output json`";
+        let hint = || Hint::Holds {
+            input: InputKind::Aws,
+            what: "the JSON of `aws ec2 describe-security-groups --output json`".to_owned(),
+        };
         if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
             return Err(VerifyError::input_hint(
                 Code::NotSecurityGroups,
                 Position::new(file, e.line() as u64, e.column() as u64),
                 format!("not JSON: {e}"),
-                hint,
+                hint(),
             ));
         }
         // JSON is YAML: the YAML reader gives every group and rule its position.
@@ -166,7 +169,7 @@ impl Groups {
                     "not the output of describe-security-groups: {}",
                     e.to_string().lines().next().unwrap_or("")
                 ),
-                hint,
+                hint(),
             )
         })?;
         Ok(Self {

@@ -3,7 +3,7 @@
 
 use portolan_spec::plan::Plan;
 
-use crate::error::{Code, Position, VerifyError};
+use crate::error::{Code, Hint, Position, VerifyError};
 use crate::model::InputKind;
 
 /// How a ruleset is written, hence how it is loaded.
@@ -96,20 +96,37 @@ impl HostRuleset {
                         Code::NotARuleset,
                         Position::new(file, first.map_or(1, |f| f.0 as u64), 1),
                         "this is iptables-save output, not an nftables ruleset",
-                        format!("give it as --iptables {host}={file}"),
+                        Hint::GiveAs {
+                            input: InputKind::Iptables,
+                            host: host.to_owned(),
+                            file: file.to_owned(),
+                        },
                     ));
                 } else {
                     match first {
                         Some((_, l)) if NFT_STARTS.iter().any(|w| l.starts_with(w)) => {}
                         Some((line, l)) => {
-                            return Err(VerifyError::input_hint(Code::NotARuleset,
+                            return Err(VerifyError::input_hint(
+                                Code::NotARuleset,
                                 Position::new(file, line as u64, 1),
-                                format!("not an nftables ruleset: `{}`", l.chars().take(40).collect::<String>()),
-                                "--nftables takes the output of `nft list ruleset` or `nft -j list ruleset`",
+                                format!(
+                                    "not an nftables ruleset: `{}`",
+                                    l.chars().take(40).collect::<String>()
+                                ),
+                                Hint::Holds {
+                                    input: InputKind::Nftables,
+                                    what:
+                                        "the output of `nft list ruleset` or `nft -j list ruleset`"
+                                            .to_owned(),
+                                },
                             ))
                         }
                         None => {
-                            return Err(VerifyError::input(Code::NotARuleset, Position::file(file), "the ruleset is empty"))
+                            return Err(VerifyError::input(
+                                Code::NotARuleset,
+                                Position::file(file),
+                                "the ruleset is empty",
+                            ))
                         }
                     }
                     RulesetFormat::NftText
@@ -122,7 +139,10 @@ impl HostRuleset {
                         Code::NotARuleset,
                         Position::new(file, line, 1),
                         "not iptables-save output (no `*table` … `COMMIT`)",
-                        "--iptables takes the output of `iptables-save` or `ip6tables-save`",
+                        Hint::Holds {
+                            input: InputKind::Iptables,
+                            what: "the output of `iptables-save` or `ip6tables-save`".to_owned(),
+                        },
                     ));
                 }
                 if is_ipv6(&text) {
@@ -157,13 +177,21 @@ fn is_ipv6(text: &str) -> bool {
     })
 }
 
+/// What an `nftables` input in JSON holds.
+fn nft_json_hint() -> Hint {
+    Hint::Holds {
+        input: InputKind::Nftables,
+        what: "`nft -j list ruleset` output".to_owned(),
+    }
+}
+
 fn check_nft_json(file: &str, text: &str) -> Result<(), VerifyError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         VerifyError::input_hint(
             Code::NotARuleset,
             Position::new(file, e.line() as u64, e.column() as u64),
             format!("not JSON: {e}"),
-            "--nftables takes `nft -j list ruleset` output",
+            nft_json_hint(),
         )
     })?;
     let Some(items) = value.get("nftables").and_then(|v| v.as_array()) else {
@@ -171,7 +199,7 @@ fn check_nft_json(file: &str, text: &str) -> Result<(), VerifyError> {
             Code::NotARuleset,
             Position::new(file, 1, 1),
             "JSON without an `nftables` array is not an nft ruleset",
-            "--nftables takes `nft -j list ruleset` output",
+            nft_json_hint(),
         ));
     };
     let version = items

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
-use crate::error::{Code, Position, VerifyError};
+use crate::error::{Code, Hint, Position, VerifyError};
+use crate::model::InputKind;
 
 /// A NetworkPolicy and where it is written.
 #[derive(Debug, Clone)]
@@ -78,25 +79,32 @@ const TEMPLATE_KINDS: &[&str] = &[
 impl Manifests {
     /// Reads one file's text (`file` names it in errors).
     pub fn read(&mut self, file: &str, text: &str) -> Result<(), VerifyError> {
-        let documents: Vec<Document> =
-            serde_saphyr::from_multiple(text).map_err(|e| {
-                let at = e
-                    .location()
-                    .map(|l| Position::of_yaml(file, &l))
-                    .unwrap_or_else(|| Position::file(file));
-                VerifyError::input_hint(Code::NotAManifest,
+        let documents: Vec<Document> = serde_saphyr::from_multiple(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| Position::of_yaml(file, &l))
+                .unwrap_or_else(|| Position::file(file));
+            VerifyError::input_hint(
+                Code::NotAManifest,
                 at,
-                format!("not a Kubernetes manifest (YAML): {}", first_line(&e.to_string())),
-                "--kubernetes takes NetworkPolicy manifests: YAML documents, or a `List` of them",
+                format!(
+                    "not a Kubernetes manifest (YAML): {}",
+                    first_line(&e.to_string())
+                ),
+                Hint::Holds {
+                    input: InputKind::Kubernetes,
+                    what: "NetworkPolicy manifests: YAML documents, or a `List` of them".to_owned(),
+                },
             )
-            })?;
+        })?;
         let before = self.policies.len();
         for document in documents {
             let Some(kind) = document.kind else {
-                return Err(VerifyError::input_hint(Code::NotAManifest,
+                return Err(VerifyError::input_hint(
+                    Code::NotAManifest,
                     Position::file(file),
                     "a YAML document without `kind:` is not a Kubernetes manifest",
-                    "--kubernetes takes NetworkPolicy manifests (kubectl get networkpolicy -A -o yaml)",
+                    manifests_hint(),
                 ));
             };
             let at = Position::of_yaml(file, &kind.referenced);
@@ -134,7 +142,7 @@ impl Manifests {
                 Code::NotAManifest,
                 Position::file(file),
                 "holds no NetworkPolicy",
-                "--kubernetes takes NetworkPolicy manifests (kubectl get networkpolicy -A -o yaml)",
+                manifests_hint(),
             ));
         }
         Ok(())
@@ -255,6 +263,14 @@ fn labels_at(map: &Map<String, Value>, path: &[&str]) -> BTreeMap<String, String
         .unwrap_or_default()
 }
 
+/// What a `kubernetes` input holds.
+fn manifests_hint() -> Hint {
+    Hint::Holds {
+        input: InputKind::Kubernetes,
+        what: "NetworkPolicy manifests (kubectl get networkpolicy -A -o yaml)".to_owned(),
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
@@ -300,7 +316,10 @@ metadata: {name: shop, labels: {team: red}}
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("host.nft"), "{e}");
-        assert!(e.contains("--kubernetes takes NetworkPolicy"), "{e}");
+        assert!(
+            e.contains("the kubernetes input takes NetworkPolicy"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use portolan_spec::ErrorKind;
 use portolan_verify::host::HostRuleset;
 use portolan_verify::kubernetes::Manifests;
 use portolan_verify::{
-    aws, host, kubernetes, read_text, render, InputKind, Verification, VerifyError,
+    aws, host, kubernetes, read_text, render, Hint, InputKind, Verification, VerifyError,
 };
 
 use crate::cli::{VerifyArgs, VerifyFormat};
@@ -29,7 +29,7 @@ pub fn run(args: &VerifyArgs) -> CmdResult {
     let deployment = super::plan::load_deployment_or_report(&args.deployment, &spec)?;
     let plan = portolan_spec::plan::plan(&spec, &deployment);
     let verification = verify(&plan, args).map_err(|e| match e.kind() {
-        ErrorKind::Input => CmdError::input(format!("{e}\nnothing was written")),
+        ErrorKind::Input => CmdError::input(format!("{}\nnothing was written", in_our_words(e))),
         _ => CmdError::from(e),
     })?;
     let text = match args.format {
@@ -41,6 +41,40 @@ pub fn run(args: &VerifyArgs) -> CmdResult {
     };
     write_output(args.output.as_deref(), &text)?;
     Ok(ExitStatus::from_check(verification.passes(args.strict)))
+}
+
+/// The error with its hint in our words: the library says which kind of
+/// input a file is or should be; the flag that gives it is ours to name.
+fn in_our_words(error: VerifyError) -> VerifyError {
+    let flag = |input: InputKind| match input {
+        InputKind::Kubernetes => "--kubernetes",
+        InputKind::Aws => "--aws",
+        InputKind::Nftables => "--nftables",
+        InputKind::Iptables => "--iptables",
+    };
+    match error {
+        VerifyError::Input {
+            code,
+            at,
+            message,
+            hint: Some(hint),
+        } => {
+            let hint = match *hint {
+                Hint::Holds { input, what } => Hint::Text(format!("{} takes {what}", flag(input))),
+                Hint::GiveAs { input, host, file } => {
+                    Hint::Text(format!("give it as {} {host}={file}", flag(input)))
+                }
+                other => other,
+            };
+            VerifyError::Input {
+                code,
+                at,
+                message,
+                hint: Some(Box::new(hint)),
+            }
+        }
+        other => other,
+    }
 }
 
 fn verify(

@@ -146,6 +146,67 @@ fn bad_input_exits_1_with_position_and_writes_nothing() {
     );
 }
 
+/// The verify library says which kind of input a file is or should be; the
+/// binary names the flag that gives it (moved here from the library's
+/// `a_ruleset_is_not_a_manifest`, which checks the library's own words).
+#[test]
+fn input_hints_name_the_flag_of_the_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ruleset = dir.path().join("host.nft");
+    std::fs::write(&ruleset, "table inet filter {\n  chain input {\n  }\n}\n").expect("write");
+    let not_json = dir.path().join("groups.json");
+    std::fs::write(&not_json, "{ not json").expect("write");
+    let not_iptables = dir.path().join("host.rules.v4");
+    std::fs::write(&not_iptables, "table inet filter {\n}\n").expect("write");
+    let api_iptables = format!("api={}", not_iptables.display());
+    let cases = [
+        (
+            "shop.k8s.deployment.yaml",
+            vec!["--kubernetes", ruleset.to_str().expect("utf-8")],
+            "hint: --kubernetes takes NetworkPolicy manifests: YAML documents, or a `List` of them",
+        ),
+        (
+            "shop.aws.deployment.yaml",
+            vec!["--aws", not_json.to_str().expect("utf-8")],
+            "hint: --aws takes the JSON of `aws ec2 describe-security-groups --output json`",
+        ),
+        (
+            "shop.hosts.deployment.yaml",
+            vec!["--iptables", api_iptables.as_str()],
+            "hint: --iptables takes the output of `iptables-save` or `ip6tables-save`",
+        ),
+    ];
+    for (deployment, args, hint) in &cases {
+        let mut all = vec![
+            "verify".to_owned(),
+            spec(),
+            "-d".to_owned(),
+            fixture(deployment),
+        ];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let output = portolan(&all);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(stderr(&output).contains(hint), "{}", stderr(&output));
+    }
+    // iptables-save output given as nftables.
+    let rules = fixture("hosts/api-docker.rules.v4");
+    let output = portolan(&[
+        "verify",
+        &spec(),
+        "-d",
+        &fixture("shop.hosts.deployment.yaml"),
+        "--nftables",
+        &format!("api={rules}"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("hint: give it as --iptables api={rules}")),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[test]
 fn no_input_is_a_usage_error() {
     let output = portolan(&[
