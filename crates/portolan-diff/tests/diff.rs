@@ -199,24 +199,16 @@ fn kernel_available(tools: &[&str]) -> bool {
         .iter()
         .copied()
         .chain(["unshare"])
-        .filter(|t| {
-            !["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .any(|d| Path::new(d).join(t).exists())
-        })
+        .filter(|t| !portolan_test_support::installed(t))
         .collect();
     let root = nix_is_root();
     if missing.is_empty() && root {
         return true;
     }
-    let why = format!("root: {root}, missing: {missing:?}");
-    if std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() == Ok("1") {
-        panic!("the diff kernel test cannot run and PORTOLAN_REQUIRE_LAB=1 ({why})");
-    }
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("\n!!!!! SKIPPED: the diff kernel test needs root and {tools:?} ({why}) !!!!!\n");
-    }
+    portolan_test_support::skip(
+        "the diff kernel test",
+        &format!("it needs root and {tools:?} (root: {root}, missing: {missing:?})"),
+    );
     false
 }
 

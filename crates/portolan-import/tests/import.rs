@@ -297,7 +297,7 @@ fn seed_fixtures_match_the_examples() {
 fn shared_seed_pages_match_the_examples() {
     let dir = root().join("../shared/seeds");
     if !dir.is_dir() {
-        eprintln!("SKIPPED: {} is not present", dir.display());
+        portolan_test_support::loud(&format!("SKIPPED: {} is not present", dir.display()));
         return;
     }
     compare_seed(&dir.join("000_681580ba699051e2.txt"), "circonus-inside");
@@ -406,9 +406,10 @@ fn render_then_import_keeps_every_notation() {
     }
 }
 
-/// The expected flows of a fixture page, one per line, as `Item` displays
-/// them, then the skipped lines. `UPDATE_EXPECTED=1` rewrites the files
-/// (read every change before committing it).
+/// The flows of each fixture page, one per line, as `Item` displays them,
+/// then the skipped lines: an insta snapshot a page
+/// (`tests/snapshots/import__fixture_page_NAME.snap`; review every change
+/// with `cargo insta review`, or `INSTA_UPDATE=always` and `git diff`).
 #[test]
 fn fixture_pages_import_to_the_expected_flows() {
     let dir = fixture("pages");
@@ -419,7 +420,6 @@ fn fixture_pages_import_to_the_expected_flows() {
         .collect();
     pages.sort();
     assert!(pages.len() >= 8, "{} fixture pages", pages.len());
-    let mut failures = Vec::new();
     for page in &pages {
         let imported = import_path(page);
         let spec = load(&page.display().to_string(), &imported.yaml);
@@ -431,20 +431,9 @@ fn fixture_pages_import_to_the_expected_flows() {
         for s in &imported.report.rows_skipped {
             text.push_str(&format!("{}: {}\n", s.line, s.reason));
         }
-        let expected_path = page.with_extension("expected");
-        if std::env::var_os("UPDATE_EXPECTED").is_some() {
-            std::fs::write(&expected_path, &text).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if expected != text {
-            failures.push(format!(
-                "{}:\n--- expected\n{expected}--- got\n{text}",
-                page.display()
-            ));
-        }
+        let name = page.file_stem().unwrap().to_string_lossy();
+        insta::assert_snapshot!(format!("fixture_page_{name}"), text);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// The image-pull prose rule, worded differently from Spacelift's page:

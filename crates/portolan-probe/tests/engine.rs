@@ -14,6 +14,7 @@ use portolan_probe::{
     OutcomeClass, ProbeOptions, ProbeResult, ProbeSpec, Protocol, Proxy, RootCertStore,
     StatsHandle, Target, UdpMode,
 };
+use portolan_test_support::Netns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -296,10 +297,10 @@ async fn multicast_on_loopback() {
     let group: std::net::Ipv4Addr = "239.255.80.77".parse().expect("group");
     let port = closed_udp_port();
     if let Err(why) = loopback_multicast_works(group, port) {
-        eprintln!(
-            "\n*** SKIPPED multicast_on_loopback: this kernel refuses multicast on lo ({why}); \
-             the multicast engine is untested here ***\n"
-        );
+        portolan_test_support::loud(&format!(
+            "SKIPPED multicast_on_loopback: this kernel refuses multicast on lo ({why}); \
+             the multicast engine is untested here"
+        ));
         return;
     }
     let config = config(&[Endpoint {
@@ -747,96 +748,37 @@ async fn concurrency_bound_is_respected() {
     }
 }
 
-/// A network namespace for the test, deleted on drop (panics included).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// Creates the namespace with `lo` up, or says why it cannot (and fails
-    /// instead when `PORTOLAN_REQUIRE_LAB=1`).
-    fn new(test: &str) -> Option<Self> {
-        let skip = |why: String| {
-            if std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() == Ok("1") {
-                panic!("{test}: PORTOLAN_REQUIRE_LAB=1 but {why}");
-            }
-            eprintln!(
-                "\n*** SKIPPED {test}: {why}; set PORTOLAN_REQUIRE_LAB=1 to make this a failure ***\n"
-            );
+/// A network namespace for the test with `lo` up, or `None` after a loud
+/// skip (a failure instead when `PORTOLAN_REQUIRE_LAB=1`).
+fn netns(test: &str) -> Option<Netns> {
+    if !nix::unistd::geteuid().is_root() {
+        portolan_test_support::skip(test, "network namespaces need root");
+        return None;
+    }
+    match Netns::create("probe") {
+        Ok(netns) => {
+            exec(&netns, &["ip", "link", "set", "lo", "up"], None);
+            Some(netns)
+        }
+        Err(why) => {
+            portolan_test_support::skip(test, &why);
             None
-        };
-        if !nix::unistd::geteuid().is_root() {
-            return skip("network namespaces need root".into());
         }
-        let name = format!("portolan-probe-{}-{test}", std::process::id());
-        let added = std::process::Command::new("ip")
-            .args(["netns", "add", &name])
-            .output();
-        match added {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                return skip(format!("`ip netns add` failed: {stderr}"));
-            }
-            Err(e) => return skip(format!("cannot run `ip`: {e}")),
-        }
-        let netns = Self { name };
-        netns.exec(&["ip", "link", "set", "lo", "up"], None);
-        Some(netns)
-    }
-
-    /// Runs a command inside the namespace, with optional standard input.
-    fn exec(&self, args: &[&str], stdin: Option<&str>) {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run ip netns exec");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Runs `f` on a new thread that has entered the namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = std::fs::File::open(&path).expect("open the namespace");
-                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .expect("enter the namespace");
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
+/// Runs a command inside the namespace, with optional standard input; it
+/// must succeed.
+fn exec(netns: &Netns, args: &[&str], stdin: Option<&str>) {
+    let out = match stdin {
+        Some(input) => netns.exec_with_input(args[0], &args[1..], input),
+        None => netns.exec(args[0], &args[1..]),
+    };
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn current_thread_runtime() -> tokio::runtime::Runtime {
@@ -848,11 +790,12 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn filtered_and_unreachable_in_a_namespace() {
-    let Some(netns) = Netns::new("filtered") else {
+    let Some(netns) = netns("filtered") else {
         return;
     };
     let (drop_tcp, reject_tcp, prohibit_udp, drop_udp) = (9001, 9002, 9003, 9004);
-    netns.exec(
+    exec(
+        &netns,
         &["nft", "-f", "-"],
         Some(&format!(
             "table inet portolan_test {{
@@ -1004,7 +947,7 @@ async fn listener_reports_ports_it_cannot_bind() {
 #[tokio::test]
 async fn ipv6_loopback() {
     if StdUdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("\n*** SKIPPED ipv6_loopback: this machine has no ::1 ***\n");
+        portolan_test_support::loud("SKIPPED ipv6_loopback: this machine has no ::1");
         return;
     }
     let config = ListenerConfig {
@@ -1117,15 +1060,10 @@ fn icmp_echo_on_loopback() {
                 .err()
                 .unwrap_or_else(|| "no ::1".to_owned())
         );
-        if std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() == Ok("1") {
-            panic!("{TEST}: PORTOLAN_REQUIRE_LAB=1 but {why}");
-        }
-        eprintln!(
-            "\n*** SKIPPED {TEST}: {why}; set PORTOLAN_REQUIRE_LAB=1 to make this a failure ***\n"
-        );
+        portolan_test_support::skip(TEST, &why);
         return;
     }
-    let Some(netns) = Netns::new("icmp-loopback") else {
+    let Some(netns) = netns("icmp-loopback") else {
         return;
     };
     let results = netns.run(|| {
@@ -1137,13 +1075,14 @@ fn icmp_echo_on_loopback() {
 
 #[test]
 fn icmp_echo_filtered_unreachable_and_refused_in_a_namespace() {
-    let Some(netns) = Netns::new("icmp") else {
+    let Some(netns) = netns("icmp") else {
         return;
     };
     for extra in ["::2/128", "::3/128", "::4/128"] {
-        netns.exec(&["ip", "addr", "add", extra, "dev", "lo"], None);
+        exec(&netns, &["ip", "addr", "add", extra, "dev", "lo"], None);
     }
-    netns.exec(
+    exec(
+        &netns,
         &["nft", "-f", "-"],
         Some(
             "table inet portolan_test {

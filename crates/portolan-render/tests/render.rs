@@ -334,7 +334,9 @@ fn dot_is_accepted_by_graphviz() {
             std::env::var("CI").as_deref() != Ok("true"),
             "Graphviz `dot` is required in CI (apt-get install graphviz)"
         );
-        eprintln!("!!! SKIPPED dot_is_accepted_by_graphviz: Graphviz `dot` is not installed");
+        portolan_test_support::loud(
+            "SKIPPED dot_is_accepted_by_graphviz: Graphviz `dot` is not installed",
+        );
         return;
     }
     for name in [CIRCONUS, SPACELIFT, EDGE_CASES] {
@@ -515,9 +517,9 @@ fn mermaid_has_every_node_and_edge() {
 #[test]
 fn mermaid_is_accepted_by_mermaid_cli() {
     let Some(mmdc) = std::env::var_os("PORTOLAN_MMDC") else {
-        eprintln!(
-            "!!! SKIPPED mermaid_is_accepted_by_mermaid_cli: set PORTOLAN_MMDC to a mermaid-cli \
-             `mmdc` (npm @mermaid-js/mermaid-cli, installed with PUPPETEER_SKIP_DOWNLOAD=1) to run it"
+        portolan_test_support::loud(
+            "SKIPPED mermaid_is_accepted_by_mermaid_cli: set PORTOLAN_MMDC to a mermaid-cli \
+             `mmdc` (npm @mermaid-js/mermaid-cli, installed with PUPPETEER_SKIP_DOWNLOAD=1) to run it",
         );
         return;
     };

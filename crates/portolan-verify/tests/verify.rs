@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
 use std::path::Path;
 
 use portolan_spec::deployment::load_deployment;
@@ -15,32 +14,13 @@ use portolan_spec::{load_spec, SourceFile};
 use portolan_verify::host::{self, HostRuleset};
 use portolan_verify::{FlowCheck, InputKind, Section, Verdict};
 
-const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
-
-fn loud(message: &str) {
-    let bar = "!".repeat(78);
-    let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! {message}\n{bar}\n");
-}
-
+/// Whether the kernel twin can run here: root, `nft` and `iptables-restore`.
 fn twin_available(test: &str) -> bool {
-    let problem = match portolan_lab::check_privileges() {
-        Ok(()) if which("nft") && which("iptables-restore") => return true,
-        Ok(()) => "nft or iptables-restore is not installed".to_owned(),
-        Err(e) => e.to_string(),
-    };
-    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-        panic!("{REQUIRE_ENV}=1 but the kernel twin cannot run: {problem}");
-    }
-    loud(&format!(
-        "SKIPPED {test}: the kernel twin needs root, nft and iptables-restore.\n!!! {problem}"
-    ));
-    false
-}
-
-fn which(program: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).exists())
+    portolan_test_support::lab_available_with(
+        test,
+        portolan_lab::check_privileges(),
+        &[portolan_test_support::NFT, ("iptables-restore", "iptables")],
+    )
 }
 
 fn fixtures() -> std::path::PathBuf {
@@ -66,6 +46,33 @@ fn ruleset(plan: &Plan, kind: InputKind, host: &str, file: &str) -> HostRuleset 
 
 fn run(plan: &Plan, rulesets: &[HostRuleset]) -> Vec<Section> {
     host::verify(plan, rulesets).unwrap()
+}
+
+/// The shop's hosts (`shop.hosts.deployment.yaml`) verified against the
+/// fixture rulesets `(kind, host, file)` in the kernel twin: the sections;
+/// `None` after the loud skip where the twin cannot run.
+fn twin(test: &str, files: &[(InputKind, &str, &str)]) -> Option<Vec<Section>> {
+    if !twin_available(test) {
+        return None;
+    }
+    let plan = shop("shop.hosts.deployment.yaml");
+    let rulesets: Vec<HostRuleset> = files
+        .iter()
+        .map(|(kind, host, file)| ruleset(&plan, *kind, host, file))
+        .collect();
+    Some(run(&plan, &rulesets))
+}
+
+/// Asserts that some rule opens ssh (TCP 22) to any address, `why`.
+fn assert_ssh_from_anywhere(section: &Section, why: &str) {
+    assert!(
+        section
+            .excess
+            .iter()
+            .any(|e| e.any && e.traffic.starts_with("tcp 22")),
+        "{why}: {:#?}",
+        section.excess
+    );
 }
 
 fn check<'a>(section: &'a Section, flow: &str) -> &'a FlowCheck {
@@ -106,19 +113,12 @@ const API_NFT: &[Case] = &[
 
 #[test]
 fn nft_text_inet_and_ip_tables_jump_chains_and_shadowed_rules() {
-    if !twin_available("nft_text_inet_and_ip_tables_jump_chains_and_shadowed_rules") {
+    let Some(sections) = twin(
+        "nft_text_inet_and_ip_tables_jump_chains_and_shadowed_rules",
+        &[(InputKind::Nftables, "api", "api-inet-and-ip.nft")],
+    ) else {
         return;
-    }
-    let plan = shop("shop.hosts.deployment.yaml");
-    let sections = run(
-        &plan,
-        &[ruleset(
-            &plan,
-            InputKind::Nftables,
-            "api",
-            "api-inet-and-ip.nft",
-        )],
-    );
+    };
     let s = &sections[0];
     assert_cases(s, API_NFT);
     // The blocked flow's rule names table, chain and handle.
@@ -151,37 +151,23 @@ fn nft_text_inet_and_ip_tables_jump_chains_and_shadowed_rules() {
 
 #[test]
 fn nft_json_gives_the_same_answers() {
-    if !twin_available("nft_json_gives_the_same_answers") {
+    let Some(sections) = twin(
+        "nft_json_gives_the_same_answers",
+        &[(InputKind::Nftables, "api", "api-inet-and-ip.json")],
+    ) else {
         return;
-    }
-    let plan = shop("shop.hosts.deployment.yaml");
-    let sections = run(
-        &plan,
-        &[ruleset(
-            &plan,
-            InputKind::Nftables,
-            "api",
-            "api-inet-and-ip.json",
-        )],
-    );
+    };
     assert_cases(&sections[0], API_NFT);
 }
 
 #[test]
 fn sets_and_verdict_maps() {
-    if !twin_available("sets_and_verdict_maps") {
+    let Some(sections) = twin(
+        "sets_and_verdict_maps",
+        &[(InputKind::Nftables, "db", "db-sets-maps.nft")],
+    ) else {
         return;
-    }
-    let plan = shop("shop.hosts.deployment.yaml");
-    let sections = run(
-        &plan,
-        &[ruleset(
-            &plan,
-            InputKind::Nftables,
-            "db",
-            "db-sets-maps.nft",
-        )],
-    );
+    };
     let s = &sections[0];
     assert_cases(
         s,
@@ -204,17 +190,15 @@ fn sets_and_verdict_maps() {
 
 #[test]
 fn ufw_rulesets_written_by_ufw() {
-    if !twin_available("ufw_rulesets_written_by_ufw") {
-        return;
-    }
-    let plan = shop("shop.hosts.deployment.yaml");
-    let sections = run(
-        &plan,
+    let Some(sections) = twin(
+        "ufw_rulesets_written_by_ufw",
         &[
-            ruleset(&plan, InputKind::Iptables, "api", "api-ufw.rules.v4"),
-            ruleset(&plan, InputKind::Iptables, "api", "api-ufw.rules.v6"),
+            (InputKind::Iptables, "api", "api-ufw.rules.v4"),
+            (InputKind::Iptables, "api", "api-ufw.rules.v6"),
         ],
-    );
+    ) else {
+        return;
+    };
     let s = &sections[0];
     assert_cases(
         s,
@@ -227,30 +211,17 @@ fn ufw_rulesets_written_by_ufw() {
              "ufw's default allow outgoing: ufw-user-output/ufw-after-output, then the OUTPUT policy accept"),
         ],
     );
-    assert!(
-        s.excess
-            .iter()
-            .any(|e| e.any && e.traffic.starts_with("tcp 22")),
-        "ufw allow 22/tcp opens ssh to any address: {:#?}",
-        s.excess
-    );
+    assert_ssh_from_anywhere(s, "ufw allow 22/tcp opens ssh to any address");
 }
 
 #[test]
 fn firewalld_ruleset_written_by_firewalld() {
-    if !twin_available("firewalld_ruleset_written_by_firewalld") {
+    let Some(sections) = twin(
+        "firewalld_ruleset_written_by_firewalld",
+        &[(InputKind::Nftables, "api", "api-firewalld.nft")],
+    ) else {
         return;
-    }
-    let plan = shop("shop.hosts.deployment.yaml");
-    let sections = run(
-        &plan,
-        &[ruleset(
-            &plan,
-            InputKind::Nftables,
-            "api",
-            "api-firewalld.nft",
-        )],
-    );
+    };
     let s = &sections[0];
     assert_cases(
         s,
@@ -263,30 +234,20 @@ fn firewalld_ruleset_written_by_firewalld() {
              "firewalld does not filter output by default: chain filter_OUTPUT's policy accept"),
         ],
     );
-    assert!(
-        s.excess
-            .iter()
-            .any(|e| e.any && e.traffic.starts_with("tcp 22")),
-        "the public zone's default ssh service opens 22 to any address: {:#?}",
-        s.excess
+    assert_ssh_from_anywhere(
+        s,
+        "the public zone's default ssh service opens 22 to any address",
     );
 }
 
 #[test]
 fn docker_style_iptables_with_jump_chains() {
-    if !twin_available("docker_style_iptables_with_jump_chains") {
+    let Some(sections) = twin(
+        "docker_style_iptables_with_jump_chains",
+        &[(InputKind::Iptables, "api", "api-docker.rules.v4")],
+    ) else {
         return;
-    }
-    let plan = shop("shop.hosts.deployment.yaml");
-    let sections = run(
-        &plan,
-        &[ruleset(
-            &plan,
-            InputKind::Iptables,
-            "api",
-            "api-docker.rules.v4",
-        )],
-    );
+    };
     let s = &sections[0];
     let web = check(s, "web->api/tcp/8080");
     // IPv4 is admitted by the `services` chain; the host has no ip6tables

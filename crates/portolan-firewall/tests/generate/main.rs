@@ -18,13 +18,13 @@ mod modes;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use portolan_firewall::{GenerateError, Generated, Options, Policy, TargetKind, WarningKind};
 use portolan_spec::deployment::load_deployment;
 use portolan_spec::plan::{plan, Plan};
 use portolan_spec::{load_spec, SourceFile};
+use portolan_test_support::Netns;
 
 const EXAMPLES: [&str; 2] = ["circonus-inside", "spacelift-self-hosted"];
 
@@ -581,78 +581,18 @@ fn accept_policy_logs_instead_of_dropping() {
 // Real tools
 // ---------------------------------------------------------------------------
 
-fn lab_required() -> bool {
-    std::env::var("PORTOLAN_REQUIRE_LAB").is_ok_and(|v| v == "1")
-}
-
 fn run(program: &str, args: &[&str]) -> std::io::Result<Output> {
     Command::new(program).args(args).output()
-}
-
-/// A network namespace the test owns; deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Result<Self, String> {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "portolan-fw-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let out = run("ip", &["netns", "add", &name]).map_err(|e| format!("ip: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "ip netns add failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Self { name })
-    }
-
-    /// Runs `f` on a thread that has entered the namespace (sockets it
-    /// opens live there).
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = std::fs::File::open(&path).expect("open the namespace");
-                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .expect("enter the namespace");
-                    f()
-                })
-                .join()
-                .expect("namespace thread")
-        })
-    }
-
-    fn exec(&self, program: &str, args: &[&str]) -> Output {
-        let mut all = vec!["netns", "exec", &self.name, program];
-        all.extend_from_slice(args);
-        run("ip", &all).unwrap_or_else(|e| panic!("ip netns exec {program}: {e}"))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.name]);
-    }
 }
 
 /// A namespace if the environment allows one and the tools exist; else
 /// `None` after a loud message (or a failure when the lab is required).
 fn lab(tools: &[&str]) -> Option<Netns> {
     let skip = |why: String| {
-        if lab_required() {
-            panic!("PORTOLAN_REQUIRE_LAB=1 but the real-tool test cannot run: {why}");
-        }
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("SKIPPED real-tool firewall test: {why} (needs root and {tools:?}; set PORTOLAN_REQUIRE_LAB=1 to make this a failure)");
-        }
+        portolan_test_support::skip(
+            "real-tool firewall test",
+            &format!("{why} (needs root and {tools:?})"),
+        );
         None
     };
     for tool in tools {
@@ -660,7 +600,7 @@ fn lab(tools: &[&str]) -> Option<Netns> {
             return skip(format!("`{tool}` is not installed"));
         }
     }
-    match Netns::create() {
+    match Netns::create("fw") {
         Ok(ns) => Some(ns),
         Err(why) => skip(why),
     }

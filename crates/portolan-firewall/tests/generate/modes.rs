@@ -15,7 +15,9 @@ use portolan_spec::deployment::load_deployment;
 use portolan_spec::plan::{plan, Plan};
 use portolan_spec::{load_spec, SourceFile};
 
-use super::{generate, lab, stderr, Netns};
+use portolan_test_support::Netns;
+
+use super::{generate, lab, stderr};
 
 const SPEC: &str = "portolan: 1
 system: {name: Shop}
@@ -113,7 +115,16 @@ fn pair(tools: &[&str]) -> Option<Pair> {
     let link = host.exec(
         "ip",
         &[
-            "link", "add", "veth-h", "type", "veth", "peer", "name", "veth-p", "netns", &peer.name,
+            "link",
+            "add",
+            "veth-h",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth-p",
+            "netns",
+            peer.name(),
         ],
     );
     assert!(link.status.success(), "{}", stderr(&link));

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use portolan_test_support::Netns;
+
 const SPEC: &str = "portolan: 1
 system: {name: Shop}
 components:
@@ -42,25 +44,13 @@ const ADMITTED: &str = "198.18.0.3 40000 198.18.0.1 22";
 const CUT: &str = "198.18.0.9 40000 198.18.0.1 22";
 
 struct Ns {
-    name: String,
+    netns: Netns,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
 }
 
 impl Ns {
     fn exec(&self, program: &str, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .output()
-            .expect("ip netns exec")
+        self.netns.exec(program, args)
     }
 
     fn ruleset(&self) -> String {
@@ -80,15 +70,9 @@ impl Ns {
     /// `portolan apply` in the namespace, under an SSH session.
     fn apply(&self, session: &str, extra: &[&str]) -> Command {
         let dir = self.dir.path();
-        let mut command = Command::new("ip");
+        let mut command = self.netns.command(super::PORTOLAN);
         command
-            .args([
-                "netns",
-                "exec",
-                &self.name,
-                env!("CARGO_BIN_EXE_portolan"),
-                "apply",
-            ])
+            .arg("apply")
             .arg(dir.join("portolan.yaml"))
             .arg("-d")
             .arg(dir.join("deployment.yaml"))
@@ -120,38 +104,58 @@ impl Ns {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// `portolan apply --confirm` for this namespace's state directory.
+    fn confirm(&self) -> Output {
+        super::portolan_command()
+            .args(["apply", "--confirm", "--state-dir"])
+            .arg(self.state())
+            .output()
+            .expect("confirm runs")
+    }
+
+    /// Confirms the pending apply `child` (both exit 0), then waits past
+    /// its deadline.
+    fn confirm_past_deadline(&self, child: Child) {
+        let confirm = self.confirm();
+        assert_eq!(
+            confirm.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&confirm.stderr)
+        );
+        let out = finish(child);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(6));
+    }
+
+    /// Waits (bounded) until `listing` shows `needle`: the new rules are in
+    /// force.
+    fn wait_in_force(&self, listing: fn(&Self) -> String, needle: &str) {
+        let started = Instant::now();
+        while !listing(self).contains(needle) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{}",
+                listing(self)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn setup(test: &str) -> Option<Ns> {
-    let problem = match portolan_lab::check_privileges() {
-        Ok(()) if Command::new("nft").arg("--version").output().is_ok() => None,
-        Ok(()) => Some("`nft` is not installed".to_owned()),
-        Err(e) => Some(e.to_string()),
-    };
-    if let Some(problem) = problem {
-        assert!(
-            std::env::var("PORTOLAN_REQUIRE_LAB").as_deref() != Ok("1"),
-            "PORTOLAN_REQUIRE_LAB=1 but {test} cannot run: {problem}"
-        );
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("!!! SKIPPED {test}: needs root and nft: {problem} (PORTOLAN_REQUIRE_LAB=1 makes this a failure)");
-        }
+    if !super::lab_available(test) {
         return None;
     }
-    let name = format!("portolan-apply-{}-{test}", std::process::id());
-    let name: String = name.chars().take(60).collect();
-    let out = Command::new("ip")
-        .args(["netns", "add", &name])
-        .output()
-        .expect("ip");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let netns = Netns::create("apply").expect("a namespace");
     let ns = Ns {
-        name,
+        netns,
         dir: tempfile::tempdir().expect("tempdir"),
     };
     std::fs::write(ns.dir.path().join("portolan.yaml"), SPEC).expect("write");
@@ -178,15 +182,7 @@ fn unconfirmed_apply_is_rolled_back_byte_for_byte() {
     let child = ns.apply(ADMITTED, &[]).spawn().expect("starts");
     ns.wait_status("pending");
     // While pending, the new rules are in force.
-    let started = Instant::now();
-    while !ns.ruleset().contains("table inet portolan") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}",
-            ns.ruleset()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ns.wait_in_force(Ns::ruleset, "table inet portolan");
     let out = finish(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -206,15 +202,7 @@ fn a_killed_apply_is_still_rolled_back() {
     let before = ns.ruleset();
     let mut child = ns.apply(ADMITTED, &[]).spawn().expect("starts");
     ns.wait_status("pending");
-    let started = Instant::now();
-    while !ns.ruleset().contains("table inet portolan") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}",
-            ns.ruleset()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ns.wait_in_force(Ns::ruleset, "table inet portolan");
     // SIGKILL the applying process (`ip netns exec` execs it, so the pid
     // is portolan's): no handler runs; only the detached guard is left.
     child.kill().expect("SIGKILL");
@@ -236,36 +224,14 @@ fn confirmed_apply_keeps_the_rules() {
     let Some(ns) = setup("confirm") else { return };
     let child = ns.apply(ADMITTED, &[]).spawn().expect("starts");
     ns.wait_status("pending");
-    let confirm = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(["apply", "--confirm", "--state-dir"])
-        .arg(ns.state())
-        .output()
-        .expect("confirm runs");
-    assert_eq!(
-        confirm.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&confirm.stderr)
-    );
-    let out = finish(child);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ns.confirm_past_deadline(child);
     // Past the deadline, the guard has left the rules alone.
-    std::thread::sleep(Duration::from_secs(6));
     let ruleset = ns.ruleset();
     assert!(ruleset.contains("table inet portolan"), "{ruleset}");
     assert!(ruleset.contains("host's own: node exporter"), "{ruleset}");
     assert!(ns.journal().contains("\"status\": \"confirmed\""));
     // A second confirm has nothing to confirm: exit 1.
-    let again = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(["apply", "--confirm", "--state-dir"])
-        .arg(ns.state())
-        .output()
-        .expect("confirm runs");
+    let again = ns.confirm();
     assert_eq!(again.status.code(), Some(1));
 }
 
@@ -392,15 +358,7 @@ fn unconfirmed_iptables_apply_is_rolled_back_byte_for_byte() {
         .expect("starts");
     ns.wait_status("pending");
     // While pending, the new rules are in force.
-    let started = Instant::now();
-    while !ns.iptables().contains("app->db/tcp/5432") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}",
-            ns.iptables()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ns.wait_in_force(Ns::iptables, "app->db/tcp/5432");
     let out = finish(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -419,26 +377,8 @@ fn confirmed_iptables_apply_keeps_the_rules() {
         .spawn()
         .expect("starts");
     ns.wait_status("pending");
-    let confirm = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(["apply", "--confirm", "--state-dir"])
-        .arg(ns.state())
-        .output()
-        .expect("confirm runs");
-    assert_eq!(
-        confirm.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&confirm.stderr)
-    );
-    let out = finish(child);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ns.confirm_past_deadline(child);
     // Past the deadline, the guard has left the rules alone.
-    std::thread::sleep(Duration::from_secs(6));
     let rules = ns.iptables();
     assert!(rules.contains("app->db/tcp/5432"), "{rules}");
     assert_ne!(rules, before);

@@ -20,33 +20,15 @@ use std::time::{Duration, Instant};
 use portolan_lab::{Lab, Topology};
 use serde_json::Value;
 
-const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
 const SSHD: &str = "/usr/sbin/sshd";
 
-fn loud(message: &str) {
-    let bar = "!".repeat(78);
-    eprintln!("\n{bar}\n!!! {message}\n{bar}\n");
-}
-
+/// Whether the SSH lab can run here: root, `sshd` and `nft`.
 fn available(test: &str) -> bool {
-    let problem = match portolan_lab::check_privileges() {
-        Err(e) => e.to_string(),
-        Ok(()) if !Path::new(SSHD).exists() => {
-            "`sshd` is not installed (Debian package openssh-server)".to_owned()
-        }
-        Ok(()) if !Path::new("/usr/sbin/nft").exists() => {
-            "`nft` is not installed (Debian package nftables)".to_owned()
-        }
-        Ok(()) => return true,
-    };
-    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-        panic!("{REQUIRE_ENV}=1 but the SSH lab cannot run: {problem}");
-    }
-    loud(&format!(
-        "SKIPPED {test}: SSH preflight tests need root, sshd and nft.\n!!! {problem}\n\
-         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip."
-    ));
-    false
+    portolan_test_support::lab_available_with(
+        test,
+        portolan_lab::check_privileges(),
+        &[("sshd", "openssh-server"), portolan_test_support::NFT],
+    )
 }
 
 fn run(program: &str, args: &[&str]) -> Output {
@@ -261,7 +243,7 @@ impl SshLab {
     }
 
     fn command(&self, spec: &str, deployment: &str, extra: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_portolan"));
+        let mut command = super::portolan_command();
         command.args([
             "preflight",
             spec,

@@ -11,11 +11,28 @@ mod output;
 mod preflight;
 mod verify;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// The binary under test.
+const PORTOLAN: &str = env!("CARGO_BIN_EXE_portolan");
+
+/// `portolan` as a command still to be configured (environment, standard
+/// input, spawn).
+fn portolan_command() -> Command {
+    Command::new(PORTOLAN)
+}
+
+/// Whether the lab can run here (root and `nft`); a loud skip, or a failure
+/// under `PORTOLAN_REQUIRE_LAB=1`, when it cannot.
+fn lab_available(test: &str) -> bool {
+    portolan_test_support::lab_available(test, portolan_lab::check_privileges())
+}
+
+/// `portolan ARGS` run to its end, without colours and 100 columns wide (as
+/// the snapshots are).
 fn portolan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portolan"))
+    portolan_command()
         .args(args)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
@@ -24,14 +41,12 @@ fn portolan(args: &[&str]) -> Output {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    portolan_test_support::workspace_root()
 }
 
+/// The example's spec path, as an argument.
 fn example(name: &str) -> String {
-    root()
-        .join("examples")
-        .join(name)
-        .join("portolan.yaml")
+    portolan_test_support::example_spec(name)
         .display()
         .to_string()
 }
@@ -225,6 +240,13 @@ fn render_every_format_to_stdout_and_file() {
             );
         }
     }
+}
+
+/// `portolan generate SPEC -d DEPLOYMENT ARGS`, as [`portolan`] runs it.
+fn generate(spec: &str, deployment: &str, args: &[&str]) -> Output {
+    let mut all = vec!["generate", spec, "-d", deployment];
+    all.extend_from_slice(args);
+    portolan(&all)
 }
 
 fn deployment_of(name: &str) -> String {
@@ -452,41 +474,14 @@ fn generate_writes_all_files_or_none() {
     assert_eq!(leftovers.len(), 1, "only the output directory remains");
 
     // One file goes to stdout; several without -o is a usage error.
-    let one = portolan(&[
-        "generate",
-        &spec,
-        "-d",
-        &deployment,
-        "-t",
-        "nftables",
-        "-c",
-        "api",
-    ]);
+    let one = generate(&spec, &deployment, &["-t", "nftables", "-c", "api"]);
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
     assert!(stdout(&one).starts_with("#!/usr/sbin/nft -f\n"));
-    let many = portolan(&[
-        "generate",
-        &spec,
-        "-d",
-        &deployment,
-        "-t",
-        "iptables",
-        "-c",
-        "api",
-    ]);
+    let many = generate(&spec, &deployment, &["-t", "iptables", "-c", "api"]);
     assert_eq!(many.status.code(), Some(2), "{}", stderr(&many));
     assert!(stderr(&many).contains("-o DIR"), "{}", stderr(&many));
     // A component the target cannot serve is a located input error.
-    let outside = portolan(&[
-        "generate",
-        &spec,
-        "-d",
-        &deployment,
-        "-t",
-        "nftables",
-        "-c",
-        "outside",
-    ]);
+    let outside = generate(&spec, &deployment, &["-t", "nftables", "-c", "outside"]);
     assert_eq!(outside.status.code(), Some(1), "{}", stderr(&outside));
     assert!(stderr(&outside).contains("deployment::unsupported-by-target"));
 }
@@ -498,7 +493,7 @@ fn generate_to_dash_prints_and_creates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = example("circonus-inside");
     let deployment = deployment_of("circonus-inside");
-    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+    let out = portolan_command()
         .args([
             "generate",
             &spec,
@@ -528,16 +523,7 @@ fn generate_unknown_component_is_a_flag_error() {
     let spec = example("circonus-inside");
     let deployment = deployment_of("circonus-inside");
     for target in ["nftables", "aws"] {
-        let out = portolan(&[
-            "generate",
-            &spec,
-            "-d",
-            &deployment,
-            "-t",
-            target,
-            "-c",
-            "apu",
-        ]);
+        let out = generate(&spec, &deployment, &["-t", target, "-c", "apu"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         // The deployment's warnings (no DNS flow) come first; the error is
         // the flag's, not the deployment's.
@@ -577,7 +563,7 @@ fn plan_does_not_warn_about_parameters_the_deployment_sets() {
         stderr(&output)
     );
     // Nor does the lab, which gives such a parameter a lab value and says so.
-    if std::env::var_os("PORTOLAN_REQUIRE_LAB").is_some() || portolan_lab_runs_here() {
+    if lab_available("plan_does_not_warn_about_parameters_the_deployment_sets (its lab half)") {
         let output = portolan(&["lab", &spec]);
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         assert!(
@@ -585,11 +571,6 @@ fn plan_does_not_warn_about_parameters_the_deployment_sets() {
             "{}",
             stderr(&output)
         );
-    } else {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("!!! SKIPPED the lab half of this test: not root");
-        }
     }
     // validate still reminds the spec's author.
     let output = portolan(&["validate", &spec]);
@@ -637,17 +618,12 @@ fn co_located_components_plan_and_generate_per_host() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("rules");
-    let generate = portolan(&[
-        "generate",
+    let all = generate(
         &spec,
-        "-d",
         &deployment,
-        "-t",
-        "nftables",
-        "-o",
-        out.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(generate.status.code(), Some(0), "{}", stderr(&generate));
+        &["-t", "nftables", "-o", out.to_str().expect("utf-8")],
+    );
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
     let mut written: Vec<String> = std::fs::read_dir(&out)
         .expect("out exists")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -663,22 +639,13 @@ fn co_located_components_plan_and_generate_per_host() {
         ]
     );
     // --component gives the file of the component's host.
-    let one = portolan(&[
-        "generate",
-        &spec,
-        "-d",
-        &deployment,
-        "-t",
-        "nftables",
-        "-c",
-        "web-stream",
-    ]);
+    let one = generate(&spec, &deployment, &["-t", "nftables", "-c", "web-stream"]);
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
     let app = std::fs::read_to_string(out.join("app.nft")).expect("app.nft");
     assert_eq!(stdout(&one), app);
 }
 
-/// Whether this process may build a lab (root, as in CI).
+/// Whether this process runs as root (as in CI).
 fn portolan_lab_runs_here() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|s| {
@@ -701,7 +668,7 @@ fn output_files_get_the_usual_mode() {
         Command::new("sh")
             .arg("-c")
             .arg("umask 022 && exec \"$0\" render \"$1\" -o \"$2\"")
-            .arg(env!("CARGO_BIN_EXE_portolan"))
+            .arg(PORTOLAN)
             .arg(example("circonus-inside"))
             .arg(&page)
             .output()

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{deployment_of, example, portolan, portolan_lab_runs_here, stderr, stdout};
+use super::{deployment_of, example, generate, portolan, portolan_lab_runs_here, stderr, stdout};
 
 fn render_to(path: &Path) -> std::process::Output {
     portolan(&[
@@ -86,7 +86,7 @@ fn a_fifo_gets_the_bytes() {
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(&fifo)
         .expect("open the FIFO for reading");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portolan"))
+    let mut child = super::portolan_command()
         .args(["render", &example("circonus-inside"), "-o"])
         .arg(&fifo)
         .stdout(Stdio::null())
@@ -203,25 +203,31 @@ fn a_directory_or_dangling_symlink_is_refused() {
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 3);
 }
 
+/// `portolan import page.md -o spec.yaml FLAGS` in a new directory, the
+/// page holding `page`.
+fn import(page: &str, flags: &[&str]) -> (tempfile::TempDir, std::process::Output) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("page.md");
+    std::fs::write(&path, page).expect("write");
+    let spec = dir.path().join("spec.yaml");
+    let mut args = vec![
+        "import",
+        path.to_str().expect("utf-8"),
+        "-o",
+        spec.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(flags);
+    let output = portolan(&args);
+    (dir, output)
+}
+
 /// `import --report-file -` is standard output, as `-` is everywhere.
 #[test]
 fn import_report_file_dash_is_standard_output() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let page = dir.path().join("page.md");
-    std::fs::write(
-        &page,
+    let (dir, output) = import(
         "# Acme\n\n| Source | Destination | Port |\n|---|---|---|\n| Web | DB | TCP 5432 |\n",
-    )
-    .expect("write");
-    let spec = dir.path().join("spec.yaml");
-    let output = portolan(&[
-        "import",
-        page.to_str().expect("utf-8"),
-        "-o",
-        spec.to_str().expect("utf-8"),
-        "--report-file",
-        "-",
-    ]);
+        &["--report-file", "-"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("the report on stdout");
@@ -233,22 +239,10 @@ fn import_report_file_dash_is_standard_output() {
 /// JSON report alike.
 #[test]
 fn import_warnings_carry_their_code() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let page = dir.path().join("page.md");
-    std::fs::write(
-        &page,
+    let (_dir, output) = import(
         "# Acme\n\n## Web\n\n| Port | Protocol |\n|---|---|\n| 8443 | TCP |\n",
-    )
-    .expect("write");
-    let spec = dir.path().join("spec.yaml");
-    let output = portolan(&[
-        "import",
-        page.to_str().expect("utf-8"),
-        "-o",
-        spec.to_str().expect("utf-8"),
-        "--report",
-        "json",
-    ]);
+        &["--report", "json"],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("the report on stdout");
@@ -268,16 +262,11 @@ fn import_warnings_carry_their_code() {
 }
 
 fn generate_to(out: &Path) -> std::process::Output {
-    portolan(&[
-        "generate",
+    generate(
         &example("circonus-inside"),
-        "-d",
         &deployment_of("circonus-inside"),
-        "-t",
-        "nftables",
-        "-o",
-        out.to_str().expect("utf-8"),
-    ])
+        &["-t", "nftables", "-o", out.to_str().expect("utf-8")],
+    )
 }
 
 /// Row 16: `-o a/b/rules` creates `a/b` as the help says.
@@ -329,7 +318,7 @@ fn generate_into_a_read_only_directory_says_so() {
                 "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && \
                  exec \"$0\" generate \"$2\" -d \"$3\" -t nftables -o \"$1\"",
             )
-            .arg(env!("CARGO_BIN_EXE_portolan"))
+            .arg(super::PORTOLAN)
             .arg(out_text)
             .arg(example("circonus-inside"))
             .arg(deployment_of("circonus-inside"))

@@ -21,35 +21,9 @@ use serde_json::Value;
 
 mod hosts;
 
-const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
+use portolan_test_support::loud;
 
-fn portolan() -> &'static str {
-    env!("CARGO_BIN_EXE_portolan")
-}
-
-/// Straight to standard error, which the harness does not capture.
-fn loud(message: &str) {
-    let bar = "!".repeat(78);
-    let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! {message}\n{bar}\n");
-}
-
-fn lab_available(test: &str) -> bool {
-    let problem = match portolan_lab::check_privileges() {
-        Ok(()) if Path::new("/usr/sbin/nft").exists() || Path::new("/sbin/nft").exists() => {
-            return true
-        }
-        Ok(()) => "`nft` is not installed (Debian package nftables)".to_owned(),
-        Err(e) => e.to_string(),
-    };
-    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-        panic!("{REQUIRE_ENV}=1 but the lab cannot run: {problem}");
-    }
-    loud(&format!(
-        "SKIPPED {test}: network-namespace tests need root and nft.\n!!! {problem}\n\
-         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip."
-    ));
-    false
-}
+use super::{lab_available, portolan_command, PORTOLAN};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -146,7 +120,7 @@ struct Listening {
 
 impl Listening {
     fn start(lab: &Lab, host: &str, args: &[&str]) -> Self {
-        let mut command = Command::new(portolan());
+        let mut command = portolan_command();
         command
             .arg("listen")
             .args(args)
@@ -201,9 +175,21 @@ impl Listening {
     }
 }
 
-fn check(lab: &Lab, host: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(portolan());
-    command.arg("check").args(args).env("COLUMNS", "200");
+/// `portolan check SPEC -d DEPLOYMENT --as COMPONENT EXTRA` on the lab's
+/// `host`, 200 columns wide and without a proxy.
+fn check_as(
+    lab: &Lab,
+    host: &str,
+    (spec, deployment): (&str, &str),
+    component: &str,
+    extra: &[&str],
+) -> Output {
+    let mut command = portolan_command();
+    command
+        .arg("check")
+        .args([spec, "-d", deployment, "--as", component])
+        .args(extra)
+        .env("COLUMNS", "200");
     command.env_remove("HTTPS_PROXY").env_remove("https_proxy");
     lab.exec(host, command).expect("run check")
 }
@@ -295,7 +281,7 @@ fn lab_hosts_listen_check_and_report() {
             "--reuid=nobody",
             "--regid=nogroup",
             "--clear-groups",
-            portolan(),
+            PORTOLAN,
         ])
         .args([
             "listen",
@@ -332,15 +318,12 @@ fn lab_hosts_listen_check_and_report() {
     // api checks against the listeners.
     let api_json = files.path("api.json");
     let from = ip("api").to_string();
-    let out = check(
+    let out = check_as(
         &lab,
         "api",
+        (spec_s, dep_s),
+        "api",
         &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "api",
             "--from",
             &from,
             "--timeout",
@@ -437,15 +420,12 @@ fn lab_hosts_listen_check_and_report() {
     // pass (the listener ignores datagrams without the token); ICMP port
     // unreachable is still refused. JUnit output.
     let junit = files.path("api.xml");
-    let out = check(
+    let out = check_as(
         &lab,
         "api",
+        (spec_s, dep_s),
+        "api",
         &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "api",
             "--from",
             &from,
             "--timeout",
@@ -483,15 +463,12 @@ fn lab_hosts_listen_check_and_report() {
 
     // cache checks its one flow: every required flow passes, exit 0.
     let cache_json = files.path("cache.json");
-    let out = check(
+    let out = check_as(
         &lab,
         "cache",
+        (spec_s, dep_s),
+        "cache",
         &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "cache",
             "--timeout",
             "1000",
             "-f",
@@ -506,18 +483,12 @@ fn lab_hosts_listen_check_and_report() {
     // An address outside the deployment, or a component the spec lacks:
     // an error, exit 1, nothing probed.
     let before = db.child.id();
-    let out = check(
+    let out = check_as(
         &lab,
         "api",
-        &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "api",
-            "--from",
-            &ip("db").to_string(),
-        ],
+        (spec_s, dep_s),
+        "api",
+        &["--from", &ip("db").to_string()],
     );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(text(&out.stderr).contains(&format!(
@@ -525,7 +496,7 @@ fn lab_hosts_listen_check_and_report() {
         ip("db")
     )));
     assert!(text(&out.stdout).is_empty(), "{}", show(&out));
-    let out = check(&lab, "api", &[spec_s, "-d", dep_s, "--as", "apii"]);
+    let out = check_as(&lab, "api", (spec_s, dep_s), "apii", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         text(&out.stderr).contains("`apii` is not a component of the spec; did you mean `api`?")
@@ -557,15 +528,12 @@ fn lab_hosts_listen_check_and_report() {
     let set = lab.exec("api", command).expect("set the range");
     assert!(set.status.success(), "{}", show(&set));
     let refused_json = files.path("api-refused.json");
-    let out = check(
+    let out = check_as(
         &lab,
         "api",
+        (spec_s, dep_s),
+        "api",
         &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "api",
             "--timeout",
             "300",
             "--retries",
@@ -742,7 +710,7 @@ fn chromium_checks(files: &Files, html: &Path) {
 }
 
 fn run_report(args: &[&str]) -> Output {
-    Command::new(portolan())
+    portolan_command()
         .arg("report")
         .args(args)
         .output()
@@ -944,7 +912,7 @@ fn check_tls(
     extra: &[&str],
     proxy: Option<u16>,
 ) -> (Output, Value) {
-    let mut command = Command::new(portolan());
+    let mut command = portolan_command();
     command
         .args(["check"])
         .arg(spec)
@@ -1054,7 +1022,7 @@ fn external_endpoint_tls_on_loopback() {
     // A CA file that holds no certificate is an input error.
     let empty = files.write("empty.pem", "not a certificate\n");
     let (out, _) = (
-        Command::new(portolan())
+        portolan_command()
             .arg("check")
             .arg(&spec)
             .arg("-d")

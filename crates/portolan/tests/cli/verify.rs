@@ -270,16 +270,11 @@ fn an_unknown_host_and_a_ruleset_of_the_wrong_kind_exit_1() {
 
 #[test]
 fn a_host_ruleset_in_the_twin() {
-    if portolan_lab::check_privileges().is_err() {
-        assert_ne!(
-            std::env::var("PORTOLAN_REQUIRE_LAB").as_deref(),
-            Ok("1"),
-            "PORTOLAN_REQUIRE_LAB=1 but the kernel twin cannot run"
-        );
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("SKIPPED a_host_ruleset_in_the_twin: the kernel twin needs root");
-        }
+    if !portolan_test_support::lab_available_with(
+        "a_host_ruleset_in_the_twin",
+        portolan_lab::check_privileges(),
+        &[],
+    ) {
         return;
     }
     let output = portolan(&[

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{example, lab_available, namespaces_of, nix_kill, portolan, start_run};
+use super::{example, lab_available, namespaces_of, nix_kill, portolan, start_run, tiny_spec};
 
 /// A named namespace made by hand (`ip netns add`), deleted on drop.
 struct HandMade(String);
@@ -55,16 +55,6 @@ fn process_inside(namespace: &str) -> Reaped {
 
 fn exists(namespace: &str) -> bool {
     Path::new(portolan_lab::NETNS_DIR).join(namespace).exists()
-}
-
-fn tiny_spec(dir: &Path) -> std::path::PathBuf {
-    let tiny = dir.join("tiny.yaml");
-    std::fs::write(
-        &tiny,
-        "portolan: 1\nsystem: {name: Tiny}\ncomponents: [{id: a}, {id: b}]\nflows: [{from: a, to: b, protocol: tcp, port: 80}]\n",
-    )
-    .expect("write spec");
-    tiny
 }
 
 fn lab_run(spec: &Path) -> std::process::Output {

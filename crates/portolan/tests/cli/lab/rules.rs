@@ -92,7 +92,7 @@ fn iptables_files_and_a_ruleset_that_drops_everything() {
     if !lab_available("iptables_files_and_a_ruleset_that_drops_everything") {
         return;
     }
-    if super::which("iptables-restore").is_err() {
+    if portolan_test_support::which("iptables-restore").is_none() {
         panic!("iptables-restore is missing (Debian package iptables; .ci/run installs it)");
     }
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use portolan_lab::{Lab, Topology};
 
-use super::{check, lab_available, run_report, show, text, Files, Listening};
+use super::{check_as, lab_available, run_report, show, text, Files, Listening};
 
 const SPEC: &str = "portolan: 1
 system: {name: Hosts}
@@ -51,7 +51,7 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
     );
 
     // Row 11: `check --as lb` on the app host: refused before any probe.
-    let wrong = check(&lab, "app", &[spec_s, "-d", dep_s, "--as", "lb"]);
+    let wrong = check_as(&lab, "app", (spec_s, dep_s), "lb", &[]);
     assert_eq!(wrong.status.code(), Some(1), "{}", show(&wrong));
     let err = text(&wrong.stderr);
     assert!(
@@ -68,11 +68,7 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
         show(&wrong)
     );
     // `--from` lb's address on the app host: one error, not one per probe.
-    let from = check(
-        &lab,
-        "app",
-        &[spec_s, "-d", dep_s, "--as", "lb", "--from", &ip("lb")],
-    );
+    let from = check_as(&lab, "app", (spec_s, dep_s), "lb", &["--from", &ip("lb")]);
     assert_eq!(from.status.code(), Some(1), "{}", show(&from));
     let err = text(&from.stderr);
     assert!(
@@ -82,7 +78,7 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
     assert!(!err.contains("os error 99"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     // `listen` says it the same way (shared code).
-    let mut command = std::process::Command::new(super::portolan());
+    let mut command = crate::portolan_command();
     command.args([
         "listen",
         spec_s,
@@ -113,20 +109,12 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
     );
     lb.wait_for("ready:");
     let app_json = files.path("app.json");
-    let app = check(
+    let app = check_as(
         &lab,
         "app",
-        &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "app",
-            "-f",
-            "json",
-            "-o",
-            app_json.to_str().expect("utf-8"),
-        ],
+        (spec_s, dep_s),
+        "app",
+        &["-f", "json", "-o", app_json.to_str().expect("utf-8")],
     );
     assert_eq!(app.status.code(), Some(0), "{}", show(&app));
     let report = run_report(&[app_json.to_str().expect("utf-8")]);
@@ -157,20 +145,12 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
     // A required flow failed (lb -> app 8080: nobody listens): exit 1, the
     // page still written.
     let lb_json = files.path("lb.json");
-    let lb_check = check(
+    let lb_check = check_as(
         &lab,
         "lb",
-        &[
-            spec_s,
-            "-d",
-            dep_s,
-            "--as",
-            "lb",
-            "-f",
-            "json",
-            "-o",
-            lb_json.to_str().expect("utf-8"),
-        ],
+        (spec_s, dep_s),
+        "lb",
+        &["-f", "json", "-o", lb_json.to_str().expect("utf-8")],
     );
     assert_eq!(lb_check.status.code(), Some(1), "{}", show(&lb_check));
     let both = run_report(&[

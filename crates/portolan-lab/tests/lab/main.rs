@@ -1,4 +1,5 @@
-//! Integration tests of the lab: real namespaces, links, sockets and nftables.
+//! Integration tests of the lab: real namespaces, links, sockets and
+//! nftables (here), and `run_lab` end to end on specs (`runs`).
 //!
 //! They need root (or CAP_SYS_ADMIN + CAP_NET_ADMIN). Without it each test
 //! prints a loud SKIPPED banner and passes, unless `PORTOLAN_REQUIRE_LAB=1`,
@@ -17,49 +18,20 @@ use portolan_lab::{
     cleanup_stale, netns, Lab, LabError, Topology, BRIDGE_INTERFACE, HOST_INTERFACE, LOCK_DIR,
 };
 
-const REQUIRE_ENV: &str = "PORTOLAN_REQUIRE_LAB";
+mod runs;
+
 /// Set in the child processes of the kill / interrupt tests.
 const CHILD_ENV: &str = "PORTOLAN_LAB_TEST_CHILD";
 
-/// Writes a banner straight to the process's standard error, which the test
-/// harness does not capture (unlike `eprintln!`), so that a skip is seen.
-fn loud(message: &str) {
-    let bar = "!".repeat(78);
-    let _ = writeln!(std::io::stderr(), "\n{bar}\n!!! {message}\n{bar}\n");
-}
-
-/// Whether the lab can run here; prints a loud banner when it cannot, and
-/// panics instead when `PORTOLAN_REQUIRE_LAB=1`.
+/// Whether namespaces can be made here (root); a loud skip, or a failure
+/// under `PORTOLAN_REQUIRE_LAB=1`, when they cannot.
 fn lab_available(test: &str) -> bool {
-    let problem = match portolan_lab::check_privileges() {
-        Ok(()) => return true,
-        Err(e) => e.to_string(),
-    };
-    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-        panic!("{REQUIRE_ENV}=1 but the lab cannot run: {problem}");
-    }
-    loud(&format!(
-        "SKIPPED {test}: network-namespace lab tests need root.\n!!! {problem}\n\
-         !!! Set {REQUIRE_ENV}=1 to make this a failure instead of a skip."
-    ));
-    false
+    portolan_test_support::lab_available_with(test, portolan_lab::check_privileges(), &[])
 }
 
-fn nft_available(test: &str) -> bool {
-    let found = [
-        "/usr/sbin/nft",
-        "/sbin/nft",
-        "/usr/bin/nft",
-        "/usr/local/sbin/nft",
-    ]
-    .iter()
-    .any(|p| Path::new(p).exists());
-    if !found && std::env::var(REQUIRE_ENV).as_deref() != Ok("1") {
-        loud(&format!(
-            "SKIPPED {test}: `nft` is not installed (Debian package nftables)."
-        ));
-    }
-    found || std::env::var(REQUIRE_ENV).as_deref() == Ok("1")
+/// As [`lab_available`], and `nft` is installed.
+fn lab_with_nft(test: &str) -> bool {
+    portolan_test_support::lab_available(test, portolan_lab::check_privileges())
 }
 
 fn topology_of(hosts: &[&str]) -> Topology {
@@ -133,9 +105,7 @@ fn exchange(client: &mut TcpStream, listener: &TcpListener) {
 
 #[test]
 fn three_hosts_tcp_over_ipv4_and_ipv6_and_an_nft_drop_blocks_it() {
-    if !lab_available("three_hosts_tcp_over_ipv4_and_ipv6_and_an_nft_drop_blocks_it")
-        || !nft_available("three_hosts_tcp_over_ipv4_and_ipv6_and_an_nft_drop_blocks_it")
-    {
+    if !lab_with_nft("three_hosts_tcp_over_ipv4_and_ipv6_and_an_nft_drop_blocks_it") {
         return;
     }
     let lab = lab_with(&["a", "b", "c"]);
@@ -659,9 +629,7 @@ fn start_connect(
 #[test]
 fn the_tracer_names_the_rule_or_policy_that_decided_each_packet() {
     use portolan_lab::trace::{Decider, HopVerdict, PacketKey, Tracer};
-    if !lab_available("the_tracer_names_the_rule_or_policy_that_decided_each_packet")
-        || !nft_available("the_tracer_names_the_rule_or_policy_that_decided_each_packet")
-    {
+    if !lab_with_nft("the_tracer_names_the_rule_or_policy_that_decided_each_packet") {
         return;
     }
     let lab = lab_with(&["client", "server"]);
