@@ -250,140 +250,166 @@ fn footnote(line: &str) -> Option<(String, String)> {
 
 /// Reads the page into blocks.
 pub fn blocks(text: &str) -> Vec<Block> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    // Front matter.
+    let mut reader = BlockReader {
+        lines: text.lines().collect(),
+        out: Vec::new(),
+        paragraph: None,
+    };
+    let mut i = front_matter_end(&reader.lines);
+    while i < reader.lines.len() {
+        i = reader.step(i);
+    }
+    reader.flush();
+    reader.out
+}
+
+/// The first line after the page's front matter (0 without one).
+fn front_matter_end(lines: &[&str]) -> usize {
     if lines.first().is_some_and(|l| l.trim() == "---") {
         if let Some(end) = lines
             .iter()
             .skip(1)
             .position(|l| l.trim() == "---" || l.trim() == "...")
         {
-            i = end + 2;
+            return end + 2;
         }
     }
-    let mut paragraph: Option<(usize, Vec<&str>)> = None;
-    let flush = |paragraph: &mut Option<(usize, Vec<&str>)>, out: &mut Vec<Block>| {
-        if let Some((line, text)) = paragraph.take() {
-            out.push(Block::Paragraph {
+    0
+}
+
+/// What [`blocks`] reads: the lines, the blocks so far, and the
+/// paragraph being read (its first line and lines).
+struct BlockReader<'t> {
+    lines: Vec<&'t str>,
+    out: Vec<Block>,
+    paragraph: Option<(usize, Vec<&'t str>)>,
+}
+
+impl BlockReader<'_> {
+    /// Ends the paragraph being read, if any.
+    fn flush(&mut self) {
+        if let Some((line, text)) = self.paragraph.take() {
+            self.out.push(Block::Paragraph {
                 line,
                 text: text.join("\n"),
             });
         }
-    };
-    while i < lines.len() {
-        let line = lines[i];
+    }
+
+    /// Reads what starts at line `i`; returns the next line to read.
+    fn step(&mut self, i: usize) -> usize {
+        let line = self.lines[i];
         let t = line.trim();
-        // Fenced code: not part of the page's structure.
+        // Fenced code and comments: not part of the page's structure.
         if t.starts_with("```") || t.starts_with("~~~") {
-            flush(&mut paragraph, &mut out);
+            self.flush();
             let fence: String = t.chars().take_while(|&c| c == '`' || c == '~').collect();
-            i += 1;
-            while i < lines.len() && !lines[i].trim().starts_with(fence.as_str()) {
-                i += 1;
-            }
-            i += 1;
-            continue;
+            let rest = self.lines[i + 1..].iter();
+            return i
+                + 1
+                + rest
+                    .take_while(|l| !l.trim().starts_with(fence.as_str()))
+                    .count()
+                + 1;
         }
         if t.starts_with("<!--") {
-            flush(&mut paragraph, &mut out);
-            while i < lines.len() && !lines[i].contains("-->") {
-                i += 1;
-            }
-            i += 1;
-            continue;
+            self.flush();
+            return i
+                + self.lines[i..]
+                    .iter()
+                    .take_while(|l| !l.contains("-->"))
+                    .count()
+                + 1;
         }
         if t.is_empty() {
-            flush(&mut paragraph, &mut out);
-            i += 1;
-            continue;
+            self.flush();
+            return i + 1;
         }
         if let Some((level, text)) = heading(line) {
-            flush(&mut paragraph, &mut out);
-            out.push(Block::Heading {
-                line: i + 1,
-                level,
-                text,
-            });
-            i += 1;
-            continue;
+            self.flush();
+            let line = i + 1;
+            self.out.push(Block::Heading { line, level, text });
+            return i + 1;
         }
-        // Setext heading: the paragraph's last line, underlined.
-        if paragraph.is_some()
-            && !has_pipe(t)
-            && t.len() >= 2
-            && (t.chars().all(|c| c == '=') || t.chars().all(|c| c == '-'))
-        {
-            if let Some((first, mut text)) = paragraph.take() {
-                let last = text.pop().unwrap_or_default();
-                if !text.is_empty() {
-                    out.push(Block::Paragraph {
-                        line: first,
-                        text: text.join("\n"),
-                    });
-                }
-                out.push(Block::Heading {
-                    line: i,
-                    level: if t.starts_with('=') { 1 } else { 2 },
-                    text: last.trim().to_owned(),
-                });
-            }
-            i += 1;
-            continue;
+        if self.paragraph.is_some() && is_setext_underline(t) {
+            self.setext_heading(i, t);
+            return i + 1;
         }
-        if has_pipe(t) && lines.get(i + 1).is_some_and(|l| is_delimiter(l)) {
-            flush(&mut paragraph, &mut out);
-            let (table, next) = read_table(&lines, i, true);
-            out.push(Block::Table(table));
-            i = next;
-            continue;
-        }
-        // Pipe rows without a delimiter row: a table all the same, if there are two.
-        if t.starts_with('|')
-            && t.ends_with('|')
-            && t.len() > 2
-            && paragraph.is_none()
-            && lines.get(i + 1).is_some_and(|l| {
-                let l = l.trim();
-                l.starts_with('|') && l.ends_with('|') && l.len() > 2
-            })
-        {
-            let (table, next) = read_table(&lines, i, false);
-            out.push(Block::Table(table));
-            i = next;
-            continue;
+        if let Some(next) = self.table_at(i, t) {
+            return next;
         }
         if let Some((mark, text)) = footnote(line) {
-            flush(&mut paragraph, &mut out);
-            out.push(Block::Footnote {
-                line: i + 1,
-                mark,
-                text,
-            });
-            i += 1;
-            continue;
+            self.flush();
+            let line = i + 1;
+            self.out.push(Block::Footnote { line, mark, text });
+            return i + 1;
         }
         if list_item(line).is_some() {
-            flush(&mut paragraph, &mut out);
-            let (items, next) = read_list(&lines, i);
-            out.push(Block::List(items));
-            i = next;
-            continue;
+            self.flush();
+            let (items, next) = read_list(&self.lines, i);
+            self.out.push(Block::List(items));
+            return next;
         }
         if is_thematic_break(t) {
-            flush(&mut paragraph, &mut out);
-            i += 1;
-            continue;
+            self.flush();
+            return i + 1;
         }
-        match &mut paragraph {
+        match &mut self.paragraph {
             Some((_, text)) => text.push(line),
-            None => paragraph = Some((i + 1, vec![line])),
+            None => self.paragraph = Some((i + 1, vec![line])),
         }
-        i += 1;
+        i + 1
     }
-    flush(&mut paragraph, &mut out);
-    out
+
+    /// The paragraph's last line, underlined at line `i` (`===` or
+    /// `---`): a heading; the lines before it stay a paragraph.
+    fn setext_heading(&mut self, i: usize, underline: &str) {
+        let Some((first, mut text)) = self.paragraph.take() else {
+            return;
+        };
+        let last = text.pop().unwrap_or_default();
+        if !text.is_empty() {
+            self.out.push(Block::Paragraph {
+                line: first,
+                text: text.join("\n"),
+            });
+        }
+        self.out.push(Block::Heading {
+            line: i,
+            level: if underline.starts_with('=') { 1 } else { 2 },
+            text: last.trim().to_owned(),
+        });
+    }
+
+    /// A table at line `i`: with a delimiter row, or two pipe rows
+    /// without one outside a paragraph. Returns the line after it.
+    fn table_at(&mut self, i: usize, t: &str) -> Option<usize> {
+        let next_line = self.lines.get(i + 1).copied();
+        let has_delimiter = if has_pipe(t) && next_line.is_some_and(is_delimiter) {
+            self.flush();
+            true
+        } else if is_pipe_row(t)
+            && self.paragraph.is_none()
+            && next_line.is_some_and(|l| is_pipe_row(l.trim()))
+        {
+            false
+        } else {
+            return None;
+        };
+        let (table, next) = read_table(&self.lines, i, has_delimiter);
+        self.out.push(Block::Table(table));
+        Some(next)
+    }
+}
+
+/// A setext underline: `==` or `--` and longer, without a pipe.
+fn is_setext_underline(t: &str) -> bool {
+    !has_pipe(t) && t.len() >= 2 && (t.chars().all(|c| c == '=') || t.chars().all(|c| c == '-'))
+}
+
+/// A line that is a table row with outer pipes (`| a | b |`).
+fn is_pipe_row(t: &str) -> bool {
+    t.starts_with('|') && t.ends_with('|') && t.len() > 2
 }
 
 fn read_table(lines: &[&str], start: usize, has_delimiter: bool) -> (Table, usize) {

@@ -5,7 +5,7 @@
 //! Consul", "SMTP server, port 587: email alerts") and lead-ins ("**RPC**
 //! (default 4647, TCP). Clients connect to servers …").
 
-use crate::build::{Dest, Draft, Kind, PItem};
+use crate::build::{Cond, Dest, Draft, Kind, PItem};
 use crate::clauses::{clauses, ports_in, same_as_subject, Party, Said};
 use crate::conditions::{condition_in, CondText};
 use crate::context::{party_list, party_name, Scope};
@@ -137,21 +137,8 @@ pub(crate) fn bullet(raw: &str) -> Option<Bullet> {
         optional: OPTIONAL_WORDS.iter().any(|w| t.to_lowercase().contains(w)),
         ..Bullet::default()
     };
-    // "A → B: TCP 10051".
-    if let Some((p, n)) = ["→", " -> "]
-        .iter()
-        .find_map(|a| t.find(a).map(|p| (p, a.len())))
-    {
-        let (right, tail) = t[p + n..].split_once(':').unwrap_or((&t[p + n..], ""));
-        let (from, to) = (party_list(&t[..p]), party_list(right));
-        let ports = ports_in(tail);
-        if !from.is_empty() && !to.is_empty() && !ports.is_empty() {
-            b.ports = ports;
-            b.protos = stated_protocols(tail);
-            b.arrow = Some((from, to));
-            b.purpose = tail.trim().to_owned();
-            return Some(b);
-        }
+    if arrow_bullet(t, &mut b) {
+        return Some(b);
     }
     let (head, description) = split_description(t);
     let lead: String = head
@@ -169,38 +156,10 @@ pub(crate) fn bullet(raw: &str) -> Option<Bullet> {
         b.protos = stated_protocols(&head[lead.len()..]);
         b.purpose = description.to_owned();
     } else if let Some(p) = find_ci(head, "port ") {
-        // "Consul on port 8500", "SMTP server, port 587", "`sentry.io`, port 443".
-        let ports = ports_in(&head[p..]);
-        let name = head[..p].trim().trim_end_matches(',').trim();
-        let name = name.strip_suffix(" on").unwrap_or(name).trim();
-        let spaced = format!(" {} ", name.to_lowercase());
-        if ports.is_empty()
-            || name.is_empty()
-            || name.split_whitespace().count() > 5
-            || NOT_A_NAME.iter().any(|w| spaced.contains(w))
-            || party_name(name).chars().count() < 2
-        {
-            return None;
-        }
-        b.ports = ports;
-        b.peer = Some(party_name(name));
-        b.protos = stated_protocols(&head[p..]);
+        named_port_bullet(&head[..p], &head[p..], &mut b)?;
         b.purpose = description.to_owned();
     } else if let Some(p) = find_ci(t, "(default ") {
-        // "HTTP API (default 4646, TCP). Clients …".
-        let inner = t[p + 1..].split(')').next().unwrap_or("");
-        let ports = ports_in(inner);
-        if ports.is_empty() {
-            return None;
-        }
-        b.ports = ports;
-        b.protos = stated_protocols(inner);
-        b.name = Some(t[..p].trim().to_owned()).filter(|n| !n.is_empty());
-        b.purpose = t[p..]
-            .split_once(')')
-            .map_or("", |(_, rest)| rest)
-            .trim_start_matches(['.', ' '])
-            .to_owned();
+        default_port_bullet(t, p, &mut b)?;
     } else {
         return None;
     }
@@ -213,6 +172,68 @@ pub(crate) fn bullet(raw: &str) -> Option<Bullet> {
     }
     b.protos = protocols_or_words(b.protos, t);
     Some(b)
+}
+
+/// "A → B: TCP 10051": whether `t` is such a bullet (read into `b`).
+fn arrow_bullet(t: &str, b: &mut Bullet) -> bool {
+    let Some((p, n)) = ["→", " -> "]
+        .iter()
+        .find_map(|a| t.find(a).map(|p| (p, a.len())))
+    else {
+        return false;
+    };
+    let (right, tail) = t[p + n..].split_once(':').unwrap_or((&t[p + n..], ""));
+    let (from, to) = (party_list(&t[..p]), party_list(right));
+    let ports = ports_in(tail);
+    if from.is_empty() || to.is_empty() || ports.is_empty() {
+        return false;
+    }
+    b.ports = ports;
+    b.protos = stated_protocols(tail);
+    b.arrow = Some((from, to));
+    b.purpose = tail.trim().to_owned();
+    true
+}
+
+/// "Consul on port 8500", "SMTP server, port 587", "`sentry.io`, port
+/// 443": the peer `before` names, on the ports `from_port` gives; `None`
+/// when that is no such bullet.
+fn named_port_bullet(before: &str, from_port: &str, b: &mut Bullet) -> Option<()> {
+    let ports = ports_in(from_port);
+    let name = before.trim().trim_end_matches(',').trim();
+    let name = name.strip_suffix(" on").unwrap_or(name).trim();
+    let spaced = format!(" {} ", name.to_lowercase());
+    if ports.is_empty()
+        || name.is_empty()
+        || name.split_whitespace().count() > 5
+        || NOT_A_NAME.iter().any(|w| spaced.contains(w))
+        || party_name(name).chars().count() < 2
+    {
+        return None;
+    }
+    b.ports = ports;
+    b.peer = Some(party_name(name));
+    b.protos = stated_protocols(from_port);
+    Some(())
+}
+
+/// "HTTP API (default 4646, TCP). Clients …", the parenthesis at `p`:
+/// the service's name, ports and purpose; `None` without a port.
+fn default_port_bullet(t: &str, p: usize, b: &mut Bullet) -> Option<()> {
+    let inner = t[p + 1..].split(')').next().unwrap_or("");
+    let ports = ports_in(inner);
+    if ports.is_empty() {
+        return None;
+    }
+    b.ports = ports;
+    b.protos = stated_protocols(inner);
+    b.name = Some(t[..p].trim().to_owned()).filter(|n| !n.is_empty());
+    b.purpose = t[p..]
+        .split_once(')')
+        .map_or("", |(_, rest)| rest)
+        .trim_start_matches(['.', ' '])
+        .to_owned();
+    Some(())
 }
 
 /// Sources, destinations and the ports a statement gives (empty: the bullet's).
@@ -254,43 +275,7 @@ impl Reader<'_, '_> {
         scope: &Scope,
     ) -> usize {
         let mut guesses = Vec::new();
-        let named = |v: &[String]| -> Vec<Party> { v.iter().cloned().map(Party::Named).collect() };
-        let mut statements: Vec<Statement> = Vec::new();
-        if let Some((from, to)) = &b.arrow {
-            statements.push((named(from), named(to), Vec::new()));
-        }
-        for s in &b.said {
-            let ports = s
-                .ports
-                .iter()
-                .filter(|p| b.ports.contains(p))
-                .copied()
-                .collect();
-            statements.push((s.from.clone(), s.to.clone(), ports));
-        }
-        if statements.is_empty() {
-            if let Some(peer) = &b.peer {
-                statements.push((
-                    vec![Party::Subject],
-                    vec![Party::Named(peer.clone())],
-                    Vec::new(),
-                ));
-            } else if !scope.sources.is_empty() || !scope.dests.is_empty() {
-                let from = if scope.sources.is_empty() {
-                    Vec::new()
-                } else {
-                    named(&scope.sources)
-                };
-                let to = if scope.dests.is_empty() {
-                    vec![Party::Subject]
-                } else {
-                    named(&scope.dests)
-                };
-                statements.push((from, to, Vec::new()));
-            } else {
-                statements.push((named(&b.users), vec![Party::Subject], Vec::new()));
-            }
-        }
+        let statements = bullet_statements(b, scope);
         let protos = if b.protos.is_empty() {
             guesses.push("protocol not stated on the page; TCP assumed".to_owned());
             vec![Proto::Tcp]
@@ -299,7 +284,13 @@ impl Reader<'_, '_> {
         };
         let when = b.condition.as_ref().and_then(|c| self.b.condition(c));
         self.b.describe(when.as_ref(), &b.purpose);
-        let required = when.is_none() && !b.optional;
+        let flow = BulletFlow {
+            bullet: b,
+            line,
+            protos,
+            required: when.is_none() && !b.optional,
+            when,
+        };
         let mut n = 0;
         for (from, to, ports) in statements {
             let ports = if ports.is_empty() {
@@ -321,30 +312,9 @@ impl Reader<'_, '_> {
             for p in &to {
                 dests.extend(self.bullet_party(p, subjects, false, line));
             }
-            for from in &sources {
-                let Peer::Comp(from) = *from else { continue };
-                for to in &dests {
-                    let dest = match *to {
-                        Peer::Comp(c) => Dest::Comp(c),
-                        Peer::Ext(e) => Dest::Ext(e),
-                    };
-                    for proto in &protos {
-                        let mut draft = Draft::new(from, dest, *proto, line);
-                        if matches!(proto, Proto::Tcp | Proto::Udp) {
-                            draft.ports = ports.iter().map(|&(a, z)| PItem::Range(a, z)).collect();
-                        }
-                        draft.required = required;
-                        draft.when = when.clone();
-                        draft.name = b.name.clone();
-                        draft.purpose = (!b.purpose.is_empty()).then(|| b.purpose.clone());
-                        draft.guesses = g.clone();
-                        self.b.add(draft);
-                        n += 1;
-                    }
-                }
-            }
+            n += self.add_bullet_flows(&flow, &sources, &dests, &ports, &g);
         }
-        if n > 0 && !required && when.is_none() {
+        if n > 0 && !flow.required && flow.when.is_none() {
             self.b.warn(
                 line,
                 WarningCode::OptionalWithoutCondition,
@@ -353,6 +323,97 @@ impl Reader<'_, '_> {
         }
         n
     }
+
+    /// One flow per source component, destination and protocol; returns
+    /// how many.
+    fn add_bullet_flows(
+        &mut self,
+        flow: &BulletFlow,
+        sources: &[Peer],
+        dests: &[Peer],
+        ports: &[(u16, u16)],
+        guesses: &[String],
+    ) -> usize {
+        let b = flow.bullet;
+        let mut n = 0;
+        for from in sources {
+            let Peer::Comp(from) = *from else { continue };
+            for to in dests {
+                let dest = match *to {
+                    Peer::Comp(c) => Dest::Comp(c),
+                    Peer::Ext(e) => Dest::Ext(e),
+                };
+                for proto in &flow.protos {
+                    let mut draft = Draft::new(from, dest, *proto, flow.line);
+                    if matches!(proto, Proto::Tcp | Proto::Udp) {
+                        draft.ports = ports.iter().map(|&(a, z)| PItem::Range(a, z)).collect();
+                    }
+                    draft.required = flow.required;
+                    draft.when = flow.when.clone();
+                    draft.name = b.name.clone();
+                    draft.purpose = (!b.purpose.is_empty()).then(|| b.purpose.clone());
+                    draft.guesses = guesses.to_vec();
+                    self.b.add(draft);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+/// What every flow of one bullet shares.
+struct BulletFlow<'b> {
+    bullet: &'b Bullet,
+    line: usize,
+    protos: Vec<Proto>,
+    required: bool,
+    when: Option<Cond>,
+}
+
+/// Who connects to whom in a bullet: its arrow and its clauses (with the
+/// bullet's ports they repeat); else its peer, else the scope's peers,
+/// else its users to the subject.
+fn bullet_statements(b: &Bullet, scope: &Scope) -> Vec<Statement> {
+    let named = |v: &[String]| -> Vec<Party> { v.iter().cloned().map(Party::Named).collect() };
+    let mut statements: Vec<Statement> = Vec::new();
+    if let Some((from, to)) = &b.arrow {
+        statements.push((named(from), named(to), Vec::new()));
+    }
+    for s in &b.said {
+        let ports = s
+            .ports
+            .iter()
+            .filter(|p| b.ports.contains(p))
+            .copied()
+            .collect();
+        statements.push((s.from.clone(), s.to.clone(), ports));
+    }
+    if !statements.is_empty() {
+        return statements;
+    }
+    if let Some(peer) = &b.peer {
+        statements.push((
+            vec![Party::Subject],
+            vec![Party::Named(peer.clone())],
+            Vec::new(),
+        ));
+    } else if !scope.sources.is_empty() || !scope.dests.is_empty() {
+        let from = if scope.sources.is_empty() {
+            Vec::new()
+        } else {
+            named(&scope.sources)
+        };
+        let to = if scope.dests.is_empty() {
+            vec![Party::Subject]
+        } else {
+            named(&scope.dests)
+        };
+        statements.push((from, to, Vec::new()));
+    } else {
+        statements.push((named(&b.users), vec![Party::Subject], Vec::new()));
+    }
+    statements
 }
 
 #[cfg(test)]

@@ -145,113 +145,122 @@ fn object_party(object: &str) -> Vec<Party> {
     party_list(object).into_iter().map(Party::Named).collect()
 }
 
+/// The readers of a clause, in order: the first that reads it wins. Each
+/// gets the clause padded with spaces, and its lower case.
+const CLAUSE_READERS: &[fn(&str, &str) -> Option<Said>] = &[
+    internal_clause,
+    from_clause,
+    between_clause,
+    listen_clause,
+    among_clause,
+    verb_clause,
+];
+
+/// Words before a verb's subject that are not part of it ("each broker").
+const QUANTIFIERS: &[&str] = &["each ", "every ", "Each ", "Every "];
+
 /// Reads one clause.
 pub(crate) fn clause(text: &str) -> Option<Said> {
     let text = format!(" {} ", text.trim().trim_end_matches(['.', ':']));
     let lower = text.to_lowercase();
-    if INTERNAL.iter().any(|w| lower.contains(w)) {
-        return Some(Said {
-            from: vec![Party::Subject],
-            to: vec![Party::Subject],
-            ports: ports_in(&text),
-        });
-    }
-    // "From users", "or from the reverse proxy when there is one".
+    CLAUSE_READERS.iter().find_map(|read| read(&text, &lower))
+}
+
+/// Traffic among the subject's own members ("inter-node", "replication").
+fn internal_clause(text: &str, lower: &str) -> Option<Said> {
+    INTERNAL.iter().any(|w| lower.contains(w)).then(|| Said {
+        from: vec![Party::Subject],
+        to: vec![Party::Subject],
+        ports: ports_in(text),
+    })
+}
+
+/// "From users", "or from the reverse proxy when there is one".
+fn from_clause(text: &str, lower: &str) -> Option<Said> {
     let trimmed = lower.trim_start();
-    if let Some(rest) = trimmed
+    let rest = trimmed
         .strip_prefix("from ")
-        .or_else(|| trimmed.strip_prefix("or from "))
-    {
-        let start = text.len() - rest.len() - 1;
-        let from = party_list(cut_object(&text[start..]));
-        if !from.is_empty() {
-            return Some(Said {
-                from: from.into_iter().map(Party::Named).collect(),
-                to: vec![Party::Subject],
-                ports: ports_in(&text),
-            });
-        }
-    }
-    if let Some(p) = find_ci(&text, " between ") {
-        let group = party_list(cut_object(&text[p + 9..]));
-        let members = group.iter().all(|g| {
-            crate::text::words(&g.to_lowercase())
-                .last()
-                .is_some_and(|w| MEMBERS.contains(&w.as_str()))
-        });
-        if !group.is_empty() && members {
-            let parties: Vec<Party> = group.into_iter().map(Party::Named).collect();
-            return Some(Said {
-                from: parties.clone(),
-                to: parties,
-                ports: ports_in(&text[p..]),
-            });
-        }
-    }
-    if let Some((p, verb)) = LISTEN_VERBS
-        .iter()
-        .filter_map(|v| find_ci(&text, v).map(|p| (p, *v)))
-        .min_by_key(|(p, _)| *p)
-    {
-        let listeners = party_list(&text[..p]);
-        if !listeners.is_empty() && text[..p].split_whitespace().count() <= 6 {
-            return Some(Said {
-                from: Vec::new(),
-                to: listeners.into_iter().map(Party::Named).collect(),
-                ports: ports_in(&text[p + verb.len()..]),
-            });
-        }
-    }
-    // "Brokers also replicate partitions among themselves".
-    if let Some(end) = AMONG.iter().find_map(|a| find_ci(&text, a)) {
-        let head = &text[..end];
-        let cut = SELF_VERBS
-            .iter()
-            .filter_map(|v| find_ci(head, v))
-            .min()
-            .unwrap_or(0);
-        let group = party_list(head[..cut].trim().trim_end_matches(" also"));
-        if cut > 0 && !group.is_empty() && head[..cut].split_whitespace().count() <= 4 {
-            let parties: Vec<Party> = group.into_iter().map(Party::Named).collect();
-            return Some(Said {
-                from: parties.clone(),
-                to: parties,
-                ports: ports_in(&text[end..]),
-            });
-        }
-    }
-    let (p, verb) = TO_VERBS
-        .iter()
-        .filter_map(|v| find_ci(&text, v).map(|p| (p, *v)))
-        .min_by_key(|(p, _)| *p)?;
-    // The subject is the last phrase before the verb ("Only in clusters
-    // that use ZooKeeper, the brokers connect to …").
-    let whole = text[..p].trim();
-    let head = if whole.split_whitespace().count() <= 6 {
-        whole
-    } else {
-        whole.rsplit([',', ';', ':']).next().unwrap_or("").trim()
-    };
-    let head = ["each ", "every ", "Each ", "Every "]
-        .iter()
-        .find_map(|a| head.strip_prefix(a))
-        .unwrap_or(head);
-    if head.split_whitespace().count() > 6 {
-        return None;
-    }
-    let mut names = party_list(head);
-    // "client connections to the brokers": the clients connect.
-    if verb.contains("connection") {
-        for n in &mut names {
-            if !n.contains(' ') && !n.ends_with('s') {
-                n.push('s');
-            }
-        }
-    }
-    let from: Vec<Party> = names.into_iter().map(Party::Named).collect();
+        .or_else(|| trimmed.strip_prefix("or from "))?;
+    let start = text.len() - rest.len() - 1;
+    let from = party_list(cut_object(&text[start..]));
     if from.is_empty() {
         return None;
     }
+    Some(Said {
+        from: from.into_iter().map(Party::Named).collect(),
+        to: vec![Party::Subject],
+        ports: ports_in(text),
+    })
+}
+
+/// "Gossip between servers": traffic among members of one cluster.
+fn between_clause(text: &str, _lower: &str) -> Option<Said> {
+    let p = find_ci(text, " between ")?;
+    let group = party_list(cut_object(&text[p + 9..]));
+    let members = group.iter().all(|g| {
+        crate::text::words(&g.to_lowercase())
+            .last()
+            .is_some_and(|w| MEMBERS.contains(&w.as_str()))
+    });
+    if group.is_empty() || !members {
+        return None;
+    }
+    let parties: Vec<Party> = group.into_iter().map(Party::Named).collect();
+    Some(Said {
+        from: parties.clone(),
+        to: parties,
+        ports: ports_in(&text[p..]),
+    })
+}
+
+/// "Clients and servers serve the HTTP API here": who listens.
+fn listen_clause(text: &str, _lower: &str) -> Option<Said> {
+    let (p, verb) = first_verb(text, LISTEN_VERBS)?;
+    let listeners = party_list(&text[..p]);
+    if listeners.is_empty() || text[..p].split_whitespace().count() > 6 {
+        return None;
+    }
+    Some(Said {
+        from: Vec::new(),
+        to: listeners.into_iter().map(Party::Named).collect(),
+        ports: ports_in(&text[p + verb.len()..]),
+    })
+}
+
+/// "Brokers also replicate partitions among themselves".
+fn among_clause(text: &str, _lower: &str) -> Option<Said> {
+    let end = AMONG.iter().find_map(|a| find_ci(text, a))?;
+    let head = &text[..end];
+    let cut = SELF_VERBS
+        .iter()
+        .filter_map(|v| find_ci(head, v))
+        .min()
+        .unwrap_or(0);
+    let group = party_list(head[..cut].trim().trim_end_matches(" also"));
+    if cut == 0 || group.is_empty() || head[..cut].split_whitespace().count() > 4 {
+        return None;
+    }
+    let parties: Vec<Party> = group.into_iter().map(Party::Named).collect();
+    Some(Said {
+        from: parties.clone(),
+        to: parties,
+        ports: ports_in(&text[end..]),
+    })
+}
+
+/// The first of `verbs` in `text`: where, and which.
+fn first_verb(text: &str, verbs: &[&'static str]) -> Option<(usize, &'static str)> {
+    verbs
+        .iter()
+        .filter_map(|v| find_ci(text, v).map(|p| (p, *v)))
+        .min_by_key(|(p, _)| *p)
+}
+
+/// "Clients connect to servers", "the brokers connect to the ZooKeeper
+/// ensemble on 2181": a subject, a verb of connecting, an object.
+fn verb_clause(text: &str, _lower: &str) -> Option<Said> {
+    let (p, verb) = first_verb(text, TO_VERBS)?;
+    let from = verb_subject(text[..p].trim(), verb)?;
     let rest = &text[p + verb.len()..];
     let object = cut_object(rest);
     let o = object.trim().to_lowercase();
@@ -270,6 +279,35 @@ pub(crate) fn clause(text: &str) -> Option<Said> {
         to,
         ports: ports_in(rest),
     })
+}
+
+/// The parties that connect: the last phrase before the verb ("Only in
+/// clusters that use ZooKeeper, the brokers connect to …"), at most six
+/// words.
+fn verb_subject(whole: &str, verb: &str) -> Option<Vec<Party>> {
+    let head = if whole.split_whitespace().count() <= 6 {
+        whole
+    } else {
+        whole.rsplit([',', ';', ':']).next().unwrap_or("").trim()
+    };
+    let head = QUANTIFIERS
+        .iter()
+        .find_map(|a| head.strip_prefix(a))
+        .unwrap_or(head);
+    if head.split_whitespace().count() > 6 {
+        return None;
+    }
+    let mut names = party_list(head);
+    // "client connections to the brokers": the clients connect.
+    if verb.contains("connection") {
+        for n in &mut names {
+            if !n.contains(' ') && !n.ends_with('s') {
+                n.push('s');
+            }
+        }
+    }
+    let from: Vec<Party> = names.into_iter().map(Party::Named).collect();
+    (!from.is_empty()).then_some(from)
 }
 
 /// The object of a verb: up to "on", "over", "at", "through", a comma or

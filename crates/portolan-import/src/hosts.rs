@@ -2,7 +2,7 @@
 //! components that reach them.
 
 use crate::blocks::{Block, Item};
-use crate::build::{Addr, Dest, Draft, Kind, PItem};
+use crate::build::{Addr, Cond, Dest, Draft, Kind, PItem};
 use crate::bullets::{bullet, Bullet};
 use crate::conditions::{condition_in, purpose_phrases, CondText};
 use crate::page::Reader;
@@ -56,22 +56,7 @@ impl Reader<'_, '_> {
             return;
         }
         self.used_sections.insert(ctx.section);
-        let pseudo_text = ctx
-            .pseudo
-            .as_ref()
-            .map(|(p, _)| p.clone())
-            .unwrap_or_default();
-        let conditional = self.doc.conditional[ctx.section] || is_conditional(&pseudo_text);
-        let pseudo_condition = condition_in(&pseudo_text);
-        // Subjects of the list as a whole.
-        let list_subjects = self.list_subjects(index);
-        // "… on port 443:" above the list: the port of its hosts.
-        let list_port = self
-            .doc
-            .intro(index)
-            .iter()
-            .filter(|(t, _)| find_ci(t, "port ").is_some())
-            .find_map(|(t, _)| crate::clauses::ports_in(t).first().map(|&(a, _)| a));
+        let facts = self.list_facts(index);
         // Parents by indent.
         let mut subjects_of: Vec<Option<Vec<usize>>> = vec![None; items.len()];
         // Open items by indent: the parent of an item is the last open one
@@ -85,60 +70,116 @@ impl Reader<'_, '_> {
             let parent = open.last().copied();
             open.push(k);
             let inherited = parent.and_then(|j| subjects_of[j].clone());
-            match &entries[k] {
-                Some(entry) => {
-                    let subjects = match inherited.clone() {
-                        Some(s) => s,
-                        None => match &list_subjects {
-                            Some(s) => s.clone(),
-                            None => vec![self.system_component(item.line)],
-                        },
-                    };
-                    subjects_of[k] = Some(subjects.clone());
-                    self.host_flows(
-                        entry,
-                        &subjects,
-                        item.line,
-                        conditional,
-                        pseudo_condition.as_ref(),
-                        list_port,
-                    );
+            subjects_of[k] = match (&entries[k], &bullets[k]) {
+                (Some(entry), _) => Some(self.list_host_entry(entry, item, &facts, inherited)),
+                (None, Some(b)) => {
+                    self.list_bullet(b, index, item, &facts, inherited.clone());
+                    inherited
                 }
-                None if bullets[k].is_some() => {
-                    let subjects = inherited
-                        .clone()
-                        .or_else(|| list_subjects.clone())
-                        .unwrap_or_default();
-                    subjects_of[k] = inherited.clone();
-                    let scope = self.doc.scope(index);
-                    if let Some(b) = &bullets[k] {
-                        if self.bullet_flows(b, item.line, &subjects, &scope) == 0 {
-                            self.b.skip(
-                                item.line,
-                                &plain(&item.text),
-                                "bullet names no source or destination that could be read",
-                            );
-                        }
-                    }
-                }
-                None => {
-                    let has_children = items[k + 1..]
-                        .iter()
-                        .take_while(|it| it.indent > item.indent)
-                        .next()
-                        .is_some();
-                    let text = plain(&item.text);
-                    let text = text.trim_end_matches(':').trim().to_owned();
-                    if has_children && text.split_whitespace().count() <= 5 {
-                        let subjects = self.subjects_named(&text, item.line);
-                        subjects_of[k] = Some(subjects);
-                        self.b.definition(item.line);
-                    } else {
-                        subjects_of[k] = inherited;
-                        self.b.skip(item.line, &text, "list item names no host");
-                    }
-                }
-            }
+                (None, None) => self.list_heading_item(items, k, inherited),
+            };
+        }
+    }
+
+    /// What a list's section, intro and short paragraph above say of all
+    /// its items.
+    fn list_facts(&mut self, index: usize) -> ListFacts {
+        let ctx = &self.doc.ctx[index];
+        let pseudo_text = ctx
+            .pseudo
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .unwrap_or_default();
+        let conditional = self.doc.conditional[ctx.section] || is_conditional(&pseudo_text);
+        let pseudo_condition = condition_in(&pseudo_text);
+        // Subjects of the list as a whole.
+        let subjects = self.list_subjects(index);
+        // "… on port 443:" above the list: the port of its hosts.
+        let port = self
+            .doc
+            .intro(index)
+            .iter()
+            .filter(|(t, _)| find_ci(t, "port ").is_some())
+            .find_map(|(t, _)| crate::clauses::ports_in(t).first().map(|&(a, _)| a));
+        ListFacts {
+            conditional,
+            pseudo_condition,
+            subjects,
+            port,
+        }
+    }
+
+    /// A host entry of a list: flows from its parent's subjects (else the
+    /// list's, else the system's) to its hosts. Returns those subjects.
+    fn list_host_entry(
+        &mut self,
+        entry: &HostEntry,
+        item: &Item,
+        facts: &ListFacts,
+        inherited: Option<Vec<usize>>,
+    ) -> Vec<usize> {
+        let subjects = match inherited {
+            Some(s) => s,
+            None => match &facts.subjects {
+                Some(s) => s.clone(),
+                None => vec![self.system_component(item.line)],
+            },
+        };
+        let given = HostGiven {
+            conditional: facts.conditional,
+            pseudo_condition: facts.pseudo_condition.as_ref(),
+            list_port: facts.port,
+        };
+        self.host_flows(entry, &subjects, item.line, &given);
+        subjects
+    }
+
+    /// A bullet of a list, with its parent's subjects (else the list's).
+    fn list_bullet(
+        &mut self,
+        bullet: &Bullet,
+        index: usize,
+        item: &Item,
+        facts: &ListFacts,
+        inherited: Option<Vec<usize>>,
+    ) {
+        let subjects = inherited
+            .or_else(|| facts.subjects.clone())
+            .unwrap_or_default();
+        let scope = self.doc.scope(index);
+        if self.bullet_flows(bullet, item.line, &subjects, &scope) == 0 {
+            self.b.skip(
+                item.line,
+                &plain(&item.text),
+                "bullet names no source or destination that could be read",
+            );
+        }
+    }
+
+    /// An item that is neither host nor bullet: a short one with children
+    /// names their subject; else it is skipped. Returns the subjects of
+    /// its children.
+    fn list_heading_item(
+        &mut self,
+        items: &[Item],
+        k: usize,
+        inherited: Option<Vec<usize>>,
+    ) -> Option<Vec<usize>> {
+        let item = &items[k];
+        let has_children = items[k + 1..]
+            .iter()
+            .take_while(|it| it.indent > item.indent)
+            .next()
+            .is_some();
+        let text = plain(&item.text);
+        let text = text.trim_end_matches(':').trim().to_owned();
+        if has_children && text.split_whitespace().count() <= 5 {
+            let subjects = self.subjects_named(&text, item.line);
+            self.b.definition(item.line);
+            Some(subjects)
+        } else {
+            self.b.skip(item.line, &text, "list item names no host");
+            inherited
         }
     }
 
@@ -193,11 +234,49 @@ impl Reader<'_, '_> {
         entry: &HostEntry,
         subjects: &[usize],
         line: usize,
-        conditional: bool,
-        pseudo_condition: Option<&CondText>,
-        list_port: Option<u16>,
+        given: &HostGiven,
     ) {
         let meta = meta_of(&entry.meta);
+        let (required, when) = self.host_condition(entry, &meta, line, given);
+        let purpose = plain(&entry.purpose);
+        self.b.describe(when.as_ref(), &purpose);
+        let source_ports: Vec<PItem> = meta
+            .source_ports
+            .iter()
+            .map(|&(a, b)| PItem::Range(a, b))
+            .collect();
+        for host in &entry.hosts {
+            let (protos, ports, guesses) =
+                self.host_ports(host, &meta, given.list_port, &purpose, line);
+            let ext = self.b.external(host.addr.clone(), meta.name.as_deref());
+            for &from in subjects {
+                for proto in &protos {
+                    let mut draft = Draft::new(from, Dest::Ext(ext), *proto, line);
+                    if matches!(proto, Proto::Tcp | Proto::Udp) {
+                        draft.ports = ports.clone();
+                        draft.source_ports = source_ports.clone();
+                    }
+                    draft.required = required;
+                    draft.when = when.clone();
+                    draft.purpose = (!purpose.is_empty()).then(|| purpose.clone());
+                    draft.guesses = guesses.clone();
+                    self.b.add(draft);
+                }
+            }
+        }
+    }
+
+    /// Whether a host entry is required, and its condition: its own, else
+    /// one in its purpose, else (when optional) the list's or its
+    /// purpose's phrases.
+    fn host_condition(
+        &mut self,
+        entry: &HostEntry,
+        meta: &Meta,
+        line: usize,
+        given: &HostGiven,
+    ) -> (bool, Option<Cond>) {
+        let conditional = given.conditional;
         let mut required = meta.required.unwrap_or(!conditional);
         let mut when = meta.condition.as_ref().and_then(|c| self.b.condition(c));
         // "`github.com` – app downloads (if used)": a condition in the purpose.
@@ -210,7 +289,7 @@ impl Reader<'_, '_> {
             }
         }
         if when.is_none() && !required {
-            if let Some(c) = pseudo_condition {
+            if let Some(c) = given.pseudo_condition {
                 when = self.b.condition(c);
             } else {
                 let phrases = purpose_phrases(&entry.purpose);
@@ -226,73 +305,88 @@ impl Reader<'_, '_> {
                 "optional host entry names no condition",
             );
         }
-        let purpose = plain(&entry.purpose);
-        self.b.describe(when.as_ref(), &purpose);
-        for host in &entry.hosts {
-            let mut guesses = Vec::new();
-            let (mut protos, mut ports) = (meta.protocols.clone(), Vec::new());
-            if let Some(p) = host.port {
-                ports.push(PItem::Range(p.0, p.1));
-            } else if let Some(p) = meta.port.or(list_port) {
+        (required, when)
+    }
+
+    /// A host's protocols, ports and the guesses made: as stated (the
+    /// host's, the entry's, the list's port), else its scheme's port, else
+    /// a service's known port, else 443; TCP when no protocol is stated.
+    fn host_ports(
+        &mut self,
+        host: &HostRef,
+        meta: &Meta,
+        list_port: Option<u16>,
+        purpose: &str,
+        line: usize,
+    ) -> (Vec<Proto>, Vec<PItem>, Vec<String>) {
+        let mut guesses = Vec::new();
+        let (mut protos, mut ports) = (meta.protocols.clone(), Vec::new());
+        if let Some(p) = host.port {
+            ports.push(PItem::Range(p.0, p.1));
+        } else if let Some(p) = meta.port.or(list_port) {
+            ports.push(PItem::Range(p, p));
+        }
+        let hint_text = format!("{} {}", purpose, host.label());
+        if ports.is_empty() {
+            if let Some(p) = host.scheme_port {
                 ports.push(PItem::Range(p, p));
-            }
-            let hint_text = format!("{} {}", purpose, host.label());
-            if ports.is_empty() {
-                if let Some(p) = host.scheme_port {
-                    ports.push(PItem::Range(p, p));
-                } else if let Some((proto, port, note)) = service_port_hint(&hint_text) {
-                    ports.push(PItem::Range(port, port));
-                    if protos.is_empty() {
-                        protos.push(proto);
-                    }
-                    guesses.push(format!("port not stated on the page; {note}"));
-                    self.b.warn(
-                        line,
-                        WarningCode::PortAssumed,
-                        format!("no port for {}; {note}", host.label()),
-                    );
-                } else {
-                    ports.push(PItem::Range(443, 443));
-                    guesses.push("port not stated on the page; HTTPS (443) assumed".to_owned());
-                    self.b.warn(
-                        line,
-                        WarningCode::PortAssumed,
-                        format!("no port for {}; 443 (HTTPS) assumed", host.label()),
-                    );
+            } else if let Some((proto, port, note)) = service_port_hint(&hint_text) {
+                ports.push(PItem::Range(port, port));
+                if protos.is_empty() {
+                    protos.push(proto);
                 }
-            }
-            if protos.is_empty() {
-                protos.push(Proto::Tcp);
-                if host.scheme_port.is_none() && guesses.is_empty() {
-                    guesses.push("protocol not stated on the page; TCP assumed".to_owned());
-                    self.b.warn(
-                        line,
-                        WarningCode::ProtocolAssumed,
-                        format!("no protocol for {}; TCP assumed", host.label()),
-                    );
-                }
-            }
-            let ext = self.b.external(host.addr.clone(), meta.name.as_deref());
-            for &from in subjects {
-                for proto in &protos {
-                    let mut draft = Draft::new(from, Dest::Ext(ext), *proto, line);
-                    if matches!(proto, Proto::Tcp | Proto::Udp) {
-                        draft.ports = ports.clone();
-                        draft.source_ports = meta
-                            .source_ports
-                            .iter()
-                            .map(|&(a, b)| PItem::Range(a, b))
-                            .collect();
-                    }
-                    draft.required = required;
-                    draft.when = when.clone();
-                    draft.purpose = (!purpose.is_empty()).then(|| purpose.clone());
-                    draft.guesses = guesses.clone();
-                    self.b.add(draft);
-                }
+                guesses.push(format!("port not stated on the page; {note}"));
+                self.b.warn(
+                    line,
+                    WarningCode::PortAssumed,
+                    format!("no port for {}; {note}", host.label()),
+                );
+            } else {
+                ports.push(PItem::Range(443, 443));
+                guesses.push("port not stated on the page; HTTPS (443) assumed".to_owned());
+                self.b.warn(
+                    line,
+                    WarningCode::PortAssumed,
+                    format!("no port for {}; 443 (HTTPS) assumed", host.label()),
+                );
             }
         }
+        if protos.is_empty() {
+            protos.push(Proto::Tcp);
+            if host.scheme_port.is_none() && guesses.is_empty() {
+                guesses.push("protocol not stated on the page; TCP assumed".to_owned());
+                self.b.warn(
+                    line,
+                    WarningCode::ProtocolAssumed,
+                    format!("no protocol for {}; TCP assumed", host.label()),
+                );
+            }
+        }
+        (protos, ports, guesses)
     }
+}
+
+/// What a list says of all its items.
+struct ListFacts {
+    /// Whether its section or the paragraph above says its hosts are
+    /// conditional.
+    conditional: bool,
+    /// A condition the paragraph above states.
+    pseudo_condition: Option<CondText>,
+    /// The subjects of the list as a whole.
+    subjects: Option<Vec<usize>>,
+    /// "… on port 443:" above the list: the port of its hosts.
+    port: Option<u16>,
+}
+
+/// What the list around a host entry gives it.
+pub(crate) struct HostGiven<'c> {
+    /// Its section or list says its hosts are conditional.
+    pub(crate) conditional: bool,
+    /// The condition the paragraph above the list states.
+    pub(crate) pseudo_condition: Option<&'c CondText>,
+    /// The port the intro of the list states.
+    pub(crate) list_port: Option<u16>,
 }
 
 /// One host of a host entry.

@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
-use crate::blocks::{Block, Table};
+use crate::blocks::{Block, Row, Table};
 use crate::build::{Dest, Draft, Kind};
 use crate::page::Reader;
-use crate::ports::PortItem;
+use crate::ports::{PortItem, Token};
 use crate::report::WarningCode;
 use crate::roles::{roles, Role};
 use crate::text::{contains_words, inline, plain, squash};
@@ -83,28 +83,7 @@ impl Reader<'_, '_> {
         }
         let corner = inline(&table.header[0]).text.to_lowercase();
         let rows_are_from = rows_are_from(&corner);
-        // Columns.
-        let mut columns: Vec<Option<usize>> = Vec::new();
-        for h in &table.header[1..] {
-            let cell = inline(h);
-            let name = cell.flat();
-            if name.is_empty() {
-                columns.push(None);
-                continue;
-            }
-            let anchor = cell.links.first().map(|l| l.1.clone()).unwrap_or_default();
-            let c = match self.b.find_anchor(&anchor) {
-                Some(c) => c,
-                None => {
-                    let kind = self.matrix_kind(&name);
-                    self.b.component(&name, kind)
-                }
-            };
-            if !anchor.is_empty() && !self.b.components[c].anchors.contains(&anchor) {
-                self.b.components[c].anchors.push(anchor);
-            }
-            columns.push(Some(c));
-        }
+        let columns = self.matrix_columns(table);
         if columns.iter().any(Option::is_none) {
             self.b.warn(
                 table.line,
@@ -129,37 +108,7 @@ impl Reader<'_, '_> {
             let anchor = label.links.first().map(|l| l.1.clone()).unwrap_or_default();
             let me = self.row_component(&name, &anchor, &columns, &matched, row.line);
             matched.insert(me);
-            let mut flows = 0;
-            let mut failures = 0;
-            for (j, cell) in row.cells.iter().enumerate().skip(1) {
-                let text = inline(cell).items().join(" ");
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let Some(column) = columns.get(j - 1).copied() else {
-                    self.b.skip(
-                        row.line,
-                        &text,
-                        format!("cell beyond the header's {} columns", width - 1),
-                    );
-                    failures += 1;
-                    continue;
-                };
-                let Some(other) = column else {
-                    self.b
-                        .skip(row.line, &text, "cell under a column without a name");
-                    failures += 1;
-                    continue;
-                };
-                let (from, to) = if rows_are_from {
-                    (me, other)
-                } else {
-                    (other, me)
-                };
-                let (n, f) = self.matrix_cell(&text, from, to, row.line);
-                flows += n;
-                failures += f;
-            }
+            let (flows, failures) = self.matrix_row(row, me, &columns, rows_are_from);
             if flows == 0 && failures == 0 {
                 self.b.skip(
                     row.line,
@@ -168,6 +117,76 @@ impl Reader<'_, '_> {
                 );
             }
         }
+    }
+
+    /// The component of each column after the corner (`None` for a column
+    /// without a name), found by its link's anchor or its name.
+    fn matrix_columns(&mut self, table: &Table) -> Vec<Option<usize>> {
+        let mut columns: Vec<Option<usize>> = Vec::new();
+        for h in &table.header[1..] {
+            let cell = inline(h);
+            let name = cell.flat();
+            if name.is_empty() {
+                columns.push(None);
+                continue;
+            }
+            let anchor = cell.links.first().map(|l| l.1.clone()).unwrap_or_default();
+            let c = match self.b.find_anchor(&anchor) {
+                Some(c) => c,
+                None => {
+                    let kind = self.matrix_kind(&name);
+                    self.b.component(&name, kind)
+                }
+            };
+            if !anchor.is_empty() && !self.b.components[c].anchors.contains(&anchor) {
+                self.b.components[c].anchors.push(anchor);
+            }
+            columns.push(Some(c));
+        }
+        columns
+    }
+
+    /// The flows of the cells of row component `me`; returns (flows,
+    /// skipped cells and tokens).
+    fn matrix_row(
+        &mut self,
+        row: &Row,
+        me: usize,
+        columns: &[Option<usize>],
+        rows_are_from: bool,
+    ) -> (usize, usize) {
+        let mut flows = 0;
+        let mut failures = 0;
+        for (j, cell) in row.cells.iter().enumerate().skip(1) {
+            let text = inline(cell).items().join(" ");
+            if text.trim().is_empty() {
+                continue;
+            }
+            let Some(column) = columns.get(j - 1).copied() else {
+                self.b.skip(
+                    row.line,
+                    &text,
+                    format!("cell beyond the header's {} columns", columns.len()),
+                );
+                failures += 1;
+                continue;
+            };
+            let Some(other) = column else {
+                self.b
+                    .skip(row.line, &text, "cell under a column without a name");
+                failures += 1;
+                continue;
+            };
+            let (from, to) = if rows_are_from {
+                (me, other)
+            } else {
+                (other, me)
+            };
+            let (n, f) = self.matrix_cell(&text, from, to, row.line);
+            flows += n;
+            failures += f;
+        }
+        (flows, failures)
     }
 
     pub(crate) fn row_component(
@@ -228,22 +247,35 @@ impl Reader<'_, '_> {
         to: usize,
         line: usize,
     ) -> (usize, usize) {
-        let mut groups: Vec<(crate::ports::Token, Vec<PortItem>)> = Vec::new();
+        let names = (
+            self.b.components[from].name.clone(),
+            self.b.components[to].name.clone(),
+        );
+        let (groups, failures) = self.cell_tokens(text, line, &names);
+        let n = groups.len();
+        for (token, ports) in groups {
+            self.matrix_flow(&token, &ports, (from, to), line, &names);
+        }
+        (n, failures)
+    }
+
+    /// The tokens of a cell, those that differ only in their ports
+    /// grouped; and how many could not be read (each skipped).
+    fn cell_tokens(
+        &mut self,
+        text: &str,
+        line: usize,
+        (from_name, to_name): &(String, String),
+    ) -> (Vec<(Token, Vec<PortItem>)>, usize) {
+        let mut groups: Vec<(Token, Vec<PortItem>)> = Vec::new();
         let mut failures = 0;
-        let from_name = self.b.components[from].name.clone();
-        let to_name = self.b.components[to].name.clone();
-        let separator = self.legend.separator;
-        let spaced = if separator == ',' {
+        let spaced = if self.legend.separator == ',' {
             text.replace(';', " ")
         } else {
             text.replace(", ", " ").replace(';', " ")
         };
         for raw in spaced.split_whitespace() {
-            let lower = raw.to_lowercase();
-            if matches!(
-                lower.as_str(),
-                "n/a" | "na" | "-" | "—" | "–" | "none" | "n.a."
-            ) {
+            if NO_CONNECTION.contains(&raw.to_lowercase().as_str()) {
                 continue;
             }
             match self.legend.token(raw) {
@@ -273,40 +305,51 @@ impl Reader<'_, '_> {
                 }
             }
         }
-        let mut n = 0;
-        for (token, ports) in groups {
-            let mut draft = Draft::new(from, Dest::Comp(to), token.proto, line);
-            let mut guesses = Vec::new();
-            draft.ports = self.b.port_items(&ports, &to_name, "", line, &mut guesses);
-            draft.source_ports =
-                self.b
-                    .port_items(&token.source_ports, &from_name, "", line, &mut guesses);
-            draft.multicast = token.multicast;
-            draft.guesses = guesses;
-            draft.required = !token.optional;
-            if let Some(k) = token.condition {
-                match self.conditions.get(k.wrapping_sub(1)).cloned() {
-                    Some(c) => draft.when = self.b.condition(&c),
-                    None => self.b.warn(
-                        line,
-                        WarningCode::UnknownCondition,
-                        format!("condition [{k}] of cell {from_name} → {to_name} is not listed on the page; the flow was imported without it"),
-                    ),
-                }
-            }
-            if !draft.required && draft.when.is_none() {
-                self.b.warn(
+        (groups, failures)
+    }
+
+    /// The flow of one group of tokens of a cell, with its numbered
+    /// condition.
+    fn matrix_flow(
+        &mut self,
+        token: &Token,
+        ports: &[PortItem],
+        (from, to): (usize, usize),
+        line: usize,
+        (from_name, to_name): &(String, String),
+    ) {
+        let mut draft = Draft::new(from, Dest::Comp(to), token.proto, line);
+        let mut guesses = Vec::new();
+        draft.ports = self.b.port_items(ports, to_name, "", line, &mut guesses);
+        draft.source_ports =
+            self.b
+                .port_items(&token.source_ports, from_name, "", line, &mut guesses);
+        draft.multicast = token.multicast;
+        draft.guesses = guesses;
+        draft.required = !token.optional;
+        if let Some(k) = token.condition {
+            match self.conditions.get(k.wrapping_sub(1)).cloned() {
+                Some(c) => draft.when = self.b.condition(&c),
+                None => self.b.warn(
                     line,
-                    WarningCode::OptionalWithoutCondition,
-                    format!("optional flow {from_name} → {to_name} names no condition"),
-                );
+                    WarningCode::UnknownCondition,
+                    format!("condition [{k}] of cell {from_name} → {to_name} is not listed on the page; the flow was imported without it"),
+                ),
             }
-            self.b.add(draft);
-            n += 1;
         }
-        (n, failures)
+        if !draft.required && draft.when.is_none() {
+            self.b.warn(
+                line,
+                WarningCode::OptionalWithoutCondition,
+                format!("optional flow {from_name} → {to_name} names no condition"),
+            );
+        }
+        self.b.add(draft);
     }
 }
+
+/// Matrix cell tokens that say there is no connection.
+const NO_CONNECTION: &[&str] = &["n/a", "na", "-", "—", "–", "none", "n.a."];
 
 pub(crate) fn rows_are_from(corner: &str) -> bool {
     let from_words = ["from", "source", "src", "client", "sender"];

@@ -12,6 +12,42 @@ use crate::report::WarningCode;
 use crate::structure::Dir;
 use crate::text::squash;
 
+/// Ingress rows with a subject, by what pairs them with an egress row of
+/// another section.
+#[derive(Default)]
+struct IngressIndex<'r> {
+    /// Rows whose Name is their peer, by signature.
+    by_signature: HashMap<&'r str, Vec<usize>>,
+    /// Rows that name their sources, by the row less its name.
+    by_rest: HashMap<&'r str, Vec<usize>>,
+}
+
+impl<'r> IngressIndex<'r> {
+    fn of(rows: &'r [PortRow]) -> Self {
+        let mut index = Self::default();
+        for (j, r) in rows.iter().enumerate() {
+            if r.dir == Some(Dir::In) && r.subject.is_some() {
+                if r.name_is_peer {
+                    let entry = index.by_signature.entry(r.signature.as_str());
+                    entry.or_default().push(j);
+                }
+                if !r.sources.is_empty() {
+                    index
+                        .by_rest
+                        .entry(r.rest_of_row.as_str())
+                        .or_default()
+                        .push(j);
+                }
+            }
+        }
+        index
+    }
+}
+
+/// The flows from named components that reach a destination on a
+/// protocol and ports: the line of the first.
+type Reaching = HashMap<(Dest, Proto, Vec<PItem>), usize>;
+
 impl Reader<'_, '_> {
     pub(crate) fn emit_port_rows(&mut self, mut rows: Vec<PortRow>) {
         // A row with a listener is about that listener.
@@ -24,89 +60,19 @@ impl Reader<'_, '_> {
         // Egress rows that name their target: resolve, pairing with ingress
         // rows of other sections that state the same row (the two sides of
         // one flow, as per-component pages list them).
-        let mut by_signature: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut by_rest: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (j, r) in rows.iter().enumerate() {
-            if r.dir == Some(Dir::In) && r.subject.is_some() {
-                if r.name_is_peer {
-                    by_signature
-                        .entry(r.signature.as_str())
-                        .or_default()
-                        .push(j);
-                }
-                if !r.sources.is_empty() {
-                    by_rest.entry(r.rest_of_row.as_str()).or_default().push(j);
-                }
-            }
-        }
+        let index = IngressIndex::of(&rows);
         let mut targets: Vec<Vec<Peer>> = vec![Vec::new(); rows.len()];
         let mut merged_into: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
-        let mut merges: Vec<(usize, usize)> = Vec::new();
-        let mut deferred = Vec::new();
         for (k, row) in rows.iter().enumerate() {
-            if !(row.name_is_peer && row.dir == Some(Dir::Out)) {
-                continue;
-            }
-            let name = row.name.clone().unwrap_or_default();
-            let resolved = self.b.find_component(&name);
-            let elsewhere = |j: &&usize| {
-                let r = &rows[**j];
-                r.subject != row.subject && (resolved.is_none() || resolved == r.subject)
-            };
-            let pairs: Vec<usize> = by_signature
-                .get(row.signature.as_str())
-                .map(|js| js.iter().filter(elsewhere).copied().collect())
-                .unwrap_or_default();
-            // Ingress rows elsewhere that name this row's subject as their source.
-            let subject_name = row.subject.map(|s| squash(&self.b.components[s].name));
-            let from_pairs: Vec<usize> = by_rest
-                .get(row.rest_of_row.as_str())
-                .map(|js| {
-                    js.iter()
-                        .filter(elsewhere)
-                        .filter(|&&j| {
-                            subject_name
-                                .as_ref()
-                                .is_some_and(|n| rows[j].sources.iter().any(|s| squash(s) == *n))
-                        })
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let paired = if from_pairs.is_empty() {
-                &pairs
-            } else {
-                &from_pairs
-            };
-            if let Some(c) = resolved {
-                targets[k].push(Peer::Comp(c));
-            } else if !paired.is_empty() {
-                for &j in paired {
-                    if let Some(s) = rows[j].subject {
-                        if !targets[k].contains(&Peer::Comp(s)) {
-                            targets[k].push(Peer::Comp(s));
-                        }
-                    }
+            if row.name_is_peer && row.dir == Some(Dir::Out) {
+                let pairs = self.egress_target(&rows, k, &index, &mut targets[k]);
+                for j in pairs {
+                    merged_into[j].push(row.line);
                 }
-            } else if let Some(addr) = self
-                .external_names_of_hosts
-                .iter()
-                .find(|(n, _)| squash(n) == squash(&name))
-                .map(|(_, a)| a.clone())
-            {
-                let e = self.b.external(addr, Some(&name));
-                targets[k].push(Peer::Ext(e));
-            } else {
-                let peer = self.peer(&name, false, row.subject, row.line, Kind::Dependency);
-                if let Some(p) = peer {
-                    targets[k].push(p);
-                }
-                self.near_miss(&name, row.line);
-            }
-            for j in pairs {
-                merged_into[j].push(row.line);
             }
         }
+        let mut merges: Vec<(usize, usize)> = Vec::new();
+        let mut deferred = Vec::new();
         for (k, row) in rows.iter().enumerate() {
             if !merged_into[k].is_empty() {
                 merges.extend(merged_into[k].iter().map(|&with| (row.line, with)));
@@ -118,9 +84,95 @@ impl Reader<'_, '_> {
             }
             self.emit_port_row(row, &targets[k]);
         }
-        // Ingress rows that name no source: when flows from named components
-        // already reach the same ports, the row is their other side.
-        let mut reaching: HashMap<(Dest, Proto, Vec<PItem>), usize> = HashMap::new();
+        self.emit_sourceless_ingress(&rows, deferred, &mut merges);
+        self.record_merges(&merges);
+    }
+
+    /// Resolves the target of egress row `k` (its Name) into `targets`:
+    /// a component of that name, else the subjects of the ingress rows of
+    /// other sections that state the same flow, else a host-list endpoint
+    /// of that name, else a new peer. Returns the ingress rows paired by
+    /// signature (merged into this one).
+    fn egress_target(
+        &mut self,
+        rows: &[PortRow],
+        k: usize,
+        index: &IngressIndex,
+        targets: &mut Vec<Peer>,
+    ) -> Vec<usize> {
+        let row = &rows[k];
+        let name = row.name.clone().unwrap_or_default();
+        let resolved = self.b.find_component(&name);
+        let elsewhere = |j: &&usize| {
+            let r = &rows[**j];
+            r.subject != row.subject && (resolved.is_none() || resolved == r.subject)
+        };
+        let pairs: Vec<usize> = index
+            .by_signature
+            .get(row.signature.as_str())
+            .map(|js| js.iter().filter(elsewhere).copied().collect())
+            .unwrap_or_default();
+        // Ingress rows elsewhere that name this row's subject as their source.
+        let subject_name = row.subject.map(|s| squash(&self.b.components[s].name));
+        let names_subject = |j: &&usize| {
+            let sources = &rows[**j].sources;
+            subject_name
+                .as_ref()
+                .is_some_and(|n| sources.iter().any(|s| squash(s) == *n))
+        };
+        let from_pairs: Vec<usize> = index
+            .by_rest
+            .get(row.rest_of_row.as_str())
+            .map(|js| {
+                js.iter()
+                    .filter(elsewhere)
+                    .filter(names_subject)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let paired = if from_pairs.is_empty() {
+            &pairs
+        } else {
+            &from_pairs
+        };
+        if let Some(c) = resolved {
+            targets.push(Peer::Comp(c));
+        } else if !paired.is_empty() {
+            for s in paired.iter().filter_map(|&j| rows[j].subject) {
+                if !targets.contains(&Peer::Comp(s)) {
+                    targets.push(Peer::Comp(s));
+                }
+            }
+        } else if let Some(addr) = self.host_endpoint_named(&name) {
+            let e = self.b.external(addr, Some(&name));
+            targets.push(Peer::Ext(e));
+        } else {
+            let peer = self.peer(&name, false, row.subject, row.line, Kind::Dependency);
+            targets.extend(peer);
+            self.near_miss(&name, row.line);
+        }
+        pairs
+    }
+
+    /// The address of the host-list endpoint the page names `name`.
+    fn host_endpoint_named(&self, name: &str) -> Option<crate::build::Addr> {
+        self.external_names_of_hosts
+            .iter()
+            .find(|(n, _)| squash(n) == squash(name))
+            .map(|(_, a)| a.clone())
+    }
+
+    /// Ingress rows that name no source (`deferred`): when flows from
+    /// named components already reach the same ports, the row is their
+    /// other side (merged); else its flow from an implicit peer.
+    fn emit_sourceless_ingress(
+        &mut self,
+        rows: &[PortRow],
+        deferred: Vec<usize>,
+        merges: &mut Vec<(usize, usize)>,
+    ) {
+        let mut reaching: Reaching = HashMap::new();
         for f in &self.b.flows {
             if self.b.components[f.from].kind != Kind::External {
                 reaching
@@ -141,8 +193,13 @@ impl Reader<'_, '_> {
             }
             self.emit_port_row(row, &[]);
         }
+    }
+
+    /// Reports each `(line, with)` merge, and adds the merged line to the
+    /// flows of line `with`.
+    fn record_merges(&mut self, merges: &[(usize, usize)]) {
         let mut also: HashMap<usize, Vec<usize>> = HashMap::new();
-        for &(line, with) in &merges {
+        for &(line, with) in merges {
             self.b.report.rows_merged.push(crate::report::Merged {
                 line,
                 with_line: with,
@@ -186,16 +243,40 @@ impl Reader<'_, '_> {
             self.b
                 .warn(row.line, WarningCode::ProtocolAssumed, g.clone());
         }
-        let subject = |me: &mut Self| -> usize {
-            match row.subject {
-                Some(s) => s,
-                None => me.system_component(row.line),
-            }
-        };
+        let dir = self.row_direction(row, &mut guesses);
+        let _ = row.dir_stated;
         let mut pairs: Vec<(usize, Peer)> = Vec::new();
+        if !row.sources.is_empty() && !row.dests.is_empty() {
+            let froms = self.peers(&row.sources, true, row.subject, row.line);
+            let tos = self.peers(&row.dests, false, row.subject, row.line);
+            for f in &froms {
+                let Peer::Comp(f) = f else { continue };
+                for t in &tos {
+                    pairs.push((*f, *t));
+                }
+            }
+        } else {
+            if matches!(dir, Dir::In | Dir::Both) {
+                self.inbound_pairs(row, &mut guesses, &mut pairs);
+            }
+            if matches!(dir, Dir::Out | Dir::Both) {
+                self.outbound_pairs(row, targets, &mut guesses, &mut pairs);
+            }
+        }
+        if pairs.is_empty() {
+            self.b
+                .skip(row.line, &row.raw, "no source or destination could be read");
+            return;
+        }
+        self.add_row_flows(row, pairs, &guesses);
+    }
+
+    /// The row's direction: stated, else from which peers it names, else
+    /// inbound (assumed, and said).
+    fn row_direction(&mut self, row: &PortRow, guesses: &mut Vec<String>) -> Dir {
         let explicit_sources = !row.sources.is_empty();
         let explicit_dests = !row.dests.is_empty();
-        let dir = match row.dir {
+        match row.dir {
             Some(d) => d,
             None if explicit_sources && !explicit_dests => Dir::In,
             None if explicit_dests && !explicit_sources => Dir::Out,
@@ -224,82 +305,85 @@ impl Reader<'_, '_> {
                 ));
                 Dir::In
             }
-        };
-        let _ = row.dir_stated;
-        if explicit_sources && explicit_dests {
-            let froms = self.peers(&row.sources, true, row.subject, row.line);
-            let tos = self.peers(&row.dests, false, row.subject, row.line);
-            for f in &froms {
-                let Peer::Comp(f) = f else { continue };
-                for t in &tos {
-                    pairs.push((*f, *t));
-                }
-            }
+        }
+    }
+
+    /// The row's subject, or the system's component (said).
+    fn row_subject(&mut self, row: &PortRow) -> usize {
+        match row.subject {
+            Some(s) => s,
+            None => self.system_component(row.line),
+        }
+    }
+
+    /// Flows into the row's subject: from the peers it names, else from
+    /// the component its Name names, else from an implicit peer.
+    fn inbound_pairs(
+        &mut self,
+        row: &PortRow,
+        guesses: &mut Vec<String>,
+        pairs: &mut Vec<(usize, Peer)>,
+    ) {
+        let me = self.row_subject(row);
+        let names: &[String] = if row.sources.is_empty() {
+            &row.either
         } else {
-            if matches!(dir, Dir::In | Dir::Both) {
-                let me = subject(self);
-                let names: &[String] = if explicit_sources {
-                    &row.sources
-                } else {
-                    &row.either
-                };
-                let froms = if !names.is_empty() {
-                    self.peers(names, true, Some(me), row.line)
-                } else if row.name_is_peer {
-                    let name = row.name.clone().unwrap_or_default();
-                    match self.b.find_component(&name).filter(|&c| c != me) {
-                        Some(c) => vec![Peer::Comp(c)],
-                        None => vec![self.implicit(
-                            true,
-                            row.line,
-                            Some(row.section),
-                            &row.raw,
-                            &mut guesses,
-                        )],
-                    }
-                } else {
-                    vec![self.implicit(true, row.line, Some(row.section), &row.raw, &mut guesses)]
-                };
-                for f in froms {
-                    if let Peer::Comp(f) = f {
-                        pairs.push((f, Peer::Comp(me)));
-                    }
-                }
-            }
-            if matches!(dir, Dir::Out | Dir::Both) {
-                let me = subject(self);
-                let names: &[String] = if explicit_dests {
-                    &row.dests
-                } else {
-                    &row.either
-                };
-                let tos = if !names.is_empty() {
-                    self.peers(names, false, Some(me), row.line)
-                } else if !targets.is_empty() {
-                    targets.to_vec()
-                } else if let (Some(name), false) = (&row.name, row.name_is_peer) {
-                    // A Name column in a table without peers: the service, not a peer.
-                    let _ = name;
-                    vec![self.implicit(false, row.line, Some(row.section), &row.raw, &mut guesses)]
-                } else {
-                    vec![self.implicit(false, row.line, Some(row.section), &row.raw, &mut guesses)]
-                };
-                for t in tos {
-                    pairs.push((me, t));
-                }
+            &row.sources
+        };
+        let named = if row.name_is_peer {
+            let name = row.name.clone().unwrap_or_default();
+            self.b.find_component(&name).filter(|&c| c != me)
+        } else {
+            None
+        };
+        let froms = if !names.is_empty() {
+            self.peers(names, true, Some(me), row.line)
+        } else if let Some(c) = named {
+            vec![Peer::Comp(c)]
+        } else {
+            vec![self.implicit(true, row.line, Some(row.section), &row.raw, guesses)]
+        };
+        for f in froms {
+            if let Peer::Comp(f) = f {
+                pairs.push((f, Peer::Comp(me)));
             }
         }
-        if pairs.is_empty() {
-            self.b
-                .skip(row.line, &row.raw, "no source or destination could be read");
-            return;
+    }
+
+    /// Flows out of the row's subject: to the peers it names, else to the
+    /// resolved `targets`, else to an implicit peer (a Name column in a
+    /// table without peers names the service, not a peer).
+    fn outbound_pairs(
+        &mut self,
+        row: &PortRow,
+        targets: &[Peer],
+        guesses: &mut Vec<String>,
+        pairs: &mut Vec<(usize, Peer)>,
+    ) {
+        let me = self.row_subject(row);
+        let names: &[String] = if row.dests.is_empty() {
+            &row.either
+        } else {
+            &row.dests
+        };
+        let tos = if !names.is_empty() {
+            self.peers(names, false, Some(me), row.line)
+        } else if !targets.is_empty() {
+            targets.to_vec()
+        } else {
+            vec![self.implicit(false, row.line, Some(row.section), &row.raw, guesses)]
+        };
+        for t in tos {
+            pairs.push((me, t));
         }
+    }
+
+    /// One flow per pair and protocol of the row, with its condition,
+    /// purpose, ports and guesses.
+    fn add_row_flows(&mut self, row: &PortRow, pairs: Vec<(usize, Peer)>, guesses: &[String]) {
         let when = row.condition.as_ref().and_then(|c| self.b.condition(c));
         self.b.describe(when.as_ref(), &row.purpose);
-        let required = match row.required {
-            Some(r) => r,
-            None => when.is_none(),
-        };
+        let required = row.required.unwrap_or(when.is_none());
         if !required && when.is_none() {
             self.b.warn(
                 row.line,
@@ -308,23 +392,20 @@ impl Reader<'_, '_> {
             );
         }
         for (from, to) in pairs {
-            if let Peer::Ext(_) = to {
-                if self.b.components[from].kind == Kind::External {
-                    continue;
-                }
+            if matches!(to, Peer::Ext(_)) && self.b.components[from].kind == Kind::External {
+                continue;
             }
             let dest = match to {
                 Peer::Comp(c) => Dest::Comp(c),
                 Peer::Ext(e) => Dest::Ext(e),
             };
-            let hint = match (&row.name, dir) {
-                (Some(n), _) => n.clone(),
-                (None, Dir::Out) => self.b.dest_name(dest),
-                (None, _) => self.b.dest_name(dest),
+            let hint = match &row.name {
+                Some(n) => n.clone(),
+                None => self.b.dest_name(dest),
             };
             for proto in &row.protos {
-                let mut g = guesses.clone();
                 let mut draft = Draft::new(from, dest, *proto, row.line);
+                let mut g = guesses.to_vec();
                 if matches!(proto, Proto::Tcp | Proto::Udp) {
                     draft.ports =
                         self.b
@@ -356,10 +437,7 @@ impl Reader<'_, '_> {
 
 /// The line of a flow from a named component to the row's subject on the
 /// same protocols and ports.
-pub(crate) fn covering_flow(
-    row: &PortRow,
-    reaching: &HashMap<(Dest, Proto, Vec<PItem>), usize>,
-) -> Option<usize> {
+pub(crate) fn covering_flow(row: &PortRow, reaching: &Reaching) -> Option<usize> {
     let subject = row.subject?;
     let ranges: Vec<PItem> = row
         .ports

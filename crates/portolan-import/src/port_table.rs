@@ -103,45 +103,8 @@ impl Reader<'_, '_> {
         footnotes: &[(String, String, usize)],
         out: &mut Vec<PortRow>,
     ) {
-        let col = |r: Role| roles.iter().position(|&x| x == r);
-        let cols = |r: Role| -> Vec<usize> {
-            roles
-                .iter()
-                .enumerate()
-                .filter(|(_, &x)| x == r)
-                .map(|(i, _)| i)
-                .collect()
-        };
-        let has_peer_columns = col(Role::Source).is_some()
-            || col(Role::Destination).is_some()
-            || col(Role::SourceOrDestination).is_some();
-        // Direction cells that name the peer ("Allow inbound from clients")
-        // are peer columns too.
-        let dir_cols = cols(Role::Direction);
-        let dir_text = |row: &Row| -> String {
-            let texts = dir_cols.iter().filter_map(|&i| row.cells.get(i));
-            let texts: Vec<String> = texts.map(|c| plain(c)).collect();
-            texts.join(" ").trim().to_owned()
-        };
-        let has_peer_columns = has_peer_columns
-            || table
-                .rows
-                .iter()
-                .any(|r| direction_peers(&dir_text(r)) != (Vec::new(), Vec::new()));
-        let ctx = &self.doc.ctx[index];
-        let scope = self.doc.scope(index);
-        let heading_dir = path_direction(&ctx.path).or(scope.dir);
-        let has_sources = col(Role::Source).is_some() || !scope.sources.is_empty();
-        let has_dests = col(Role::Destination).is_some() || !scope.dests.is_empty();
-        let has_peer_columns = has_peer_columns || has_sources || has_dests;
-        let subject = if has_sources && has_dests {
-            None
-        } else {
-            scope
-                .subject
-                .as_ref()
-                .map(|(name, _)| self.section_component(name, ctx.section))
-        };
+        let columns = Columns(roles);
+        let facts = self.table_facts(index, table, &columns);
         if table.delimiter_cells == 0 {
             self.b.warn(
                 table.line,
@@ -159,271 +122,470 @@ impl Reader<'_, '_> {
                 self.b.skip(row.line, &row.raw, "blank separator row");
                 continue;
             }
-            let cell = |i: Option<usize>| -> String {
-                i.and_then(|i| row.cells.get(i))
-                    .cloned()
-                    .unwrap_or_default()
+            let cells = Cells {
+                row,
+                columns: &columns,
             };
-            let mut marks: Vec<String> = Vec::new();
-            for c in &row.cells {
-                marks.extend(inline(c).footnotes);
+            let notes = row_notes(row, footnotes);
+            if let Some(read) = self.read_port_row(&cells, &facts, &notes, &mut protocol_above) {
+                out.push(read);
             }
-            let notes: Vec<&str> = footnotes
-                .iter()
-                .filter(|(m, _, _)| marks.contains(m))
-                .map(|(_, t, _)| t.as_str())
-                .collect();
-            // Ports.
-            let port_text = cols(Role::Port)
-                .into_iter()
-                .map(|i| inline(&cell(Some(i))).items().join("\n"))
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join("\n");
-            let mut pc: PortCell = port_cell(&port_text);
-            if let Some(s) = col(Role::StartPort) {
-                let start = plain(&cell(Some(s)));
-                let end = col(Role::EndPort)
-                    .map(|e| plain(&cell(Some(e))))
-                    .unwrap_or_default();
-                let range = match (port_or_range(&start), port_or_range(&end)) {
-                    (Some((a, _)), Some((_, b))) if a <= b => Some((a, b)),
-                    (Some(r), None) if end.trim().is_empty() => Some(r),
-                    _ => None,
-                };
-                if !start.trim().is_empty() || !end.trim().is_empty() {
-                    pc.none = false;
-                }
-                match range {
-                    Some((a, b)) => {
-                        pc.items.push(PortItem::Range(a, b));
-                        pc.none = false;
-                    }
-                    None if start.trim().is_empty() && end.trim().is_empty() => {}
-                    None => pc.unknown.push(format!("{start} to {end}")),
-                }
-            }
-            let mut source_ports = col(Role::SourcePort)
-                .map(|i| port_cell(&plain(&cell(Some(i)))).items)
-                .unwrap_or_default();
-            // "8112 (source `8112`)": a fixed source port written in the port cell.
-            if let Some(pos) = find_ci(&port_text, "(source ") {
-                let inner = port_text[pos + 8..].split(')').next().unwrap_or("");
-                source_ports.extend(port_cell(inner).items);
-                let cleaned = port_cell(port_text[..pos].trim());
-                pc.items = cleaned.items;
-                pc.unknown = cleaned.unknown;
-            }
-            // Protocols.
-            let mut proto_text = col(Role::Protocol)
-                .map(|i| plain(&cell(Some(i))))
-                .unwrap_or_default();
-            if proto_text.trim().is_empty() {
-                proto_text.clone_from(&protocol_above);
-            } else {
-                protocol_above.clone_from(&proto_text);
-            }
-            let name = col(Role::Name)
-                .map(|i| plain(&cell(Some(i))))
-                .filter(|s| !s.is_empty());
-            let purpose = cols(Role::Purpose)
-                .into_iter()
-                .map(|i| plain(&cell(Some(i))))
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            // "UDP (multicast 225.0.1.9)": the group the flow is sent to.
-            let multicast = find_ci(&proto_text, "multicast ").and_then(|p| {
-                proto_text[p + 10..]
-                    .split(|c: char| c == ')' || c.is_whitespace())
-                    .next()
-                    .and_then(|g| g.parse::<std::net::IpAddr>().ok())
-                    .filter(std::net::IpAddr::is_multicast)
-            });
-            let mut protos = protocols_in(&proto_text);
-            if let (false, Some(rest)) = (protos.is_empty(), protocol_leftover(&proto_text)) {
-                self.b.warn(
-                    row.line,
-                    WarningCode::UnreadCellText,
-                    format!(
-                        "part of the protocol cell could not be read and was left out: \"{}\"",
-                        clip(&rest)
-                    ),
-                );
-            }
-            for p in &pc.protocols {
-                if !protos.contains(p) {
-                    protos.push(*p);
-                }
-            }
-            let mut proto_guess = None;
-            if protos.is_empty() {
-                if !proto_text.trim().is_empty()
-                    && !matches!(proto_text.trim(), "-" | "N/A" | "n/a")
-                {
-                    self.b.skip(
-                        row.line,
-                        &row.raw,
-                        format!(
-                            "protocol \"{}\" is not one the spec knows (tcp, udp, icmp, any)",
-                            proto_text.trim()
-                        ),
-                    );
-                    continue;
-                }
-                let hint_text = format!("{} {}", name.clone().unwrap_or_default(), purpose);
-                let hinted = paren_protocols(&hint_text);
-                if hinted.is_empty() {
-                    protos.push(Proto::Tcp);
-                    proto_guess = Some("protocol not stated on the page; TCP assumed".to_owned());
-                } else {
-                    protos = hinted;
-                }
-            }
-            if pc.none
-                && pc.items.is_empty()
-                && protos.iter().any(|p| matches!(p, Proto::Tcp | Proto::Udp))
-            {
-                self.b.skip(row.line, &row.raw, "no port given");
-                continue;
-            }
-            if pc.items.is_empty()
-                && !pc.all
-                && !pc.unknown.is_empty()
-                && protos.iter().any(|p| matches!(p, Proto::Tcp | Proto::Udp))
-            {
-                self.b.skip(
-                    row.line,
-                    &row.raw,
-                    format!("cannot read the port \"{}\"", pc.unknown.join(", ")),
-                );
-                continue;
-            }
-            if !pc.unknown.is_empty() {
-                self.b.warn(
-                    row.line,
-                    WarningCode::UnreadCellText,
-                    format!(
-                        "part of the port cell could not be read and was left out: \"{}\"",
-                        pc.unknown.join(", ")
-                    ),
-                );
-            }
-            // Direction.
-            let dir_cell = dir_text(row);
-            let (dir_sources, dir_dests) = direction_peers(&dir_cell);
-            let (dir, dir_stated) = match direction_word(&dir_cell) {
-                Some(d) => (Some(d), true),
-                None => (heading_dir, heading_dir.is_some()),
-            };
-            // Required and condition.
-            let required_text = col(Role::Required)
-                .map(|i| plain(&cell(Some(i))))
-                .unwrap_or_default();
-            let mut required = required_word(&required_text);
-            if required.is_none() {
-                let n = name.clone().unwrap_or_default().to_lowercase();
-                if n.contains("(optional)") || purpose.to_lowercase().starts_with("optional") {
-                    required = Some(false);
-                }
-            }
-            let condition_text = col(Role::Condition)
-                .map(|i| cell(Some(i)))
-                .unwrap_or_default();
-            let purpose_raw = cols(Role::Purpose)
-                .into_iter()
-                .map(|i| cell(Some(i)))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let condition = [
-                condition_text.as_str(),
-                purpose_raw.as_str(),
-                &cell(col(Role::Name)),
-            ]
-            .into_iter()
-            .chain(notes.iter().copied())
-            .find_map(|t| {
-                if t.trim().is_empty() {
-                    return None;
-                }
-                condition_in(t).or_else(|| {
-                    // A Condition column holds the phrase itself.
-                    (std::ptr::eq(t, condition_text.as_str()) && !plain(t).is_empty())
-                        .then(|| CondText::Phrases(vec![plain(t)]))
-                })
-            });
-            let split = |i: Option<usize>| -> Vec<String> {
-                i.map(|i| peer_names(&cell(Some(i)))).unwrap_or_default()
-            };
-            let rest_of_row = [
-                squash(&port_text),
-                squash(&proto_text),
-                squash(&required_text),
-                squash(&purpose),
-            ]
-            .join("|");
-            let signature = format!(
-                "{}|{rest_of_row}",
-                squash(&name.clone().unwrap_or_default())
-            );
-            let mut purpose_full = purpose.clone();
-            for n in &notes {
-                let n = plain(n);
-                if !purpose_full.contains(&n) {
-                    if !purpose_full.is_empty() {
-                        purpose_full.push(' ');
-                    }
-                    purpose_full.push_str(&format!("({n})"));
-                }
-            }
-            out.push(PortRow {
-                line: row.line,
-                raw: row.raw.clone(),
-                subject,
-                dir,
-                dir_stated,
-                name: name.clone(),
-                sources: match split(col(Role::Source)) {
-                    named if !named.is_empty() => named,
-                    _ if !dir_sources.is_empty() => dir_sources,
-                    _ => scope.sources.clone(),
-                },
-                dests: match split(col(Role::Destination)) {
-                    named if !named.is_empty() => named,
-                    _ if !dir_dests.is_empty() => dir_dests,
-                    _ => scope.dests.clone(),
-                },
-                section: ctx.section,
-                listeners: col(Role::Listener)
-                    .map(|i| party_list(&plain(&cell(Some(i))).replace(" / ", ", ")))
-                    .unwrap_or_default(),
-                either: split(col(Role::SourceOrDestination)),
-                name_is_peer: !has_peer_columns
-                    && name.is_some()
-                    && matches!(dir, Some(Dir::In | Dir::Out)),
-                ports: pc.items,
-                all_ports: pc.all,
-                source_ports,
-                multicast,
-                protos,
-                proto_guess,
-                required,
-                purpose: purpose_full,
-                condition,
-                signature,
-                rest_of_row,
-            });
         }
+        let ctx = &self.doc.ctx[index];
         let heading_text: String = ctx
             .path
             .iter()
             .map(|h| h.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        self.refine_rows(&mut out[first_row..], subject, &heading_text);
+        self.refine_rows(&mut out[first_row..], facts.subject, &heading_text);
         let fanned = fan_out_listeners(out.split_off(first_row));
         out.extend(fanned);
     }
+
+    /// What a port table's headings, captions and columns say for every
+    /// row: direction, peers, subject.
+    fn table_facts(&mut self, index: usize, table: &Table, columns: &Columns) -> TableFacts {
+        let has_peer_columns = columns.col(Role::Source).is_some()
+            || columns.col(Role::Destination).is_some()
+            || columns.col(Role::SourceOrDestination).is_some();
+        // Direction cells that name the peer ("Allow inbound from clients")
+        // are peer columns too.
+        let has_peer_columns = has_peer_columns
+            || table
+                .rows
+                .iter()
+                .any(|r| direction_peers(&direction_text(r, columns)) != (Vec::new(), Vec::new()));
+        let ctx = &self.doc.ctx[index];
+        let scope = self.doc.scope(index);
+        let heading_dir = path_direction(&ctx.path).or(scope.dir);
+        let has_sources = columns.col(Role::Source).is_some() || !scope.sources.is_empty();
+        let has_dests = columns.col(Role::Destination).is_some() || !scope.dests.is_empty();
+        let subject = if has_sources && has_dests {
+            None
+        } else {
+            scope
+                .subject
+                .as_ref()
+                .map(|(name, _)| self.section_component(name, ctx.section))
+        };
+        TableFacts {
+            heading_dir,
+            has_peer_columns: has_peer_columns || has_sources || has_dests,
+            subject,
+            sources: scope.sources,
+            dests: scope.dests,
+            section: ctx.section,
+        }
+    }
+
+    /// One body row of a port table, or `None` when it was skipped (and
+    /// said so).
+    fn read_port_row(
+        &mut self,
+        cells: &Cells,
+        facts: &TableFacts,
+        notes: &[&str],
+        protocol_above: &mut String,
+    ) -> Option<PortRow> {
+        let row = cells.row;
+        let (pc, source_ports, port_text) = row_ports(cells);
+        let mut proto_text = cells.plain(Role::Protocol);
+        if proto_text.trim().is_empty() {
+            proto_text.clone_from(protocol_above);
+        } else {
+            protocol_above.clone_from(&proto_text);
+        }
+        let name = Some(cells.plain(Role::Name)).filter(|s| !s.is_empty());
+        let purpose = cells
+            .plains(Role::Purpose)
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let multicast = multicast_group(&proto_text);
+        let hint = format!("{} {}", name.clone().unwrap_or_default(), purpose);
+        let (protos, proto_guess) = self.row_protocols(row, &proto_text, &pc, &hint)?;
+        self.check_row_ports(row, &pc, &protos)?;
+        let dir_cell = direction_text(row, cells.columns);
+        let (dir, dir_stated) = match direction_word(&dir_cell) {
+            Some(d) => (Some(d), true),
+            None => (facts.heading_dir, facts.heading_dir.is_some()),
+        };
+        let required_text = cells.plain(Role::Required);
+        let required = row_required(&required_text, name.as_deref(), &purpose);
+        let condition = row_condition(cells, notes);
+        let rest_of_row = [
+            squash(&port_text),
+            squash(&proto_text),
+            squash(&required_text),
+            squash(&purpose),
+        ]
+        .join("|");
+        let signature = format!(
+            "{}|{rest_of_row}",
+            squash(&name.clone().unwrap_or_default())
+        );
+        let peers = row_peers(cells, facts, &dir_cell);
+        Some(PortRow {
+            line: row.line,
+            raw: row.raw.clone(),
+            subject: facts.subject,
+            dir,
+            dir_stated,
+            name_is_peer: !facts.has_peer_columns
+                && name.is_some()
+                && matches!(dir, Some(Dir::In | Dir::Out)),
+            name,
+            sources: peers.sources,
+            dests: peers.dests,
+            section: facts.section,
+            listeners: peers.listeners,
+            either: peers.either,
+            ports: pc.items,
+            all_ports: pc.all,
+            source_ports,
+            multicast,
+            protos,
+            proto_guess,
+            required,
+            purpose: with_notes(purpose, notes),
+            condition,
+            signature,
+            rest_of_row,
+        })
+    }
+
+    /// The protocols of a row (its protocol cell, those its port cell
+    /// names, else a hint in its name or purpose, else TCP assumed) and the
+    /// guess made; `None` when the protocol is not one the spec knows.
+    fn row_protocols(
+        &mut self,
+        row: &Row,
+        proto_text: &str,
+        pc: &PortCell,
+        hint: &str,
+    ) -> Option<(Vec<Proto>, Option<String>)> {
+        let mut protos = protocols_in(proto_text);
+        if let (false, Some(rest)) = (protos.is_empty(), protocol_leftover(proto_text)) {
+            self.b.warn(
+                row.line,
+                WarningCode::UnreadCellText,
+                format!(
+                    "part of the protocol cell could not be read and was left out: \"{}\"",
+                    clip(&rest)
+                ),
+            );
+        }
+        for p in &pc.protocols {
+            if !protos.contains(p) {
+                protos.push(*p);
+            }
+        }
+        if !protos.is_empty() {
+            return Some((protos, None));
+        }
+        if !proto_text.trim().is_empty() && !NO_PROTOCOL.contains(&proto_text.trim()) {
+            self.b.skip(
+                row.line,
+                &row.raw,
+                format!(
+                    "protocol \"{}\" is not one the spec knows (tcp, udp, icmp, any)",
+                    proto_text.trim()
+                ),
+            );
+            return None;
+        }
+        let hinted = paren_protocols(hint);
+        if hinted.is_empty() {
+            let guess = "protocol not stated on the page; TCP assumed".to_owned();
+            Some((vec![Proto::Tcp], Some(guess)))
+        } else {
+            Some((hinted, None))
+        }
+    }
+
+    /// Skips a TCP or UDP row without a port it can read (`None`), and
+    /// warns of the parts of its port cell left out.
+    fn check_row_ports(&mut self, row: &Row, pc: &PortCell, protos: &[Proto]) -> Option<()> {
+        let has_ports = protos.iter().any(|p| matches!(p, Proto::Tcp | Proto::Udp));
+        if pc.none && pc.items.is_empty() && has_ports {
+            self.b.skip(row.line, &row.raw, "no port given");
+            return None;
+        }
+        if pc.items.is_empty() && !pc.all && !pc.unknown.is_empty() && has_ports {
+            self.b.skip(
+                row.line,
+                &row.raw,
+                format!("cannot read the port \"{}\"", pc.unknown.join(", ")),
+            );
+            return None;
+        }
+        if !pc.unknown.is_empty() {
+            self.b.warn(
+                row.line,
+                WarningCode::UnreadCellText,
+                format!(
+                    "part of the port cell could not be read and was left out: \"{}\"",
+                    pc.unknown.join(", ")
+                ),
+            );
+        }
+        Some(())
+    }
+}
+
+/// Protocol cells that say there is none.
+const NO_PROTOCOL: &[&str] = &["-", "N/A", "n/a"];
+
+/// A port table's columns, by the role of each.
+struct Columns<'r>(&'r [Role]);
+
+impl Columns<'_> {
+    /// The first column of role `r`.
+    fn col(&self, r: Role) -> Option<usize> {
+        self.0.iter().position(|&x| x == r)
+    }
+
+    /// Every column of role `r`, left to right.
+    fn cols(&self, r: Role) -> Vec<usize> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, &x)| x == r)
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// One body row, read through its table's columns.
+struct Cells<'a> {
+    row: &'a Row,
+    columns: &'a Columns<'a>,
+}
+
+impl Cells<'_> {
+    /// Cell `i` as written (empty when the row is short).
+    fn cell(&self, i: usize) -> String {
+        self.row.cells.get(i).cloned().unwrap_or_default()
+    }
+
+    /// The first cell of role `r` as written (empty without one).
+    fn raw(&self, r: Role) -> String {
+        self.columns
+            .col(r)
+            .map(|i| self.cell(i))
+            .unwrap_or_default()
+    }
+
+    /// The first cell of role `r` as plain text (empty without one).
+    fn plain(&self, r: Role) -> String {
+        self.columns
+            .col(r)
+            .map(|i| plain(&self.cell(i)))
+            .unwrap_or_default()
+    }
+
+    /// Every cell of role `r` as plain text.
+    fn plains(&self, r: Role) -> Vec<String> {
+        let cols = self.columns.cols(r).into_iter();
+        cols.map(|i| plain(&self.cell(i))).collect()
+    }
+
+    /// The peers the first cell of role `r` names.
+    fn peers(&self, r: Role) -> Vec<String> {
+        self.columns
+            .col(r)
+            .map(|i| peer_names(&self.cell(i)))
+            .unwrap_or_default()
+    }
+}
+
+/// What a port table says for all its rows.
+struct TableFacts {
+    /// The direction its headings or intro give.
+    heading_dir: Option<Dir>,
+    /// Whether rows name their peers (columns, direction cells, captions).
+    has_peer_columns: bool,
+    /// The component the table is about.
+    subject: Option<usize>,
+    /// Sources and destinations a caption or sentence gives every row.
+    sources: Vec<String>,
+    dests: Vec<String>,
+    section: usize,
+}
+
+/// The peers of one row.
+struct RowPeers {
+    sources: Vec<String>,
+    dests: Vec<String>,
+    either: Vec<String>,
+    listeners: Vec<String>,
+}
+
+/// A row's peers: its Source and Destination cells, else those its
+/// direction cell names, else the table's.
+fn row_peers(cells: &Cells, facts: &TableFacts, dir_cell: &str) -> RowPeers {
+    let (dir_sources, dir_dests) = direction_peers(dir_cell);
+    let pick = |named: Vec<String>, from_dir: Vec<String>, table: &[String]| match named {
+        named if !named.is_empty() => named,
+        _ if !from_dir.is_empty() => from_dir,
+        _ => table.to_vec(),
+    };
+    RowPeers {
+        sources: pick(cells.peers(Role::Source), dir_sources, &facts.sources),
+        dests: pick(cells.peers(Role::Destination), dir_dests, &facts.dests),
+        either: cells.peers(Role::SourceOrDestination),
+        listeners: cells
+            .columns
+            .col(Role::Listener)
+            .map(|i| party_list(&plain(&cells.cell(i)).replace(" / ", ", ")))
+            .unwrap_or_default(),
+    }
+}
+
+/// The texts of the footnotes a row's cells mark.
+fn row_notes<'f>(row: &Row, footnotes: &'f [(String, String, usize)]) -> Vec<&'f str> {
+    let mut marks: Vec<String> = Vec::new();
+    for c in &row.cells {
+        marks.extend(inline(c).footnotes);
+    }
+    footnotes
+        .iter()
+        .filter(|(m, _, _)| marks.contains(m))
+        .map(|(_, t, _)| t.as_str())
+        .collect()
+}
+
+/// The direction cells of a row, as one text.
+fn direction_text(row: &Row, columns: &Columns) -> String {
+    let cols = columns.cols(Role::Direction);
+    let texts = cols.iter().filter_map(|&i| row.cells.get(i));
+    let texts: Vec<String> = texts.map(|c| plain(c)).collect();
+    texts.join(" ").trim().to_owned()
+}
+
+/// A row's ports (Port columns, or Start and End Port), its fixed source
+/// ports, and the text of its port cells.
+fn row_ports(cells: &Cells) -> (PortCell, Vec<PortItem>, String) {
+    let port_text = cells
+        .columns
+        .cols(Role::Port)
+        .into_iter()
+        .map(|i| inline(&cells.cell(i)).items().join("\n"))
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut pc: PortCell = port_cell(&port_text);
+    if cells.columns.col(Role::StartPort).is_some() {
+        start_end_ports(cells, &mut pc);
+    }
+    let mut source_ports = cells
+        .columns
+        .col(Role::SourcePort)
+        .map(|i| port_cell(&plain(&cells.cell(i))).items)
+        .unwrap_or_default();
+    // "8112 (source `8112`)": a fixed source port written in the port cell.
+    if let Some(pos) = find_ci(&port_text, "(source ") {
+        let inner = port_text[pos + 8..].split(')').next().unwrap_or("");
+        source_ports.extend(port_cell(inner).items);
+        let cleaned = port_cell(port_text[..pos].trim());
+        pc.items = cleaned.items;
+        pc.unknown = cleaned.unknown;
+    }
+    (pc, source_ports, port_text)
+}
+
+/// The range a Start Port and an End Port cell give, added to `pc`.
+fn start_end_ports(cells: &Cells, pc: &mut PortCell) {
+    let start = cells.plain(Role::StartPort);
+    let end = cells.plain(Role::EndPort);
+    let range = match (port_or_range(&start), port_or_range(&end)) {
+        (Some((a, _)), Some((_, b))) if a <= b => Some((a, b)),
+        (Some(r), None) if end.trim().is_empty() => Some(r),
+        _ => None,
+    };
+    if !start.trim().is_empty() || !end.trim().is_empty() {
+        pc.none = false;
+    }
+    match range {
+        Some((a, b)) => {
+            pc.items.push(PortItem::Range(a, b));
+            pc.none = false;
+        }
+        None if start.trim().is_empty() && end.trim().is_empty() => {}
+        None => pc.unknown.push(format!("{start} to {end}")),
+    }
+}
+
+/// "UDP (multicast 225.0.1.9)": the group the flow is sent to.
+fn multicast_group(proto_text: &str) -> Option<std::net::IpAddr> {
+    find_ci(proto_text, "multicast ").and_then(|p| {
+        proto_text[p + 10..]
+            .split(|c: char| c == ')' || c.is_whitespace())
+            .next()
+            .and_then(|g| g.parse::<std::net::IpAddr>().ok())
+            .filter(std::net::IpAddr::is_multicast)
+    })
+}
+
+/// Whether a row is required: its Required cell, else "optional" in its
+/// name or at the start of its purpose.
+fn row_required(required_text: &str, name: Option<&str>, purpose: &str) -> Option<bool> {
+    let required = required_word(required_text);
+    if required.is_some() {
+        return required;
+    }
+    let n = name.unwrap_or_default().to_lowercase();
+    if n.contains("(optional)") || purpose.to_lowercase().starts_with("optional") {
+        return Some(false);
+    }
+    None
+}
+
+/// A row's condition: the first of its Condition cell (a phrase of its
+/// own when no condition is recognised in it), its purpose, its name and
+/// its footnotes that states one.
+fn row_condition(cells: &Cells, notes: &[&str]) -> Option<CondText> {
+    let condition_text = cells.raw(Role::Condition);
+    let purpose_raw = cells
+        .columns
+        .cols(Role::Purpose)
+        .into_iter()
+        .map(|i| cells.cell(i))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = cells.raw(Role::Name);
+    let condition = [condition_text.as_str(), purpose_raw.as_str(), name.as_str()]
+        .into_iter()
+        .chain(notes.iter().copied())
+        .enumerate()
+        .find_map(|(k, t)| {
+            if t.trim().is_empty() {
+                return None;
+            }
+            condition_in(t).or_else(|| {
+                // A Condition column holds the phrase itself.
+                (k == 0 && !plain(t).is_empty()).then(|| CondText::Phrases(vec![plain(t)]))
+            })
+        });
+    condition
+}
+
+/// A row's purpose with the footnotes it marks that it does not already
+/// hold, in parentheses.
+fn with_notes(purpose: String, notes: &[&str]) -> String {
+    let mut full = purpose;
+    for n in notes {
+        let n = plain(n);
+        if !full.contains(&n) {
+            if !full.is_empty() {
+                full.push(' ');
+            }
+            full.push_str(&format!("({n})"));
+        }
+    }
+    full
 }
 
 /// A text cut to 80 characters, with an ellipsis when it was longer.

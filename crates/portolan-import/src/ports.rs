@@ -193,24 +193,34 @@ fn user_defined_word(text: &str) -> bool {
     .any(|w| t.contains(w))
 }
 
+/// Port cells that say there is no port.
+const NO_PORT: &[&str] = &["n/a", "na", "-", "–", "—", "none", "n.a.", "not applicable"];
+
+/// Port cells that say every port.
+const EVERY_PORT: &[&str] = &[
+    "all",
+    "any",
+    "*",
+    "all ports",
+    "any port",
+    "every port",
+    "all tcp",
+    "all udp",
+];
+
+/// Words that join the ports of one cell ("80 and 443", "80 or 443").
+const PORT_JOINERS: &[&str] = &[" and ", " or ", " AND ", " OR ", " & "];
+
 /// Reads a port cell.
 pub fn port_cell(text: &str) -> PortCell {
     let mut cell = PortCell::default();
     let t = text.trim();
     let lower = t.to_lowercase();
-    if t.is_empty()
-        || matches!(
-            lower.as_str(),
-            "n/a" | "na" | "-" | "–" | "—" | "none" | "n.a." | "not applicable"
-        )
-    {
+    if t.is_empty() || NO_PORT.contains(&lower.as_str()) {
         cell.none = true;
         return cell;
     }
-    if matches!(
-        lower.as_str(),
-        "all" | "any" | "*" | "all ports" | "any port" | "every port" | "all tcp" | "all udp"
-    ) {
+    if EVERY_PORT.contains(&lower.as_str()) {
         cell.all = true;
         cell.protocols = protocols_in(&lower);
         return cell;
@@ -230,81 +240,93 @@ pub fn port_cell(text: &str) -> PortCell {
             return cell;
         }
     }
-    // Protocols in parentheses or after a slash: "8600 (TCP and UDP)", "22/TCP".
-    let mut rest = t.to_owned();
-    if let (Some(open), Some(close)) = (rest.find('('), rest.rfind(')')) {
-        if open < close {
-            let inner = rest[open + 1..close].to_owned();
-            let ps = protocols_in(&inner);
-            if !ps.is_empty() {
-                cell.protocols.extend(ps);
-                rest.replace_range(open..=close, " ");
-            } else if let Some(r) = port_or_range(&inner).filter(|_| {
-                !rest
-                    .replace(&rest[open..=close], "")
-                    .contains(|c: char| c.is_ascii_digit())
-            }) {
-                // "disabled (8501)": the port is the one in parentheses.
-                cell.items.push(PortItem::Range(r.0, r.1));
-                return cell;
-            } else {
-                // "(default)", "(configurable)": remarks, not ports.
-                rest.replace_range(open..=close, " ");
-            }
-        }
+    let Some(rest) = without_parentheses(t, &mut cell) else {
+        return cell;
+    };
+    let mut normalized = rest.replace(['\n', ';', ','], "|");
+    for joiner in PORT_JOINERS {
+        normalized = normalized.replace(joiner, "|");
     }
-    let normalized = rest
-        .replace(['\n', ';', ','], "|")
-        .replace(" and ", "|")
-        .replace(" or ", "|")
-        .replace(" AND ", "|")
-        .replace(" OR ", "|")
-        .replace(" & ", "|");
     for part in normalized.split('|') {
         let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        if let Some(r) = port_or_range(part) {
-            cell.items.push(PortItem::Range(r.0, r.1));
-            continue;
-        }
-        // 22/TCP, TCP/22, 443 TCP, TCP 443, udp:53
-        let pieces: Vec<&str> = part
-            .split(['/', ' ', ':'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let mut ports = Vec::new();
-        let mut protos = Vec::new();
-        let mut other = false;
-        for p in &pieces {
-            if let Some(r) = port_or_range(p) {
-                ports.push(r);
-            } else if only_protocol_words(p) {
-                protos.extend(protocols_in(p));
-            } else {
-                other = true;
-            }
-        }
-        if !ports.is_empty() && !other {
-            cell.items
-                .extend(ports.into_iter().map(|(a, b)| PortItem::Range(a, b)));
-            for p in protos {
-                if !cell.protocols.contains(&p) {
-                    cell.protocols.push(p);
-                }
-            }
-        } else if only_protocol_words(part) {
-            cell.protocols.extend(protocols_in(part));
-        } else {
-            cell.unknown.push(part.to_owned());
+        if !part.is_empty() {
+            port_part(part, &mut cell);
         }
     }
     if cell.items.is_empty() && cell.unknown.is_empty() && !cell.protocols.is_empty() {
         cell.all = true;
     }
     cell
+}
+
+/// A port cell less its parenthesis: protocols in it ("8600 (TCP and
+/// UDP)") go to `cell`, a remark ("(default)") is dropped; `None` when the
+/// port is the one in parentheses ("disabled (8501)"), put in `cell`.
+fn without_parentheses(t: &str, cell: &mut PortCell) -> Option<String> {
+    let mut rest = t.to_owned();
+    let (Some(open), Some(close)) = (rest.find('('), rest.rfind(')')) else {
+        return Some(rest);
+    };
+    if open >= close {
+        return Some(rest);
+    }
+    let inner = rest[open + 1..close].to_owned();
+    let ps = protocols_in(&inner);
+    if !ps.is_empty() {
+        cell.protocols.extend(ps);
+        rest.replace_range(open..=close, " ");
+    } else if let Some(r) = port_or_range(&inner).filter(|_| {
+        !rest
+            .replace(&rest[open..=close], "")
+            .contains(|c: char| c.is_ascii_digit())
+    }) {
+        cell.items.push(PortItem::Range(r.0, r.1));
+        return None;
+    } else {
+        // "(default)", "(configurable)": remarks, not ports.
+        rest.replace_range(open..=close, " ");
+    }
+    Some(rest)
+}
+
+/// One part of a port cell: a port or range, with protocols ("22/TCP",
+/// "TCP/22", "443 TCP", "TCP 443", "udp:53"), protocols alone, or a part
+/// that could not be read.
+fn port_part(part: &str, cell: &mut PortCell) {
+    if let Some(r) = port_or_range(part) {
+        cell.items.push(PortItem::Range(r.0, r.1));
+        return;
+    }
+    let pieces: Vec<&str> = part
+        .split(['/', ' ', ':'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut ports = Vec::new();
+    let mut protos = Vec::new();
+    let mut other = false;
+    for p in &pieces {
+        if let Some(r) = port_or_range(p) {
+            ports.push(r);
+        } else if only_protocol_words(p) {
+            protos.extend(protocols_in(p));
+        } else {
+            other = true;
+        }
+    }
+    if !ports.is_empty() && !other {
+        cell.items
+            .extend(ports.into_iter().map(|(a, b)| PortItem::Range(a, b)));
+        for p in protos {
+            if !cell.protocols.contains(&p) {
+                cell.protocols.push(p);
+            }
+        }
+    } else if only_protocol_words(part) {
+        cell.protocols.extend(protocols_in(part));
+    } else {
+        cell.unknown.push(part.to_owned());
+    }
 }
 
 /// A default port stated in a description: "By default this is `5432`",
@@ -553,30 +575,17 @@ impl Legend {
     /// Reads one cell token. Leading fields may be elided, so fields are
     /// matched from the right.
     pub fn token(&self, raw: &str) -> Result<Token, String> {
-        let mut text = raw.trim().to_owned();
-        let mut condition = None;
-        if text.ends_with(']') {
-            if let Some(open) = text.rfind('[') {
-                if let Ok(n) = text[open + 1..text.len() - 1].trim().parse::<usize>() {
-                    condition = Some(n);
-                    text.truncate(open);
-                }
-            }
-        }
-        let optional = text.ends_with('?');
-        if optional {
-            text.pop();
-        }
+        let (text, condition, optional) = token_marks(raw);
         // A bracketed IPv6 group leads: [ff02::fb]:U::8082.
-        let mut ip_text = None;
-        if text.starts_with('[') {
-            if let Some(close) = text.find(']') {
-                ip_text = Some(text[1..close].to_owned());
-                text = text[close + 1..]
+        let (mut ip_text, text) = match text.strip_prefix('[').and_then(|t| t.find(']')) {
+            Some(close) => (
+                Some(text[1..=close].to_owned()),
+                text[close + 2..]
                     .trim_start_matches(self.separator)
-                    .to_owned();
-            }
-        }
+                    .to_owned(),
+            ),
+            None => (None, text),
+        };
         let mut parts: Vec<&str> = text.split(self.separator).collect();
         let mut fields = self.fields.clone();
         if ip_text.is_some() {
@@ -625,23 +634,46 @@ impl Legend {
         if !saw_protocol {
             return Err(format!("`{raw}` names no protocol"));
         }
-        if let Some(ip) = ip_text {
-            let addr: IpAddr = ip
-                .parse()
-                .map_err(|_| format!("`{ip}` is not an IP address"))?;
-            if !addr.is_multicast() {
-                return Err(format!(
-                    "`{ip}` is a unicast address; only multicast groups are read from cells"
-                ));
-            }
-            token.multicast = Some(addr);
-        }
+        token.multicast = ip_text.map(|ip| multicast_group(&ip)).transpose()?;
         if token.proto == Proto::Any || token.proto == Proto::Icmp {
             token.ports.clear();
             token.source_ports.clear();
         }
         Ok(token)
     }
+}
+
+/// A cell token less its trailing marks: a condition number `[n]`, then
+/// a `?` for optional.
+fn token_marks(raw: &str) -> (String, Option<usize>, bool) {
+    let mut text = raw.trim().to_owned();
+    let mut condition = None;
+    if text.ends_with(']') {
+        if let Some(open) = text.rfind('[') {
+            if let Ok(n) = text[open + 1..text.len() - 1].trim().parse::<usize>() {
+                condition = Some(n);
+                text.truncate(open);
+            }
+        }
+    }
+    let optional = text.ends_with('?');
+    if optional {
+        text.pop();
+    }
+    (text, condition, optional)
+}
+
+/// The multicast group a token names.
+fn multicast_group(ip: &str) -> Result<IpAddr, String> {
+    let addr: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("`{ip}` is not an IP address"))?;
+    if !addr.is_multicast() {
+        return Err(format!(
+            "`{ip}` is a unicast address; only multicast groups are read from cells"
+        ));
+    }
+    Ok(addr)
 }
 
 #[cfg(test)]

@@ -73,106 +73,114 @@ impl Reader<'_, '_> {
         headings: &str,
     ) {
         // Rows without a subject go to the system itself (see `system_component`).
-        let subject_name = Some(subject.map_or_else(
+        let subject_name = subject.map_or_else(
             || self.system.clone(),
             |s| self.b.components[s].name.clone(),
-        ));
+        );
         for row in rows.iter_mut() {
-            if !row.listeners.is_empty() {
-                row.dir = Some(Dir::In);
-                row.name_is_peer = false;
-                let lower = row.purpose.to_lowercase();
-                if row.sources.is_empty() && INTERNAL.iter().any(|w| lower.contains(w)) {
-                    // Replication among the listeners themselves.
-                    row.sources = row.listeners.clone();
-                }
-                continue;
-            }
-            let has_peers =
-                !row.sources.is_empty() || !row.dests.is_empty() || !row.either.is_empty();
-            if has_peers {
-                continue;
-            }
-            let listeners = named_listeners(&row.purpose);
-            let me: Vec<String> = if listeners.is_empty() {
-                subject_name.iter().cloned().collect()
-            } else {
-                listeners.clone()
-            };
-            let said: Vec<_> = clauses(&row.purpose)
-                .into_iter()
-                .filter(|s| !s.from.is_empty() && !s.to.is_empty())
-                .collect();
-            let names = |parties: &[Party]| -> Vec<String> {
-                parties
-                    .iter()
-                    .flat_map(|p| match p {
-                        Party::Named(n) => vec![n.clone()],
-                        Party::Subject => me.clone(),
-                    })
-                    .collect()
-            };
-            // "From users, or from the reverse proxy": every clause that
-            // reaches the same destination adds its sources.
-            if let Some(first) = said.first() {
-                let mut from = Vec::new();
-                for s in said.iter().filter(|s| s.to == first.to) {
-                    from.extend(names(&s.from));
-                }
-                let to = names(&first.to);
-                if !from.is_empty() && !to.is_empty() {
-                    row.sources = from;
-                    row.dests = to;
-                    row.name_is_peer = false;
-                    row.subject = None;
-                    continue;
-                }
-            }
-            // "The default port for `mongod` and `mongos` instances".
-            let listeners = if listeners.is_empty() {
-                port_for(&row.purpose)
-            } else {
-                listeners
-            };
-            if !listeners.is_empty() {
-                row.listeners = listeners;
-                row.dir = Some(Dir::In);
-                row.name_is_peer = false;
-                continue;
-            }
-            let lower = format!("{} {}", row.purpose, headings).to_lowercase();
-            if let (Some(name), true) = (&subject_name, INTERNAL.iter().any(|w| lower.contains(w)))
+            refine_row(row, subject, &subject_name, headings);
+        }
+    }
+}
+
+/// Fills in the peers one row states in words; `subject_name` is the
+/// table's subject (or the system).
+fn refine_row(row: &mut PortRow, subject: Option<usize>, subject_name: &str, headings: &str) {
+    if !row.listeners.is_empty() {
+        row.dir = Some(Dir::In);
+        row.name_is_peer = false;
+        let lower = row.purpose.to_lowercase();
+        if row.sources.is_empty() && INTERNAL.iter().any(|w| lower.contains(w)) {
+            // Replication among the listeners themselves.
+            row.sources = row.listeners.clone();
+        }
+        return;
+    }
+    if !row.sources.is_empty() || !row.dests.is_empty() || !row.either.is_empty() {
+        return;
+    }
+    let listeners = named_listeners(&row.purpose);
+    if peers_in_clauses(row, &listeners, subject_name) {
+        return;
+    }
+    // "The default port for `mongod` and `mongos` instances".
+    let listeners = if listeners.is_empty() {
+        port_for(&row.purpose)
+    } else {
+        listeners
+    };
+    if !listeners.is_empty() {
+        row.listeners = listeners;
+        row.dir = Some(Dir::In);
+        row.name_is_peer = false;
+        return;
+    }
+    let lower = format!("{} {}", row.purpose, headings).to_lowercase();
+    if INTERNAL.iter().any(|w| lower.contains(w)) && row.dir != Some(Dir::Out) {
+        row.sources = vec![subject_name.to_owned()];
+        return;
+    }
+    // "MariaDB / MySQL | 3306" without a direction, in a section
+    // about what the product depends on ("Database and cache"):
+    // the product connects to it.
+    if row.dir.is_none() && subject.is_none() && kind_of(headings, Kind::System) == Kind::Dependency
+    {
+        if let Some(name) = &row.name {
+            if kind_of(name, Kind::System) == Kind::Dependency && !contains_words(&lower, "inbound")
             {
-                if row.dir != Some(Dir::Out) {
-                    row.sources = vec![name.clone()];
-                    continue;
-                }
-            }
-            // "MariaDB / MySQL | 3306" without a direction, in a section
-            // about what the product depends on ("Database and cache"):
-            // the product connects to it.
-            if row.dir.is_none()
-                && subject.is_none()
-                && kind_of(headings, Kind::System) == Kind::Dependency
-            {
-                if let Some(name) = &row.name {
-                    if kind_of(name, Kind::System) == Kind::Dependency
-                        && !contains_words(&lower, "inbound")
-                    {
-                        row.dir = Some(Dir::Out);
-                        row.name_is_peer = true;
-                    }
-                }
-            }
-            // An outbound row whose description is a host name reaches it.
-            if row.name_is_peer && row.dir == Some(Dir::Out) {
-                if let Some(host) = host_of(row.purpose.trim()) {
-                    row.dests = vec![host];
-                    row.name_is_peer = false;
-                }
+                row.dir = Some(Dir::Out);
+                row.name_is_peer = true;
             }
         }
     }
+    // An outbound row whose description is a host name reaches it.
+    if row.name_is_peer && row.dir == Some(Dir::Out) {
+        if let Some(host) = host_of(row.purpose.trim()) {
+            row.dests = vec![host];
+            row.name_is_peer = false;
+        }
+    }
+}
+
+/// The peers the clauses of a row's purpose state ("From users, or from
+/// the reverse proxy": every clause that reaches the same destination
+/// adds its sources), "it" being the `listeners` the purpose names, else
+/// the subject. Whether the row got them.
+fn peers_in_clauses(row: &mut PortRow, listeners: &[String], subject_name: &str) -> bool {
+    let me: Vec<String> = if listeners.is_empty() {
+        vec![subject_name.to_owned()]
+    } else {
+        listeners.to_vec()
+    };
+    let said: Vec<_> = clauses(&row.purpose)
+        .into_iter()
+        .filter(|s| !s.from.is_empty() && !s.to.is_empty())
+        .collect();
+    let names = |parties: &[Party]| -> Vec<String> {
+        parties
+            .iter()
+            .flat_map(|p| match p {
+                Party::Named(n) => vec![n.clone()],
+                Party::Subject => me.clone(),
+            })
+            .collect()
+    };
+    let Some(first) = said.first() else {
+        return false;
+    };
+    let mut from = Vec::new();
+    for s in said.iter().filter(|s| s.to == first.to) {
+        from.extend(names(&s.from));
+    }
+    let to = names(&first.to);
+    if from.is_empty() || to.is_empty() {
+        return false;
+    }
+    row.sources = from;
+    row.dests = to;
+    row.name_is_peer = false;
+    row.subject = None;
+    true
 }
 
 /// One row per listener; "All components" is every listener the table names.

@@ -76,168 +76,194 @@ fn push_str(pieces: &mut Vec<Piece>, s: &str, literal: bool) {
 }
 
 fn scan(raw: &str, out: &mut Inline) -> Vec<Piece> {
-    let chars: Vec<char> = raw.chars().collect();
-    // Where the next `]` and `>` are: a bracket or angle bracket with none
-    // near is text, found without scanning (keeps hostile input linear).
-    let mut next_close = vec![usize::MAX; chars.len() + 1];
-    let mut next_gt = vec![usize::MAX; chars.len() + 1];
-    for k in (0..chars.len()).rev() {
-        next_close[k] = if chars[k] == ']' {
-            k
-        } else {
-            next_close[k + 1]
-        };
-        next_gt[k] = if chars[k] == '>' { k } else { next_gt[k + 1] };
-    }
-    let near = |next: &[usize], i: usize, limit: usize| next[i].saturating_sub(i) <= limit;
-    let mut pieces = Vec::with_capacity(chars.len());
+    let mut scanner = Scanner::new(raw, out);
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
+    while i < scanner.chars.len() {
+        i = scanner.step(i);
+    }
+    scanner.pieces
+}
+
+/// What [`scan`] reads: the characters, where the next `]` and `>` are,
+/// the pieces so far, and the links, marks and code it found.
+struct Scanner<'o> {
+    chars: Vec<char>,
+    /// Where the next `]` and `>` are: a bracket or angle bracket with
+    /// none near is text, found without scanning (keeps hostile input
+    /// linear).
+    next_close: Vec<usize>,
+    next_gt: Vec<usize>,
+    pieces: Vec<Piece>,
+    out: &'o mut Inline,
+}
+
+impl<'o> Scanner<'o> {
+    fn new(raw: &str, out: &'o mut Inline) -> Self {
+        let chars: Vec<char> = raw.chars().collect();
+        let mut next_close = vec![usize::MAX; chars.len() + 1];
+        let mut next_gt = vec![usize::MAX; chars.len() + 1];
+        for k in (0..chars.len()).rev() {
+            next_close[k] = if chars[k] == ']' {
+                k
+            } else {
+                next_close[k + 1]
+            };
+            next_gt[k] = if chars[k] == '>' { k } else { next_gt[k + 1] };
+        }
+        let pieces = Vec::with_capacity(chars.len());
+        Self {
+            chars,
+            next_close,
+            next_gt,
+            pieces,
+            out,
+        }
+    }
+
+    fn push(&mut self, c: char, literal: bool) {
+        self.pieces.push(Piece { c, literal });
+    }
+
+    /// Reads what starts at `i`; returns where the next thing starts.
+    fn step(&mut self, i: usize) -> usize {
+        let c = self.chars[i];
         match c {
-            '\\' if i + 1 < chars.len() && chars[i + 1].is_ascii_punctuation() => {
-                pieces.push(Piece {
-                    c: chars[i + 1],
-                    literal: true,
-                });
-                i += 2;
-            }
-            '`' => {
-                let run = chars[i..].iter().take_while(|&&c| c == '`').count();
-                match find_closing_backticks(&chars, i + run, run) {
-                    Some(end) => {
-                        let content: String = chars[i + run..end].iter().collect();
-                        let content = content.replace('\n', " ");
-                        let content = if content.len() > 2
-                            && content.starts_with(' ')
-                            && content.ends_with(' ')
-                            && !content.trim().is_empty()
-                        {
-                            content[1..content.len() - 1].to_owned()
-                        } else {
-                            content
-                        };
-                        push_str(&mut pieces, &content, true);
-                        out.code.push(content);
-                        i = end + run;
-                    }
-                    None => {
-                        for _ in 0..run {
-                            pieces.push(Piece {
-                                c: '`',
-                                literal: true,
-                            });
-                        }
-                        i += run;
-                    }
-                }
-            }
-            '!' if chars.get(i + 1) == Some(&'[') => {
-                let link = if near(&next_close, i, 1000) {
-                    link_at(&chars, i + 1)
-                } else {
-                    None
-                };
-                if let Some((text, target, next)) = link {
-                    let inner = inline(&text);
-                    push_str(&mut pieces, &inner.flat(), true);
-                    out.links.push((inner.flat(), target));
-                    i = next;
-                } else {
-                    pieces.push(Piece { c, literal: false });
-                    i += 1;
-                }
-            }
-            '[' => {
-                if chars.get(i + 1) == Some(&'^') {
-                    if let Some(end) = chars[i..].iter().position(|&c| c == ']') {
-                        let mark: String = chars[i + 2..i + end].iter().collect();
-                        if !mark.is_empty() && !mark.contains(char::is_whitespace) {
-                            out.footnotes.push(mark);
-                            i += end + 1;
-                            continue;
-                        }
-                    }
-                }
-                let link = if near(&next_close, i, 1000) {
-                    link_at(&chars, i)
-                } else {
-                    None
-                };
-                if let Some((text, target, next)) = link {
-                    let inner = inline(&text);
-                    push_str(&mut pieces, &inner.flat(), true);
-                    out.links.push((inner.flat(), target));
-                    out.footnotes.extend(inner.footnotes);
-                    i = next;
-                } else {
-                    pieces.push(Piece { c, literal: false });
-                    i += 1;
-                }
-            }
-            '<' => match near(&next_gt, i, 2000)
-                .then(|| html_at(&chars, i))
-                .flatten()
+            '\\' if self
+                .chars
+                .get(i + 1)
+                .is_some_and(char::is_ascii_punctuation) =>
             {
-                Some(Html::Autolink(url, next)) => {
-                    push_str(&mut pieces, &url, true);
-                    out.links.push((url.clone(), url));
-                    i = next;
-                }
-                Some(Html::Break(next)) => {
-                    pieces.push(Piece {
-                        c: '\n',
-                        literal: true,
-                    });
-                    i = next;
-                }
-                Some(Html::Superscript(mark, next)) => {
-                    out.footnotes.push(mark);
-                    i = next;
-                }
-                Some(Html::Other(next)) => {
-                    pieces.push(Piece {
-                        c: ' ',
-                        literal: true,
-                    });
-                    i = next;
-                }
-                None => {
-                    pieces.push(Piece { c, literal: true });
-                    i += 1;
-                }
+                self.push(self.chars[i + 1], true);
+                i + 2
+            }
+            '`' => self.code_span(i),
+            '!' if self.chars.get(i + 1) == Some(&'[') => self.link(i, i + 1, false),
+            '[' => match self.footnote_reference(i) {
+                Some(next) => next,
+                None => self.link(i, i, true),
             },
-            '&' => match entity_at(&chars, i) {
+            '<' => self.html(i),
+            '&' => match entity_at(&self.chars, i) {
                 Some((decoded, next)) => {
-                    pieces.push(Piece {
-                        c: decoded,
-                        literal: true,
-                    });
-                    i = next;
+                    self.push(decoded, true);
+                    next
                 }
                 None => {
-                    pieces.push(Piece { c, literal: true });
-                    i += 1;
+                    self.push(c, true);
+                    i + 1
                 }
             },
             c if FOOTNOTE_MARKS.contains(&c) => {
-                out.footnotes.push(c.to_string());
-                i += 1;
+                self.out.footnotes.push(c.to_string());
+                i + 1
             }
             '\t' | '\r' => {
-                pieces.push(Piece {
-                    c: ' ',
-                    literal: true,
-                });
-                i += 1;
+                self.push(' ', true);
+                i + 1
             }
             _ => {
-                pieces.push(Piece { c, literal: false });
-                i += 1;
+                self.push(c, false);
+                i + 1
             }
         }
     }
-    pieces
+
+    /// A code span at `i` (literal, its content kept), or the backticks
+    /// as text when it is not closed.
+    fn code_span(&mut self, i: usize) -> usize {
+        let run = self.chars[i..].iter().take_while(|&&c| c == '`').count();
+        let Some(end) = find_closing_backticks(&self.chars, i + run, run) else {
+            for _ in 0..run {
+                self.push('`', true);
+            }
+            return i + run;
+        };
+        let content: String = self.chars[i + run..end].iter().collect();
+        let content = content.replace('\n', " ");
+        let content = if content.len() > 2
+            && content.starts_with(' ')
+            && content.ends_with(' ')
+            && !content.trim().is_empty()
+        {
+            content[1..content.len() - 1].to_owned()
+        } else {
+            content
+        };
+        push_str(&mut self.pieces, &content, true);
+        self.out.code.push(content);
+        end + run
+    }
+
+    /// A footnote reference `[^mark]` at `i`: where it ends.
+    fn footnote_reference(&mut self, i: usize) -> Option<usize> {
+        if self.chars.get(i + 1) != Some(&'^') {
+            return None;
+        }
+        let end = self.chars[i..].iter().position(|&c| c == ']')?;
+        let mark: String = self.chars[i + 2..i + end].iter().collect();
+        if mark.is_empty() || mark.contains(char::is_whitespace) {
+            return None;
+        }
+        self.out.footnotes.push(mark);
+        Some(i + end + 1)
+    }
+
+    /// A link (or, from `!`, an image) whose `[` is at `at`: its text, and
+    /// the link kept (with the footnote marks of its text, for a link);
+    /// else the character at `i` as text.
+    fn link(&mut self, i: usize, at: usize, footnotes: bool) -> usize {
+        let link = if near(&self.next_close, i, 1000) {
+            link_at(&self.chars, at)
+        } else {
+            None
+        };
+        let Some((text, target, next)) = link else {
+            self.push(self.chars[i], false);
+            return i + 1;
+        };
+        let inner = inline(&text);
+        push_str(&mut self.pieces, &inner.flat(), true);
+        self.out.links.push((inner.flat(), target));
+        if footnotes {
+            self.out.footnotes.extend(inner.footnotes);
+        }
+        next
+    }
+
+    /// An HTML tag or autolink at `i`, or the `<` as text.
+    fn html(&mut self, i: usize) -> usize {
+        let html = near(&self.next_gt, i, 2000)
+            .then(|| html_at(&self.chars, i))
+            .flatten();
+        match html {
+            Some(Html::Autolink(url, next)) => {
+                push_str(&mut self.pieces, &url, true);
+                self.out.links.push((url.clone(), url));
+                next
+            }
+            Some(Html::Break(next)) => {
+                self.push('\n', true);
+                next
+            }
+            Some(Html::Superscript(mark, next)) => {
+                self.out.footnotes.push(mark);
+                next
+            }
+            Some(Html::Other(next)) => {
+                self.push(' ', true);
+                next
+            }
+            None => {
+                self.push('<', true);
+                i + 1
+            }
+        }
+    }
+}
+
+/// Whether the next of `next` after `i` is at most `limit` away.
+fn near(next: &[usize], i: usize, limit: usize) -> bool {
+    next[i].saturating_sub(i) <= limit
 }
 
 fn find_closing_backticks(chars: &[char], from: usize, run: usize) -> Option<usize> {
