@@ -92,6 +92,19 @@ pub struct Untested {
     pub required: bool,
     /// Why it is not probed.
     pub reason: String,
+    /// The limit of the request that left it out, if that is why: the
+    /// caller may name the option that sets it (libraries never name
+    /// command-line flags). Not part of the results document.
+    #[serde(skip)]
+    pub limit: Option<Limit>,
+}
+
+/// A limit of a request (see [`Untested::limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// More ports in one flow than the limit per flow.
+    PortsPerFlow,
 }
 
 /// What a host checks as a component.
@@ -215,23 +228,30 @@ fn derive_flow(
     families: &[bool],
     set: &mut CheckSet,
 ) {
-    let mut untested = |reason: String| {
+    let mut untested = |reason: String, limit: Option<Limit>| {
         set.untested.push(Untested {
             flow: flow.id.clone(),
             to: flow.to.id.clone(),
             required: flow.required,
             reason,
+            limit,
         });
     };
     let icmp = flow.protocol == portolan_spec::Protocol::Icmp;
     if !flow.protocol.has_ports() && !icmp {
-        return untested(format!(
-            "{} flows are not probed: only TCP and UDP flows have ports to probe",
-            flow.protocol
-        ));
+        return untested(
+            format!(
+                "{} flows are not probed: only TCP and UDP flows have ports to probe",
+                flow.protocol
+            ),
+            None,
+        );
     }
     if let (true, Some(reason)) = (icmp, &options.icmp_unavailable) {
-        return untested(format!("ICMP echo cannot be sent from this host: {reason}"));
+        return untested(
+            format!("ICMP echo cannot be sent from this host: {reason}"),
+            None,
+        );
     }
     let (destination, dest_ports, proxy) = match &flow.via_proxy {
         Some(via) => (
@@ -242,14 +262,20 @@ fn derive_flow(
         None => (&flow.to, flow.ports.as_slice(), None),
     };
     if dest_ports.is_empty() && !icmp {
-        return untested("every port: there is no single port to probe".to_owned());
+        return untested(
+            "every port: there is no single port to probe".to_owned(),
+            None,
+        );
     }
     let count = port_count(dest_ports);
     if count > options.max_ports_per_flow {
-        return untested(format!(
-            "{count} ports: more than the limit of {} per flow (--max-ports)",
-            options.max_ports_per_flow
-        ));
+        return untested(
+            format!(
+                "{count} ports: more than the limit of {} per flow",
+                options.max_ports_per_flow
+            ),
+            Some(Limit::PortsPerFlow),
+        );
     }
     let source_port = flow.source_ports.first().map(|r| r.start);
     let family_ok = |ip: &IpAddr| families.contains(&ip.is_ipv4());
@@ -271,10 +297,13 @@ fn derive_flow(
 
     if let Some(group) = flow.multicast {
         if !family_ok(&group) {
-            untested(format!(
-                "multicast group {group} is {}, which this host does not send from",
-                family_name(&group)
-            ));
+            untested(
+                format!(
+                    "multicast group {group} is {}, which this host does not send from",
+                    family_name(&group)
+                ),
+                None,
+            );
         } else {
             for port in ports(dest_ports) {
                 push(
@@ -290,7 +319,10 @@ fn derive_flow(
         return;
     }
     if destination.any {
-        return untested("the destination is any address: there is no host to probe".to_owned());
+        return untested(
+            "the destination is any address: there is no host to probe".to_owned(),
+            None,
+        );
     }
     let external = destination.kind == EndpointKind::External;
     // The name a TLS server is asked for when the deployment pins an external
@@ -387,28 +419,37 @@ fn derive_flow(
     let probed = !probes.is_empty();
     set.probes.append(&mut probes);
     if !blocks.is_empty() {
-        untested(format!(
-            "address block {}: no address inside a block is probed",
-            blocks.join(", ")
-        ));
+        untested(
+            format!(
+                "address block {}: no address inside a block is probed",
+                blocks.join(", ")
+            ),
+            None,
+        );
     }
     if !destination.patterns.is_empty() {
-        untested(format!(
-            "wildcard pattern {}: there is no single name to probe",
-            destination.patterns.join(", ")
-        ));
+        untested(
+            format!(
+                "wildcard pattern {}: there is no single name to probe",
+                destination.patterns.join(", ")
+            ),
+            None,
+        );
     }
     if !other_family.is_empty() {
-        untested(format!(
-            "{}: not the address family this host sends from",
-            other_family.join(", ")
-        ));
+        untested(
+            format!(
+                "{}: not the address family this host sends from",
+                other_family.join(", ")
+            ),
+            None,
+        );
     }
     if !probed && blocks.is_empty() && destination.patterns.is_empty() && other_family.is_empty() {
         untested(format!(
             "`{}` has no address or host name in the deployment (only a Kubernetes or AWS placement)",
             destination.id
-        ));
+        ), None);
     }
 }
 
@@ -670,7 +711,7 @@ externals:
             "web->users/tcp/8080: the destination is any address: there is no host to probe",
             "web->db/icmp: fd00:706f:7274::3: not the address family this host sends from",
             "web->db/udp/*: every port: there is no single port to probe",
-            "web->db/tcp/1-2000: 2000 ports: more than the limit of 1024 per flow (--max-ports)",
+            "web->db/tcp/1-2000: 2000 ports: more than the limit of 1024 per flow",
             "web->kube/tcp/80: `kube` has no address or host name in the deployment (only a Kubernetes or AWS placement)",
         ];
         assert_eq!(reasons, expect);

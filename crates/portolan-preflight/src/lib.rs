@@ -30,7 +30,7 @@ mod merge;
 mod time;
 
 pub use checks::{
-    derive_checks, run_checks, Allowlist, CheckOptions, CheckSet, PlannedProbe, UdpAgainst,
+    derive_checks, run_checks, Allowlist, CheckOptions, CheckSet, Limit, PlannedProbe, UdpAgainst,
     Untested, DEFAULT_TLS_PORTS,
 };
 pub use document::{

@@ -8,7 +8,7 @@ use portolan_spec::Protocol;
 
 use crate::checks::{ensure_own_address, find_component, single_addresses};
 use crate::host::{interface_addresses, match_host};
-use crate::{PreflightError, Untested};
+use crate::{Limit, PreflightError, Untested};
 
 /// One endpoint to listen on, and the flows that need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,7 @@ pub fn derive_listeners(
             to: flow.to.id.clone(),
             required: flow.required,
             reason,
+            limit: None,
         };
         let protocol = match (flow.protocol, flow.multicast) {
             (Protocol::Tcp, None) => ListenProtocol::Tcp,
@@ -85,9 +86,12 @@ pub fn derive_listeners(
         }
         let count: u32 = flow.ports.iter().map(|r| r.len()).sum();
         if count > max_ports_per_flow {
-            set.skipped.push(skip(format!(
-                "{count} ports: more than the limit of {max_ports_per_flow} per flow (--max-ports)"
-            )));
+            set.skipped.push(Untested {
+                limit: Some(Limit::PortsPerFlow),
+                ..skip(format!(
+                    "{count} ports: more than the limit of {max_ports_per_flow} per flow"
+                ))
+            });
             continue;
         }
         for port in flow.ports.iter().flat_map(|r| r.start..=r.end) {
@@ -167,7 +171,7 @@ mod tests {
             [
                 "icmp flows need no listener: the host's kernel answers ICMP echo",
                 "every port: there is no single port to bind",
-                "2000 ports: more than the limit of 1024 per flow (--max-ports)"
+                "2000 ports: more than the limit of 1024 per flow"
             ]
         );
         assert_eq!(db.endpoints.len(), 1);

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table};
 use portolan_preflight::{
     default_token, derive_checks, hostname, junit_xml, rfc3339, roots_with_pem, run_checks,
-    sha256_hex, Allowlist, CheckOptions, DeploymentIdentity, HostResults, Settings, SpecIdentity,
-    Summary, UdpAgainst, DEFAULT_TLS_PORTS, RESULTS_FORMAT,
+    sha256_hex, Allowlist, CheckOptions, DeploymentIdentity, HostResults, Limit, Settings,
+    SpecIdentity, Summary, UdpAgainst, Untested, DEFAULT_TLS_PORTS, RESULTS_FORMAT,
 };
 use portolan_probe::{ProbeOptions, Proxy};
 use portolan_spec::deployment::Deployment;
@@ -77,7 +77,8 @@ pub fn run(args: &CheckArgs) -> CmdResult {
         )
         .err(),
     };
-    let set = derive_checks(&loaded.spec, &loaded.plan, &args.component, &options)?;
+    let mut set = derive_checks(&loaded.spec, &loaded.plan, &args.component, &options)?;
+    name_the_limits(&mut set.untested);
     // Only from a host of the component: a probe from another host's
     // address proves nothing about this one's flows.
     let here = portolan_preflight::ensure_this_host(&loaded.plan, &args.component, args.from)?;
@@ -239,4 +240,14 @@ fn table(results: &HostResults, strict: bool) -> String {
         }
     ));
     out
+}
+
+/// The library says which limit left a flow out; the flag that sets it is
+/// ours to name.
+pub fn name_the_limits(untested: &mut [Untested]) {
+    for u in untested {
+        if u.limit == Some(Limit::PortsPerFlow) {
+            u.reason.push_str(" (--max-ports)");
+        }
+    }
 }

@@ -33,7 +33,8 @@ fn flows_of(set: &ListenSet, endpoint: &portolan_probe::Endpoint) -> String {
 
 pub fn run(args: &ListenArgs) -> CmdResult {
     let loaded = Loaded::read(&args.spec, &args.deployment)?;
-    let set = derive_listeners(&loaded.plan, &args.component, args.max_ports)?;
+    let mut set = derive_listeners(&loaded.plan, &args.component, args.max_ports)?;
+    super::check::name_the_limits(&mut set.skipped);
     let addrs = local_addresses(&loaded.plan, &args.component, args.address)?;
     for skipped in &set.skipped {
         say_err(&format!(

@@ -385,6 +385,43 @@ fn a_host_named_like_another_component_names_the_flag_that_takes_both() {
     );
 }
 
+/// The preflight library says that a flow has more ports than the limit
+/// per flow; the binary names the flag that sets the limit.
+#[test]
+fn a_flow_over_the_port_limit_names_the_max_ports_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("portolan.yaml");
+    std::fs::write(
+        &spec,
+        "portolan: 1\nsystem: {name: X}\ncomponents: [{id: web}, {id: db}]\nflows: [{from: web, to: db, protocol: tcp, port: \"1-2000\"}]\n",
+    )
+    .expect("write");
+    let deployment = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &deployment,
+        "deployment: 1\ncomponents:\n  web: {addresses: [198.18.0.2]}\n  db: {addresses: [127.0.0.1]}\n",
+    )
+    .expect("write");
+    let output = portolan(&[
+        "listen",
+        spec.to_str().expect("utf-8"),
+        "-d",
+        deployment.to_str().expect("utf-8"),
+        "--as",
+        "db",
+        "--max-ports",
+        "1024",
+    ]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "not listened: web->db/tcp/1-2000: 2000 ports: more than the limit of 1024 per flow (--max-ports)"
+        ),
+        "{err}"
+    );
+}
+
 /// Regression (issue 9): a system name with an escape sequence, a NUL or a
 /// line break validated, reached the terminal raw in `plan`, and made
 /// `lab` fail with an internal error. It is now refused up front, with its
