@@ -64,6 +64,20 @@ pub struct Unreachable {
     /// Placed by DNS names only (often a managed service): not logged in,
     /// which does not fail the preflight (flows to it are still probed).
     pub name_only: bool,
+    /// What would let it be checked, for the caller to word with its own
+    /// options (libraries never name command-line flags); not in reports.
+    #[serde(skip)]
+    pub remedy: Option<Remedy>,
+}
+
+/// What would let an [`Unreachable`] host be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Remedy {
+    /// List the host in an inventory, to check it from inside.
+    ListInInventory,
+    /// List the machines of an address block in an inventory.
+    ListMachinesInInventory,
 }
 
 /// The machines to preflight.
@@ -134,10 +148,11 @@ pub fn hosts_from_plan(plan: &Plan) -> Fleet {
                 name: host.name.clone(),
                 components: components.clone(),
                 reason: format!(
-                    "placed by name only ({}), often a managed service: not logged in (flows to it are probed from its peers); list it in an inventory (--inventory) to check it from inside",
+                    "placed by name only ({}), often a managed service: not logged in (flows to it are probed from its peers)",
                     host.names.join(", ")
                 ),
                 name_only: true,
+                remedy: Some(Remedy::ListInInventory),
             });
             continue;
         }
@@ -165,10 +180,11 @@ pub fn hosts_from_plan(plan: &Plan) -> Fleet {
                 name: host.name.clone(),
                 components: components.clone(),
                 reason: format!(
-                    "address block {} names no machine to log in to; list the machines in an inventory (--inventory)",
+                    "address block {} names no machine to log in to",
                     blocks.join(", ")
                 ),
                 name_only: false,
+                remedy: Some(Remedy::ListMachinesInInventory),
             });
         }
     }
@@ -307,6 +323,7 @@ pub fn hosts_from_inventory(inv: &Inventory, plan: &Plan) -> Result<Fleet, Inven
                 inv.file
             ),
             name_only: false,
+            remedy: None,
         })
         .collect();
     Ok(Fleet {

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use error::FleetError;
 pub use hosts::{
-    hosts_from_inventory, hosts_from_plan, Fleet, FleetHost, Unreachable, COMPONENTS_VAR,
+    hosts_from_inventory, hosts_from_plan, Fleet, FleetHost, Remedy, Unreachable, COMPONENTS_VAR,
 };
 pub use negative::{admitted, negative_set, NegativeSet};
 pub use report::{

@@ -7,7 +7,7 @@ use comfy_table::{presets, ContentArrangement, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use portolan_fleet::{
     hosts_from_inventory, hosts_from_plan, inventory::read_inventory, parse_ssh_option, run_fleet,
-    FleetError, FleetOptions, FleetReport, HostStatus, Phase, Progress, SshSettings,
+    FleetError, FleetOptions, FleetReport, HostStatus, Phase, Progress, Remedy, SshSettings,
 };
 use portolan_preflight::{
     rfc3339, DeploymentIdentity, HostResults, Settings, SpecIdentity, Summary, UdpAgainst,
@@ -32,7 +32,7 @@ pub fn run(args: &PreflightArgs) -> CmdResult {
         .iter()
         .map(|o| parse_ssh_option(o))
         .collect::<Result<_, _>>()?;
-    let fleet = match &args.inventory {
+    let mut fleet = match &args.inventory {
         Some(path) => {
             let file = path.display().to_string();
             let text = std::fs::read_to_string(path)
@@ -42,6 +42,20 @@ pub fn run(args: &PreflightArgs) -> CmdResult {
         }
         None => hosts_from_plan(&loaded.plan),
     };
+    // The library says what would let a host be checked; the flag is ours.
+    for u in &mut fleet.unreachable {
+        match u.remedy {
+            Some(Remedy::ListInInventory) => {
+                u.reason
+                    .push_str("; list it in an inventory (--inventory) to check it from inside");
+            }
+            Some(Remedy::ListMachinesInInventory) => {
+                u.reason
+                    .push_str("; list the machines in an inventory (--inventory)");
+            }
+            _ => {}
+        }
+    }
     let binary = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find this portolan executable: {e}"))?;
     let options = FleetOptions {

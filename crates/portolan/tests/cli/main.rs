@@ -422,6 +422,38 @@ fn a_flow_over_the_port_limit_names_the_max_ports_flag() {
     );
 }
 
+/// The fleet library says what would let a host placed by name only be
+/// checked; the binary names the flag (no host is reached: nothing to log
+/// in to).
+#[test]
+fn a_host_placed_by_name_only_names_the_inventory_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("portolan.yaml");
+    std::fs::write(
+        &spec,
+        "portolan: 1\nsystem: {name: X}\ncomponents: [{id: web}, {id: db}]\nflows: [{from: web, to: db, protocol: tcp, port: 5432}]\n",
+    )
+    .expect("write");
+    let deployment = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &deployment,
+        "deployment: 1\ncomponents:\n  web: {addresses: [web.example.net]}\n  db: {addresses: [db.example.net]}\n",
+    )
+    .expect("write");
+    let output = portolan(&[
+        "preflight",
+        spec.to_str().expect("utf-8"),
+        "-d",
+        deployment.to_str().expect("utf-8"),
+    ]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not logged in (flows to it are probed from its peers); list it in an inventory (--inventory) to check it from inside"),
+        "{err}"
+    );
+}
+
 /// Regression (issue 9): a system name with an escape sequence, a NUL or a
 /// line break validated, reached the terminal raw in `plan`, and made
 /// `lab` fail with an internal error. It is now refused up front, with its
