@@ -178,29 +178,33 @@ pub fn yaml_error_to_diagnostic(
             "second occurrence".to_owned(),
             "keep one of the two".to_owned(),
         ),
-        other => {
-            let text = other.to_string();
-            if let Some(help) = untagged_help(&text) {
-                (
-                    Code::WrongType,
-                    "this value has the wrong shape".to_owned(),
-                    "unexpected shape".to_owned(),
-                    help.to_owned(),
-                )
-            } else {
-                let message = strip_location_prefix(&text);
-                (
-                    Code::YamlSyntax,
-                    format!("malformed YAML: {message}"),
-                    "here".to_owned(),
-                    "check indentation, quoting and brackets around this point".to_owned(),
-                )
-            }
-        }
+        other => other_problem(&other.to_string()),
     };
     Diagnostic::new(code, message)
         .with_label(span, label)
         .with_help(help)
+}
+
+/// Code, message, label and hint of a problem serde-saphyr reports only
+/// as text: a value of the wrong shape for an untagged type, else a YAML
+/// syntax error.
+fn other_problem(text: &str) -> (Code, String, String, String) {
+    if let Some(help) = untagged_help(text) {
+        (
+            Code::WrongType,
+            "this value has the wrong shape".to_owned(),
+            "unexpected shape".to_owned(),
+            help.to_owned(),
+        )
+    } else {
+        let message = strip_location_prefix(text);
+        (
+            Code::YamlSyntax,
+            format!("malformed YAML: {message}"),
+            "here".to_owned(),
+            "check indentation, quoting and brackets around this point".to_owned(),
+        )
+    }
 }
 
 fn strip_location_prefix(text: &str) -> &str {
