@@ -105,6 +105,17 @@ fn class(result: &ProbeResult) -> &OutcomeClass {
     &result.outcome.class
 }
 
+/// The results are, in order, the probes `expected` names with those
+/// outcome classes.
+fn assert_classes(results: &[ProbeResult], expected: &[(&str, OutcomeClass)]) {
+    let classes: Vec<_> = results
+        .iter()
+        .map(|r| (r.spec.id.as_str(), class(r)))
+        .collect();
+    let expected: Vec<_> = expected.iter().map(|(id, c)| (*id, c)).collect();
+    assert_eq!(classes, expected, "{results:#?}");
+}
+
 #[tokio::test]
 async fn tcp_open_and_refused() {
     let closed = closed_tcp_port();
@@ -197,22 +208,17 @@ async fn udp_echo_refused_and_silence() {
         run_probes(probes, &options(1000, 1)).await
     })
     .await;
-    let classes: Vec<_> = results
-        .iter()
-        .map(|r| (r.spec.id.as_str(), class(r)))
-        .collect();
-    assert_eq!(
-        classes,
-        [
-            ("echo", &OutcomeClass::Open),
-            ("wrong-token", &OutcomeClass::Filtered),
-            ("closed", &OutcomeClass::Refused),
-            ("closed-real", &OutcomeClass::Refused),
-            ("silent-real", &OutcomeClass::OpenOrFiltered),
-            ("silent-listener", &OutcomeClass::Filtered),
-            ("listener-as-real", &OutcomeClass::OpenOrFiltered),
+    assert_classes(
+        &results,
+        &[
+            ("echo", OutcomeClass::Open),
+            ("wrong-token", OutcomeClass::Filtered),
+            ("closed", OutcomeClass::Refused),
+            ("closed-real", OutcomeClass::Refused),
+            ("silent-real", OutcomeClass::OpenOrFiltered),
+            ("silent-listener", OutcomeClass::Filtered),
+            ("listener-as-real", OutcomeClass::OpenOrFiltered),
         ],
-        "{results:#?}"
     );
     // Silence is a timeout, and timeouts are retried; refusals are not.
     assert_eq!(results[4].outcome.attempts, 2);
@@ -847,21 +853,16 @@ fn filtered_and_unreachable_in_a_namespace() {
             results
         })
     });
-    let classes: Vec<_> = results
-        .iter()
-        .map(|r| (r.spec.id.as_str(), class(r)))
-        .collect();
-    assert_eq!(
-        classes,
-        [
-            ("dropped", &OutcomeClass::Filtered),
-            ("rejected", &OutcomeClass::Unreachable),
-            ("prohibited", &OutcomeClass::Unreachable),
-            ("udp-dropped", &OutcomeClass::Filtered),
-            ("udp-dropped-real", &OutcomeClass::OpenOrFiltered),
-            ("inside", &OutcomeClass::Open),
+    assert_classes(
+        &results,
+        &[
+            ("dropped", OutcomeClass::Filtered),
+            ("rejected", OutcomeClass::Unreachable),
+            ("prohibited", OutcomeClass::Unreachable),
+            ("udp-dropped", OutcomeClass::Filtered),
+            ("udp-dropped-real", OutcomeClass::OpenOrFiltered),
+            ("inside", OutcomeClass::Open),
         ],
-        "{results:#?}"
     );
     for dropped in &results[..1] {
         assert_eq!(dropped.outcome.attempts, 2, "a timeout is retried once");
@@ -1139,23 +1140,18 @@ fn icmp_echo_filtered_unreachable_and_refused_in_a_namespace() {
         let permitted = portolan_probe::icmp_echo_permitted(false);
         (results, refused, permitted)
     });
-    let classes: Vec<_> = results
-        .iter()
-        .map(|r| (r.spec.id.as_str(), class(r)))
-        .collect();
-    assert_eq!(
-        classes,
-        [
-            ("open", &OutcomeClass::Open),
-            ("open-v6", &OutcomeClass::Open),
-            ("dropped", &OutcomeClass::Filtered),
-            ("dropped-v6", &OutcomeClass::Filtered),
-            ("rejected", &OutcomeClass::Unreachable),
-            ("rejected-v6", &OutcomeClass::Unreachable),
-            ("local-rule", &OutcomeClass::Filtered),
-            ("local-rule-v6", &OutcomeClass::Filtered),
+    assert_classes(
+        &results,
+        &[
+            ("open", OutcomeClass::Open),
+            ("open-v6", OutcomeClass::Open),
+            ("dropped", OutcomeClass::Filtered),
+            ("dropped-v6", OutcomeClass::Filtered),
+            ("rejected", OutcomeClass::Unreachable),
+            ("rejected-v6", OutcomeClass::Unreachable),
+            ("local-rule", OutcomeClass::Filtered),
+            ("local-rule-v6", OutcomeClass::Filtered),
         ],
-        "{results:#?}"
     );
     for dropped in &results[2..4] {
         assert_eq!(dropped.outcome.attempts, 2, "a timeout is retried once");

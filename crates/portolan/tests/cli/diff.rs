@@ -2,7 +2,7 @@
 //! input refused with its diagnostics and nothing written, flag misuse
 //! exit 2.
 
-use super::{portolan, root, stderr, stdout};
+use super::{dir_with, portolan, root, stderr, stdout};
 
 fn path(relative: &str) -> String {
     root().join(relative).display().to_string()
@@ -68,13 +68,10 @@ fn with_deployments_the_commands_are_written_to_the_output_file() {
 
 #[test]
 fn invalid_input_is_exit_1_with_diagnostics_and_nothing_written() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let (dir, bad) = dir_with(
+        "bad.yaml",
         "portolan: 1\nsystem: {name: X}\ncomponents: [{id: A}]\n",
-    )
-    .expect("write");
+    );
     let out = dir.path().join("out.md");
     let output = portolan(&[
         "diff",

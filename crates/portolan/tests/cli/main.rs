@@ -51,6 +51,15 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
+/// A new directory holding the file `name` with `content`: the directory
+/// (removed when dropped) and the file's path.
+fn dir_with(name: &str, content: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).expect("write");
+    (dir, path)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -97,13 +106,7 @@ fn validate_accepts_the_examples() {
 
 #[test]
 fn validate_rejects_an_invalid_spec_with_location_and_exit_1() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let spec = dir.path().join("bad.yaml");
-    std::fs::write(
-        &spec,
-        "portolan: 1\nsystem: {name: X}\ncomponents: [{id: a}]\nflows:\n  - {from: a, to: b, protocol: tcp, port: 1}\n",
-    )
-    .expect("write");
+    let (_dir, spec) = dir_with("bad.yaml", "portolan: 1\nsystem: {name: X}\ncomponents: [{id: a}]\nflows:\n  - {from: a, to: b, protocol: tcp, port: 1}\n");
     let output = portolan(&["validate", spec.to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
@@ -316,13 +319,7 @@ fn plan_lists_concrete_flows_and_flows_left_out() {
 
 #[test]
 fn invalid_deployment_is_located_and_exits_1() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let deployment = dir.path().join("deployment.yaml");
-    std::fs::write(
-        &deployment,
-        "deployment: 1\ncomponents:\n  server: {addresses: [192.0.2.300]}\n  drian: {addresses: [192.0.2.11]}\n",
-    )
-    .expect("write");
+    let (dir, deployment) = dir_with("deployment.yaml", "deployment: 1\ncomponents:\n  server: {addresses: [192.0.2.300]}\n  drian: {addresses: [192.0.2.11]}\n");
     let out = dir.path().join("out");
     for args in [
         vec!["plan"],
@@ -460,13 +457,7 @@ fn a_host_placed_by_name_only_names_the_inventory_flag() {
 /// position, and no raw control character is printed.
 #[test]
 fn control_characters_in_names_are_refused_by_every_command() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let spec = dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec,
-        "portolan: 1\nsystem: {name: \"Demo\\e]0;pwned\\a\\0\\nX\"}\ncomponents:\n  - {id: web}\n  - {id: db, kind: dependency}\nflows:\n  - {from: web, to: db, protocol: tcp, port: 5432}\n",
-    )
-    .expect("write");
+    let (dir, spec) = dir_with("spec.yaml", "portolan: 1\nsystem: {name: \"Demo\\e]0;pwned\\a\\0\\nX\"}\ncomponents:\n  - {id: web}\n  - {id: db, kind: dependency}\nflows:\n  - {from: web, to: db, protocol: tcp, port: 5432}\n");
     let deployment = dir.path().join("deployment.yaml");
     std::fs::write(
         &deployment,

@@ -175,23 +175,31 @@ impl Listening {
     }
 }
 
-/// `portolan check SPEC -d DEPLOYMENT --as COMPONENT EXTRA` on the lab's
-/// `host`, 200 columns wide and without a proxy.
-fn check_as(
-    lab: &Lab,
-    host: &str,
-    (spec, deployment): (&str, &str),
-    component: &str,
-    extra: &[&str],
-) -> Output {
-    let mut command = portolan_command();
-    command
-        .arg("check")
-        .args([spec, "-d", deployment, "--as", component])
-        .args(extra)
-        .env("COLUMNS", "200");
-    command.env_remove("HTTPS_PROXY").env_remove("https_proxy");
-    lab.exec(host, command).expect("run check")
+/// `portolan check` of one spec and deployment on the hosts of a lab.
+struct Checks<'a> {
+    lab: &'a Lab,
+    spec: &'a str,
+    deployment: &'a str,
+}
+
+impl Checks<'_> {
+    /// `portolan check SPEC -d DEPLOYMENT --as COMPONENT EXTRA` on the
+    /// lab's `host`, 200 columns wide and without a proxy.
+    fn on(&self, host: &str, component: &str, extra: &[&str]) -> Output {
+        let mut command = portolan_command();
+        command
+            .arg("check")
+            .args([self.spec, "-d", self.deployment, "--as", component])
+            .args(extra)
+            .env("COLUMNS", "200");
+        command.env_remove("HTTPS_PROXY").env_remove("https_proxy");
+        self.lab.exec(host, command).expect("run check")
+    }
+
+    /// As [`Checks::on`], on the host named as the component.
+    fn run(&self, component: &str, extra: &[&str]) -> Output {
+        self.on(component, component, extra)
+    }
 }
 
 fn results(path: &Path) -> Value {
@@ -246,6 +254,11 @@ fn lab_hosts_listen_check_and_report() {
         spec.to_str().expect("utf-8"),
         deployment.to_str().expect("utf-8"),
     );
+    let checks = Checks {
+        lab: &lab,
+        spec: spec_s,
+        deployment: dep_s,
+    };
 
     // Listeners on db and cache (idle runs none: it refuses).
     let mut db = Listening::start(&lab, "db", &[spec_s, "-d", dep_s, "--as", "db"]);
@@ -318,10 +331,7 @@ fn lab_hosts_listen_check_and_report() {
     // api checks against the listeners.
     let api_json = files.path("api.json");
     let from = ip("api").to_string();
-    let out = check_as(
-        &lab,
-        "api",
-        (spec_s, dep_s),
+    let out = checks.run(
         "api",
         &[
             "--from",
@@ -420,10 +430,7 @@ fn lab_hosts_listen_check_and_report() {
     // pass (the listener ignores datagrams without the token); ICMP port
     // unreachable is still refused. JUnit output.
     let junit = files.path("api.xml");
-    let out = check_as(
-        &lab,
-        "api",
-        (spec_s, dep_s),
+    let out = checks.run(
         "api",
         &[
             "--from",
@@ -463,10 +470,7 @@ fn lab_hosts_listen_check_and_report() {
 
     // cache checks its one flow: every required flow passes, exit 0.
     let cache_json = files.path("cache.json");
-    let out = check_as(
-        &lab,
-        "cache",
-        (spec_s, dep_s),
+    let out = checks.run(
         "cache",
         &[
             "--timeout",
@@ -483,20 +487,14 @@ fn lab_hosts_listen_check_and_report() {
     // An address outside the deployment, or a component the spec lacks:
     // an error, exit 1, nothing probed.
     let before = db.child.id();
-    let out = check_as(
-        &lab,
-        "api",
-        (spec_s, dep_s),
-        "api",
-        &["--from", &ip("db").to_string()],
-    );
+    let out = checks.run("api", &["--from", &ip("db").to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(text(&out.stderr).contains(&format!(
         "error: {} is not an address of `api` in the deployment",
         ip("db")
     )));
     assert!(text(&out.stdout).is_empty(), "{}", show(&out));
-    let out = check_as(&lab, "api", (spec_s, dep_s), "apii", &[]);
+    let out = checks.on("api", "apii", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         text(&out.stderr).contains("`apii` is not a component of the spec; did you mean `api`?")
@@ -528,10 +526,7 @@ fn lab_hosts_listen_check_and_report() {
     let set = lab.exec("api", command).expect("set the range");
     assert!(set.status.success(), "{}", show(&set));
     let refused_json = files.path("api-refused.json");
-    let out = check_as(
-        &lab,
-        "api",
-        (spec_s, dep_s),
+    let out = checks.run(
         "api",
         &[
             "--timeout",

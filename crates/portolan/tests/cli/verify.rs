@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{portolan, root, stderr, stdout};
+use super::{dir_with, portolan, root, stderr, stdout};
 
 fn fixture(name: &str) -> String {
     root()
@@ -79,13 +79,10 @@ fn every_format_and_strict() {
 fn all_admitted_exits_0_and_strict_fails_on_excess() {
     // Without any policy nothing is isolated: every flow passes, and every
     // pod is open to everything (excess).
-    let dir = tempfile::tempdir().expect("tempdir");
-    let empty = dir.path().join("ns.yaml");
-    std::fs::write(
-        &empty,
+    let (_dir, empty) = dir_with(
+        "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
-    )
-    .expect("write");
+    );
     let args = [
         "verify",
         &spec(),

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use portolan_lab::{Lab, Topology};
 
-use super::{check_as, lab_available, run_report, show, text, Files, Listening};
+use super::{lab_available, run_report, show, text, Checks, Files, Listening};
 
 const SPEC: &str = "portolan: 1
 system: {name: Hosts}
@@ -49,9 +49,14 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
         spec.to_str().expect("utf-8"),
         deployment.to_str().expect("utf-8"),
     );
+    let checks = Checks {
+        lab: &lab,
+        spec: spec_s,
+        deployment: dep_s,
+    };
 
     // Row 11: `check --as lb` on the app host: refused before any probe.
-    let wrong = check_as(&lab, "app", (spec_s, dep_s), "lb", &[]);
+    let wrong = checks.on("app", "lb", &[]);
     assert_eq!(wrong.status.code(), Some(1), "{}", show(&wrong));
     let err = text(&wrong.stderr);
     assert!(
@@ -68,7 +73,7 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
         show(&wrong)
     );
     // `--from` lb's address on the app host: one error, not one per probe.
-    let from = check_as(&lab, "app", (spec_s, dep_s), "lb", &["--from", &ip("lb")]);
+    let from = checks.on("app", "lb", &["--from", &ip("lb")]);
     assert_eq!(from.status.code(), Some(1), "{}", show(&from));
     let err = text(&from.stderr);
     assert!(
@@ -109,10 +114,7 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
     );
     lb.wait_for("ready:");
     let app_json = files.path("app.json");
-    let app = check_as(
-        &lab,
-        "app",
-        (spec_s, dep_s),
+    let app = checks.run(
         "app",
         &["-f", "json", "-o", app_json.to_str().expect("utf-8")],
     );
@@ -145,10 +147,7 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
     // A required flow failed (lb -> app 8080: nobody listens): exit 1, the
     // page still written.
     let lb_json = files.path("lb.json");
-    let lb_check = check_as(
-        &lab,
-        "lb",
-        (spec_s, dep_s),
+    let lb_check = checks.run(
         "lb",
         &["-f", "json", "-o", lb_json.to_str().expect("utf-8")],
     );
