@@ -160,36 +160,59 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
         Block::Heading { level: 1, text, .. } => Some(plain(text)),
         _ => None,
     });
-    if let Some(title) = title {
-        let cut = TITLE_SUFFIXES.iter().find_map(|s| find_ci(&title, s));
-        let mut name = match cut {
-            Some(p) => title[..p].trim().to_owned(),
-            None => title.clone(),
-        };
-        // "Self-hosted Sentry", "Managed GitLab": how it is run, not its name.
-        while let Some(rest) = TITLE_PREFIXES.iter().find_map(|p| {
-            (name.len() > p.len() && name[..p.len()].eq_ignore_ascii_case(p))
-                .then(|| name[p.len()..].to_owned())
-        }) {
-            name = rest;
-        }
-        // A title with no capital letter beyond generic words names a topic
-        // ("Network ports and outbound proxy"), not the product.
-        let stripped = strip_generic(&name);
-        if stripped.chars().any(char::is_uppercase) {
-            let name = proper_run(&name).unwrap_or(name);
-            // "Nextcloud server", "GitLab instance": the product is the name.
-            return match name.rsplit_once(' ') {
-                Some((head, last))
-                    if ROLE_NOUNS.contains(&last) && head.chars().any(char::is_uppercase) =>
-                {
-                    head.to_owned()
-                }
-                _ => name,
-            };
-        }
+    if let Some(name) = title.as_deref().and_then(name_in_title) {
+        return name;
     }
-    // The proper noun the page repeats most ("Spacelift", "Circonus").
+    if let Some(name) = most_repeated_proper_noun(doc) {
+        return name;
+    }
+    let stem = std::path::Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if stem.trim().is_empty() {
+        "Imported system".to_owned()
+    } else {
+        stem
+    }
+}
+
+/// The product a page's title names, less what the title says about it
+/// ("Self-hosted Sentry", "Nextcloud server"); `None` when it names a
+/// topic ("Network ports and outbound proxy").
+fn name_in_title(title: &str) -> Option<String> {
+    let cut = TITLE_SUFFIXES.iter().find_map(|s| find_ci(title, s));
+    let mut name = match cut {
+        Some(p) => title[..p].trim().to_owned(),
+        None => title.to_owned(),
+    };
+    // "Self-hosted Sentry", "Managed GitLab": how it is run, not its name.
+    while let Some(rest) = TITLE_PREFIXES.iter().find_map(|p| {
+        (name.len() > p.len() && name[..p.len()].eq_ignore_ascii_case(p))
+            .then(|| name[p.len()..].to_owned())
+    }) {
+        name = rest;
+    }
+    // A title with no capital letter beyond generic words names a topic,
+    // not the product.
+    if !strip_generic(&name).chars().any(char::is_uppercase) {
+        return None;
+    }
+    let name = proper_run(&name).unwrap_or(name);
+    // "Nextcloud server", "GitLab instance": the product is the name.
+    Some(match name.rsplit_once(' ') {
+        Some((head, last))
+            if ROLE_NOUNS.contains(&last) && head.chars().any(char::is_uppercase) =>
+        {
+            head.to_owned()
+        }
+        _ => name,
+    })
+}
+
+/// The proper noun the page's prose and lists repeat most, three times at
+/// least ("Spacelift", "Circonus").
+fn most_repeated_proper_noun(doc: &Doc<'_>) -> Option<String> {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for b in doc.blocks {
         let text = match b {
@@ -201,35 +224,23 @@ fn system_name(doc: &Doc<'_>, file: &str, options: &ImportOptions) -> String {
                 .join(". "),
             _ => continue,
         };
-        {
-            for sentence in plain(&text).split(". ") {
-                for w in sentence.split_whitespace().skip(1) {
-                    let w = w.trim_matches(|c: char| !c.is_alphanumeric());
-                    if w.len() > 2
-                        && w.chars().next().is_some_and(char::is_uppercase)
-                        && w.chars().skip(1).any(char::is_lowercase)
-                    {
-                        *counts.entry(w.to_owned()).or_insert(0) += 1;
-                    }
+        for sentence in plain(&text).split(". ") {
+            for w in sentence.split_whitespace().skip(1) {
+                let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+                if w.len() > 2
+                    && w.chars().next().is_some_and(char::is_uppercase)
+                    && w.chars().skip(1).any(char::is_lowercase)
+                {
+                    *counts.entry(w.to_owned()).or_insert(0) += 1;
                 }
             }
         }
     }
     // Ties go to the alphabetically first word, so the result is stable.
-    if let Some((w, n)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
-        if *n >= 3 {
-            return w.clone();
-        }
-    }
-    let stem = std::path::Path::new(file)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if stem.trim().is_empty() {
-        "Imported system".to_owned()
-    } else {
-        stem
-    }
+    let (w, n) = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))?;
+    (*n >= 3).then(|| w.clone())
 }
 
 pub(crate) struct Reader<'d, 'b> {

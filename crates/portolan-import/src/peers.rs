@@ -110,10 +110,7 @@ impl Reader<'_, '_> {
         default: Kind,
     ) -> Option<Peer> {
         let lower = name.trim().to_lowercase();
-        if matches!(
-            lower.as_str(),
-            "all" | "any" | "anywhere" | "everyone" | "everything" | "*" | "any host" | "all hosts"
-        ) {
+        if ANY_PEER.contains(&lower.as_str()) {
             let mut g = Vec::new();
             self.b.warn(
                 line,
@@ -122,53 +119,11 @@ impl Reader<'_, '_> {
             );
             return Some(self.implicit(source, line, None, "", &mut g));
         }
-        if matches!(
-            lower.as_str(),
-            "self"
-                | "itself"
-                | "localhost"
-                | "local"
-                | "same host"
-                | "this host"
-                | "this node"
-                | "the same node"
-        ) {
-            return match subject {
-                Some(s) => {
-                    let sname = self.b.components[s].name.clone();
-                    self.b.warn(
-                        line,
-                        WarningCode::ImplicitPeer,
-                        format!("peer \"{name}\" taken as {sname} itself"),
-                    );
-                    Some(Peer::Comp(s))
-                }
-                None => {
-                    self.b.skip(
-                        line,
-                        name,
-                        "\"Self\" without a heading naming the component",
-                    );
-                    None
-                }
-            };
+        if SELF_PEER.contains(&lower.as_str()) {
+            return self.self_peer(name, subject, line);
         }
-        if let Some(net) = cidr_of(name) {
-            if source {
-                let label = if net == "0.0.0.0/0" || net == "::/0" {
-                    "Anywhere".to_owned()
-                } else {
-                    net.clone()
-                };
-                return Some(Peer::Comp(self.b.component(&label, Kind::External)));
-            }
-            return Some(Peer::Ext(self.b.external(Addr::Cidr(net), None)));
-        }
-        if let Some(host) = host_of(name) {
-            if source {
-                return Some(Peer::Comp(self.b.component(&host, Kind::External)));
-            }
-            return Some(Peer::Ext(self.b.external(Addr::Host(host), None)));
+        if let Some(peer) = self.address_peer(name, source) {
+            return Some(peer);
         }
         let kind = self.kind_for(name, default);
         let new = self.b.find_component(name).is_none();
@@ -182,7 +137,76 @@ impl Reader<'_, '_> {
         }
         Some(Peer::Comp(c))
     }
+
+    /// "Self", "localhost": the subject itself (said), or a skip without
+    /// one.
+    fn self_peer(&mut self, name: &str, subject: Option<usize>, line: usize) -> Option<Peer> {
+        match subject {
+            Some(s) => {
+                let sname = self.b.components[s].name.clone();
+                self.b.warn(
+                    line,
+                    WarningCode::ImplicitPeer,
+                    format!("peer \"{name}\" taken as {sname} itself"),
+                );
+                Some(Peer::Comp(s))
+            }
+            None => {
+                self.b.skip(
+                    line,
+                    name,
+                    "\"Self\" without a heading naming the component",
+                );
+                None
+            }
+        }
+    }
+
+    /// A network or host name: an external source component, or an
+    /// external destination.
+    fn address_peer(&mut self, name: &str, source: bool) -> Option<Peer> {
+        if let Some(net) = cidr_of(name) {
+            if source {
+                let label = if net == "0.0.0.0/0" || net == "::/0" {
+                    "Anywhere".to_owned()
+                } else {
+                    net.clone()
+                };
+                return Some(Peer::Comp(self.b.component(&label, Kind::External)));
+            }
+            return Some(Peer::Ext(self.b.external(Addr::Cidr(net), None)));
+        }
+        let host = host_of(name)?;
+        if source {
+            return Some(Peer::Comp(self.b.component(&host, Kind::External)));
+        }
+        Some(Peer::Ext(self.b.external(Addr::Host(host), None)))
+    }
 }
+
+/// Peers that mean anyone: the peer is implicit.
+const ANY_PEER: &[&str] = &[
+    "all",
+    "any",
+    "anywhere",
+    "everyone",
+    "everything",
+    "*",
+    "any host",
+    "all hosts",
+];
+
+/// Peers that mean the subject itself.
+const SELF_PEER: &[&str] = &[
+    "self",
+    "itself",
+    "localhost",
+    "local",
+    "same host",
+    "this host",
+    "this node",
+    "the same node",
+];
 
 /// A peer named in a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
