@@ -26,14 +26,14 @@
 //! at the lab's bridge: a lab with real addresses never routes to the real
 //! network (see [`Topology::placed`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use portolan_spec::deployment::{Address, Deployment};
-use portolan_spec::{ComponentKind, Destination, Spec};
+use portolan_spec::{ComponentKind, Spec};
 
-use crate::design::{host_name, DesignError, Node, Role};
+use crate::design::{host_name, named_externals, outside_party, DesignError, Node, Role};
 use crate::topology::{RunId, Topology, LAB_IPV4_NET, LAB_IPV6_NET, MAX_HOSTS};
 
 /// The hosts of a placed lab.
@@ -108,8 +108,28 @@ pub(crate) fn placed_hosts(
     deployment: &Deployment,
     run: RunId,
 ) -> Result<Placed, DesignError> {
-    let mut taken = std::collections::BTreeSet::new();
-    let mut planned: Vec<Planned> = Vec::new();
+    let mut taken = BTreeSet::new();
+    let mut planned = instance_hosts(spec, deployment, &mut taken)?;
+    planned.push(outside_host(spec, deployment, &mut taken));
+    planned.extend(external_hosts(spec, deployment, &mut taken));
+    if planned.len() > MAX_HOSTS {
+        return Err(DesignError::TooManyHosts(planned.len()));
+    }
+    let (topology, nodes) = into_nodes(planned, run)?;
+    Ok(Placed {
+        topology,
+        nodes,
+        outside_party: outside_party(spec),
+    })
+}
+
+/// One host per machine of each deployment host (one component each).
+fn instance_hosts(
+    spec: &Spec,
+    deployment: &Deployment,
+    taken: &mut BTreeSet<String>,
+) -> Result<Vec<Planned>, DesignError> {
+    let mut planned = Vec::new();
     for host in deployment.hosts(spec) {
         if host.components.len() > 1 {
             let ids: Vec<&str> = host
@@ -135,7 +155,7 @@ pub(crate) fn placed_hosts(
         }
         for index in 1..=machines {
             planned.push(Planned {
-                host: host_name(&host.name, &format!("-{index}"), &mut taken),
+                host: host_name(&host.name, &format!("-{index}"), taken),
                 role: Role::Instance {
                     component: component.id.clone(),
                     index,
@@ -147,56 +167,51 @@ pub(crate) fn placed_hosts(
             });
         }
     }
+    Ok(planned)
+}
 
-    // The outside world: at the first placed outside component's addresses.
-    let outside_components: Vec<_> = spec
-        .components
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.kind == ComponentKind::External)
-        .collect();
-    let outside_party = outside_components
-        .first()
-        .map_or_else(|| "world".to_owned(), |(_, c)| c.id.clone());
+/// The outside world: at the first placed outside component's addresses.
+fn outside_host(spec: &Spec, deployment: &Deployment, taken: &mut BTreeSet<String>) -> Planned {
     let (mut ipv4, mut ipv6) = (None, None);
-    for (i, _) in &outside_components {
-        let id = portolan_spec::ComponentId(*i);
-        if let Some(p) = deployment.components.get(&id) {
-            let (v4, v6) = stand_ins(&p.addresses);
-            if !v4.is_empty() || !v6.is_empty() {
-                ipv4 = v4.first().copied();
-                ipv6 = v6.first().copied();
-                break;
-            }
+    let outside = (0..spec.components.len())
+        .filter(|&i| spec.components[i].kind == ComponentKind::External)
+        .filter_map(|i| deployment.components.get(&portolan_spec::ComponentId(i)));
+    for placement in outside {
+        let (v4, v6) = stand_ins(&placement.addresses);
+        if !v4.is_empty() || !v6.is_empty() {
+            ipv4 = v4.first().copied();
+            ipv6 = v6.first().copied();
+            break;
         }
     }
-    planned.push(Planned {
-        host: host_name("outside", "", &mut taken),
+    Planned {
+        host: host_name("outside", "", taken),
         role: Role::Outside,
-        party: outside_party.clone(),
+        party: outside_party(spec),
         ruleset: None,
         ipv4,
         ipv6,
-    });
+    }
+}
 
-    // External endpoints that flows name, at their addresses.
-    let named: std::collections::BTreeSet<usize> = spec
-        .flows
-        .iter()
-        .filter_map(|f| match f.to {
-            Destination::External(e) => Some(e.0),
-            Destination::Component(_) => None,
-        })
-        .collect();
-    let mut proxies: BTreeMap<String, (IpAddr, Vec<String>)> = BTreeMap::new();
-    for index in named {
+/// External endpoints that flows name, at their addresses, then each proxy
+/// given by address, at its address.
+fn external_hosts(
+    spec: &Spec,
+    deployment: &Deployment,
+    taken: &mut BTreeSet<String>,
+) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    // By their text: the order of their hosts.
+    let mut proxies: BTreeMap<String, IpAddr> = BTreeMap::new();
+    for index in named_externals(spec) {
         let external = &spec.externals[index];
         let placement = deployment.externals.get(&portolan_spec::ExternalId(index));
         let (v4, v6) = placement
             .map(|p| stand_ins(&p.addresses))
             .unwrap_or_default();
         planned.push(Planned {
-            host: host_name(&format!("ext-{}", external.id), "", &mut taken),
+            host: host_name(&format!("ext-{}", external.id), "", taken),
             role: Role::External {
                 external: external.id.clone(),
             },
@@ -205,39 +220,34 @@ pub(crate) fn placed_hosts(
             ipv4: v4.first().copied(),
             ipv6: v6.first().copied(),
         });
-        if let Some(proxy) = placement.and_then(|p| p.proxy.as_ref()) {
-            if let Address::Net(net) = &proxy.address {
-                let address = net.addr();
-                proxies
-                    .entry(address.to_string())
-                    .or_insert_with(|| (address, Vec::new()))
-                    .1
-                    .push(external.id.clone());
-            }
+        if let Some(Address::Net(net)) =
+            placement.and_then(|p| p.proxy.as_ref()).map(|p| &p.address)
+        {
+            proxies.insert(net.addr().to_string(), net.addr());
         }
     }
-    for (text, (address, _)) in &proxies {
-        planned.push(Planned {
-            host: host_name(&format!("proxy-{text}"), "", &mut taken),
-            role: Role::Proxy {
-                address: text.clone(),
-            },
-            party: format!("proxy {text}"),
-            ruleset: None,
-            ipv4: match address {
-                IpAddr::V4(a) => Some(*a),
-                IpAddr::V6(_) => None,
-            },
-            ipv6: match address {
-                IpAddr::V6(a) => Some(*a),
-                IpAddr::V4(_) => None,
-            },
-        });
-    }
-    if planned.len() > MAX_HOSTS {
-        return Err(DesignError::TooManyHosts(planned.len()));
-    }
+    planned.extend(proxies.into_iter().map(|(text, address)| Planned {
+        host: host_name(&format!("proxy-{text}"), "", taken),
+        role: Role::Proxy {
+            address: text.clone(),
+        },
+        party: format!("proxy {text}"),
+        ruleset: None,
+        ipv4: match address {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        },
+        ipv6: match address {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        },
+    }));
+    planned
+}
 
+/// The hosts with their addresses, lab-only ones where the deployment gives
+/// a machine none in a family.
+fn into_nodes(planned: Vec<Planned>, run: RunId) -> Result<(Topology, Vec<Node>), DesignError> {
     let used: HashSet<IpAddr> = planned
         .iter()
         .flat_map(|p| {
@@ -276,11 +286,7 @@ pub(crate) fn placed_hosts(
             ruleset: p.ruleset,
         });
     }
-    Ok(Placed {
-        topology,
-        nodes,
-        outside_party,
-    })
+    Ok((topology, nodes))
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //!
 //! [`plan`] keeps every flow whose condition holds and whose ends are placed,
 //! with addresses, selectors and ports resolved ([`PlannedFlow`]); every other
-//! flow is listed in [`Plan::left_out`] with the reason. Generators of
-//! firewall policy work from a [`Plan`] only.
+//! flow is listed in [`Plan::left_out`] with the reason. A flow whose
+//! feature is off is also planned as though its condition held
+//! ([`Plan::off_flows`]), so that checks of its blocking work from the plan
+//! too. Generators of firewall policy, the lab and preflight work from a
+//! [`Plan`] only.
 //!
 //! Components whose address sets are equal run on one host
 //! ([`Plan::hosts`]). A flow between two different components of one
@@ -45,6 +48,14 @@ pub struct Plan {
     pub flows: Vec<PlannedFlow>,
     /// Flows that do not, each with the reason.
     pub left_out: Vec<LeftOut>,
+    /// The flows of [`left_out`](Self::left_out) whose feature is off,
+    /// planned as though their condition held: ports resolved, ends as the
+    /// deployment places them (an unplaced end has no address), in spec
+    /// order. They are there to check that they stay blocked (the lab does);
+    /// nothing may open a rule for them. One whose port parameter has no
+    /// value is not here: its ports are unknown.
+    #[serde(skip)]
+    pub off_flows: Vec<OffFlow>,
     /// Site flows of the deployment (`site:`), expanded to one flow per
     /// component end, each marked [`PlannedFlow::site`]; targets write them
     /// after the spec's flows (see [`Plan::all_flows`]).
@@ -225,6 +236,16 @@ pub struct PlannedFlow {
     pub source_ports: Vec<PortRange>,
     /// Destination ports; empty means every port (or none: icmp, any).
     pub ports: Vec<PortRange>,
+    /// The destination's ports as the checked spec lists them, resolved but
+    /// not merged (with a proxy: the destination's, not the proxy's). The
+    /// lab samples ports from these, so that which ports it probes does not
+    /// depend on how ranges merge.
+    #[serde(skip)]
+    pub written_ports: Vec<PortRange>,
+    /// The fixed source ports as the checked spec lists them, resolved but
+    /// not merged.
+    #[serde(skip)]
+    pub written_source_ports: Vec<PortRange>,
     /// Multicast group the flow is sent to; `to` are its receivers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multicast: Option<IpAddr>,
@@ -247,6 +268,20 @@ pub struct PlannedFlow {
     /// Where the flow is written in the spec.
     #[serde(skip)]
     pub span: Span,
+}
+
+/// A flow whose feature is off, planned as though its condition held
+/// (see [`Plan::off_flows`]).
+#[derive(Debug, Clone)]
+pub struct OffFlow {
+    /// The flow. It is not in [`Plan::flows`]: nothing may open it.
+    pub flow: PlannedFlow,
+    /// Its `when`, as written.
+    pub condition: String,
+    /// Features the condition names that are off.
+    pub off: Vec<String>,
+    /// Features the condition names that are on (they matter under `not`).
+    pub on: Vec<String>,
 }
 
 /// What a proxied flow was before the proxy replaced its destination.
@@ -397,155 +432,28 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
     let components: Vec<Endpoint> = (0..spec.components.len())
         .map(|i| component_endpoint(spec, deployment, ComponentId(i)))
         .collect();
-    let hosts: Vec<PlannedHost> = deployment
-        .hosts(spec)
-        .into_iter()
-        .map(|h| PlannedHost {
-            one_machine: h.is_one_machine(),
-            components: h
-                .components
-                .iter()
-                .map(|c| spec.component(*c).id.clone())
-                .collect(),
-            nets: h
-                .addresses
-                .iter()
-                .filter_map(|a| match a {
-                    Address::Net(n) => Some(*n),
-                    Address::Host(_) => None,
-                })
-                .collect(),
-            names: h
-                .addresses
-                .iter()
-                .filter_map(|a| match a {
-                    Address::Host(n) => Some(n.clone()),
-                    Address::Net(_) => None,
-                })
-                .collect(),
-            name: h.name,
-            span: h.span,
-        })
-        .collect();
-    // Components of one machine: a flow between two of them stays on it.
-    let machines: HashMap<&str, usize> = hosts
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| h.one_machine)
-        .flat_map(|(i, h)| h.components.iter().map(move |c| (c.as_str(), i)))
-        .collect();
-    let machine_of = |c: ComponentId| machines.get(spec.component(c).id.as_str()).copied();
-    let mut flows = Vec::new();
-    let mut left_out = Vec::new();
+    let hosts = planned_hosts(spec, deployment);
+    let planner = FlowPlanner {
+        spec,
+        deployment,
+        components: &components,
+        machines: machines(&hosts),
+    };
+    let (mut flows, mut left_out, mut off_flows) = (Vec::new(), Vec::new(), Vec::new());
     for (index, flow) in spec.flows.iter().enumerate() {
-        let left = |reason: LeftOutReason| LeftOut {
-            id: flow.id.clone(),
-            flow: index,
-            from: spec.component(flow.from).id.clone(),
-            to: spec.destination_id(flow.to).to_owned(),
-            required: flow.required,
-            message: reason.to_string(),
-            reason,
-            span: flow.span,
-        };
-        if let Some(condition) = flow
-            .when
-            .as_ref()
-            .filter(|c| !c.holds(&deployment.features))
-        {
-            let (mut on, mut off) = (Vec::new(), Vec::new());
-            for f in condition.features() {
-                let id = spec.features[f.0].id.clone();
-                let list = if deployment.features.contains(&f) {
-                    &mut on
-                } else {
-                    &mut off
-                };
-                if !list.contains(&id) {
-                    list.push(id);
-                }
+        if let Some(off) = planner.feature_off(flow) {
+            // Planned all the same, ends unplaced or not, so that checks of
+            // its blocking work from the plan; without its ports, it cannot be.
+            if let Ok(planned) = planner.resolve(index, flow, true) {
+                off_flows.push(off.with(planned));
             }
-            left_out.push(left(LeftOutReason::FeatureOff {
-                condition: condition.display(spec).to_string(),
-                off,
-                on,
-            }));
+            left_out.push(planner.left_out(index, flow, off.reason()));
             continue;
         }
-        let value_of = |p| deployment.parameter_value(spec, p);
-        let mut missing: Vec<String> = flow
-            .ports
-            .parameters()
-            .chain(flow.source_ports.parameters())
-            .filter(|p| value_of(*p).is_none())
-            .map(|p| spec.parameters[p.0].id.clone())
-            .collect();
-        missing.dedup();
-        let (Ok(ports), Ok(source_ports)) = (
-            flow.ports.resolve(value_of),
-            flow.source_ports.resolve(value_of),
-        ) else {
-            left_out.push(left(LeftOutReason::MissingParameter {
-                parameters: missing,
-            }));
-            continue;
-        };
-        let from = components[flow.from.0].clone();
-        let mut to = match flow.to {
-            Destination::Component(c) => components[c.0].clone(),
-            Destination::External(e) => external_endpoint(spec, deployment, e),
-        };
-        let mut ports = normalise(ports);
-        let mut via_proxy = None;
-        if let Destination::External(e) = flow.to {
-            let proxy = deployment.externals.get(&e).and_then(|p| p.proxy.as_ref());
-            if let (Some(proxy), Protocol::Tcp) = (proxy, flow.protocol) {
-                via_proxy = Some(ProxiedFlow {
-                    proxy: proxy.to_string(),
-                    destination: to.clone(),
-                    ports: ports.clone(),
-                });
-                to = proxy_endpoint(&to, proxy);
-                ports = vec![PortRange::single(proxy.port)];
-            }
+        match planner.resolve(index, flow, false) {
+            Ok(planned) => flows.push(planned),
+            Err(reason) => left_out.push(planner.left_out(index, flow, reason)),
         }
-        let mut peers = Vec::new();
-        if from.is_unplaced() {
-            peers.push(from.id.clone());
-        }
-        if to.is_unplaced() && !peers.contains(&to.id) {
-            peers.push(to.id.clone());
-        }
-        if !peers.is_empty() {
-            left_out.push(left(LeftOutReason::Unplaced { peers }));
-            continue;
-        }
-        let local = match flow.to {
-            Destination::Component(to) => {
-                to != flow.from
-                    && flow.multicast.is_none()
-                    && machine_of(to).is_some()
-                    && machine_of(to) == machine_of(flow.from)
-            }
-            Destination::External(_) => false,
-        };
-        flows.push(PlannedFlow {
-            id: flow.id.clone(),
-            flow: index,
-            from,
-            to,
-            protocol: flow.protocol,
-            source_ports: normalise(source_ports),
-            ports,
-            multicast: flow.multicast,
-            required: flow.required,
-            site: false,
-            local,
-            via_proxy,
-            name: flow.name.clone(),
-            purpose: flow.purpose.clone(),
-            span: flow.span,
-        });
     }
     let site_flows = crate::site::plan_site_flows(spec, deployment, &components);
     Plan {
@@ -555,8 +463,217 @@ pub fn plan(spec: &Spec, deployment: &Deployment) -> Plan {
         hosts,
         flows,
         left_out,
+        off_flows,
         site_flows,
         components_span: deployment.components_span,
+    }
+}
+
+/// The deployment's hosts, their addresses split into nets and names.
+fn planned_hosts(spec: &Spec, deployment: &Deployment) -> Vec<PlannedHost> {
+    deployment
+        .hosts(spec)
+        .into_iter()
+        .map(|h| {
+            let (mut nets, mut names) = (Vec::new(), Vec::new());
+            for address in &h.addresses {
+                match address {
+                    Address::Net(n) => nets.push(*n),
+                    Address::Host(n) => names.push(n.clone()),
+                }
+            }
+            PlannedHost {
+                one_machine: h.is_one_machine(),
+                components: h
+                    .components
+                    .iter()
+                    .map(|c| spec.component(*c).id.clone())
+                    .collect(),
+                nets,
+                names,
+                name: h.name,
+                span: h.span,
+            }
+        })
+        .collect()
+}
+
+/// Components of one machine, each with the index of its host: a flow
+/// between two of them stays on it.
+fn machines(hosts: &[PlannedHost]) -> HashMap<String, usize> {
+    hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.one_machine)
+        .flat_map(|(i, h)| h.components.iter().map(move |c| (c.clone(), i)))
+        .collect()
+}
+
+/// A flow's condition that does not hold, with the features it names.
+struct Off {
+    condition: String,
+    off: Vec<String>,
+    on: Vec<String>,
+}
+
+impl Off {
+    fn reason(&self) -> LeftOutReason {
+        LeftOutReason::FeatureOff {
+            condition: self.condition.clone(),
+            off: self.off.clone(),
+            on: self.on.clone(),
+        }
+    }
+
+    fn with(&self, flow: PlannedFlow) -> OffFlow {
+        OffFlow {
+            flow,
+            condition: self.condition.clone(),
+            off: self.off.clone(),
+            on: self.on.clone(),
+        }
+    }
+}
+
+/// What planning one flow needs: the spec, the deployment, every
+/// component placed, and which components share a machine.
+struct FlowPlanner<'a> {
+    spec: &'a Spec,
+    deployment: &'a Deployment,
+    components: &'a [Endpoint],
+    machines: HashMap<String, usize>,
+}
+
+impl FlowPlanner<'_> {
+    fn left_out(&self, index: usize, flow: &Flow, reason: LeftOutReason) -> LeftOut {
+        LeftOut {
+            id: flow.id.clone(),
+            flow: index,
+            from: self.spec.component(flow.from).id.clone(),
+            to: self.spec.destination_id(flow.to).to_owned(),
+            required: flow.required,
+            message: reason.to_string(),
+            reason,
+            span: flow.span,
+        }
+    }
+
+    /// Why the flow's `when` does not hold, if it does not.
+    fn feature_off(&self, flow: &Flow) -> Option<Off> {
+        let features = &self.deployment.features;
+        let condition = flow.when.as_ref().filter(|c| !c.holds(features))?;
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for f in condition.features() {
+            let id = self.spec.features[f.0].id.clone();
+            let list = if features.contains(&f) {
+                &mut on
+            } else {
+                &mut off
+            };
+            if !list.contains(&id) {
+                list.push(id);
+            }
+        }
+        Some(Off {
+            condition: condition.display(self.spec).to_string(),
+            off,
+            on,
+        })
+    }
+
+    /// The flow with every value concrete, or why it cannot be: a port
+    /// parameter without value, or (unless `unplaced` is allowed) an end
+    /// the deployment does not place.
+    fn resolve(
+        &self,
+        index: usize,
+        flow: &Flow,
+        unplaced: bool,
+    ) -> Result<PlannedFlow, LeftOutReason> {
+        let (spec, deployment) = (self.spec, self.deployment);
+        let value_of = |p| deployment.parameter_value(spec, p);
+        let (Ok(written_ports), Ok(written_source_ports)) = (
+            flow.ports.resolve(value_of),
+            flow.source_ports.resolve(value_of),
+        ) else {
+            let mut parameters: Vec<String> = flow
+                .ports
+                .parameters()
+                .chain(flow.source_ports.parameters())
+                .filter(|p| value_of(*p).is_none())
+                .map(|p| spec.parameters[p.0].id.clone())
+                .collect();
+            parameters.dedup();
+            return Err(LeftOutReason::MissingParameter { parameters });
+        };
+        let from = self.components[flow.from.0].clone();
+        let mut to = match flow.to {
+            Destination::Component(c) => self.components[c.0].clone(),
+            Destination::External(e) => external_endpoint(spec, deployment, e),
+        };
+        let mut ports = normalise(written_ports.clone());
+        let mut via_proxy = None;
+        if let Some(proxy) = self.proxy_of(flow) {
+            via_proxy = Some(ProxiedFlow {
+                proxy: proxy.to_string(),
+                destination: to.clone(),
+                ports: ports.clone(),
+            });
+            to = proxy_endpoint(&to, proxy);
+            ports = vec![PortRange::single(proxy.port)];
+        }
+        let mut peers = Vec::new();
+        if from.is_unplaced() {
+            peers.push(from.id.clone());
+        }
+        if to.is_unplaced() && !peers.contains(&to.id) {
+            peers.push(to.id.clone());
+        }
+        if !peers.is_empty() && !unplaced {
+            return Err(LeftOutReason::Unplaced { peers });
+        }
+        Ok(PlannedFlow {
+            id: flow.id.clone(),
+            flow: index,
+            from,
+            to,
+            protocol: flow.protocol,
+            source_ports: normalise(written_source_ports.clone()),
+            ports,
+            written_ports,
+            written_source_ports,
+            multicast: flow.multicast,
+            required: flow.required,
+            site: false,
+            local: self.is_local(flow),
+            via_proxy,
+            name: flow.name.clone(),
+            purpose: flow.purpose.clone(),
+            span: flow.span,
+        })
+    }
+
+    /// The proxy a TCP flow to an external endpoint goes through.
+    fn proxy_of(&self, flow: &Flow) -> Option<&Proxy> {
+        let Destination::External(e) = flow.to else {
+            return None;
+        };
+        let proxy = self.deployment.externals.get(&e)?.proxy.as_ref()?;
+        (flow.protocol == Protocol::Tcp).then_some(proxy)
+    }
+
+    /// Whether the flow joins two different components of one machine.
+    fn is_local(&self, flow: &Flow) -> bool {
+        let machine_of = |c: ComponentId| self.machines.get(&self.spec.component(c).id).copied();
+        match flow.to {
+            Destination::Component(to) => {
+                to != flow.from
+                    && flow.multicast.is_none()
+                    && machine_of(to).is_some()
+                    && machine_of(to) == machine_of(flow.from)
+            }
+            Destination::External(_) => false,
+        }
     }
 }
 
@@ -692,15 +809,20 @@ flows:
         load_deployment(SourceFile::new("deployment.yaml", text), spec).map(|l| l.value)
     }
 
+    /// The plan for a deployment that checks.
+    fn plan_for(spec: &Spec, text: &str) -> Plan {
+        plan(spec, &deploy(spec, text).expect("valid deployment"))
+    }
+
+    /// The planned flow that `found` picks (`what` says which, if none does).
+    fn flow<'p>(p: &'p Plan, what: &str, found: impl Fn(&PlannedFlow) -> bool) -> &'p PlannedFlow {
+        p.flows.iter().find(|f| found(f)).expect(what)
+    }
+
     #[test]
     fn feature_off_is_left_out_with_the_feature_named() {
         let spec = spec();
-        let d = deploy(
-            &spec,
-            "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n",
-        )
-        .expect("valid deployment");
-        let plan = plan(&spec, &d);
+        let plan = plan_for(&spec, "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n");
         let irc = plan
             .left_out
             .iter()
@@ -724,31 +846,75 @@ flows:
             matches!(&not.reason, LeftOutReason::FeatureOff { on, .. } if on == &["slack-alerts"])
         );
         // slack stays a host name: nothing resolves it here.
-        let slack = plan
-            .flows
-            .iter()
-            .find(|f| f.to.id == "slack")
-            .expect("slack flow planned");
+        let slack = flow(&plan, "slack flow planned", |f| f.to.id == "slack");
         assert_eq!(slack.to.hosts, ["slack.com"]);
         assert!(slack.to.nets.is_empty());
+    }
+
+    #[test]
+    fn flows_of_features_off_are_planned_apart_and_never_in_flows() {
+        let spec = spec();
+        let plan = plan_for(&spec, "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n");
+        let off: Vec<(&str, &str)> = plan
+            .off_flows
+            .iter()
+            .map(|o| (o.flow.id.as_str(), o.condition.as_str()))
+            .collect();
+        // Both are left out too, with their reason; neither opens anything.
+        assert_eq!(
+            off,
+            [
+                ("web->irc/tcp/6697", "irc-alerts"),
+                ("web->users/tcp/$infra-port", "not slack-alerts")
+            ]
+        );
+        assert!(plan.flows.iter().all(|f| f.to.id != "irc"));
+        assert_eq!(plan.left_out.len(), 2);
+        // Resolved as though the feature were on: ports from the deployment,
+        // an unplaced end (the IRC placeholder) without any address.
+        let irc = &plan.off_flows[0];
+        assert_eq!(irc.off, ["irc-alerts"]);
+        assert!(irc.flow.to.is_unplaced());
+        let infra = &plan.off_flows[1];
+        assert_eq!(infra.on, ["slack-alerts"]);
+        assert_eq!(infra.flow.ports, [PortRange::single(8443)]);
+        assert!(infra.flow.to.any);
+        // Without a value for its port, an off flow cannot be planned.
+        let plan = plan_for(&spec, "deployment: 1\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n");
+        assert_eq!(plan.off_flows.len(), 1);
+        assert_eq!(plan.left_out.len(), 2);
+    }
+
+    #[test]
+    fn written_ports_are_resolved_but_not_merged() {
+        let spec = load_spec(SourceFile::new(
+            "portolan.yaml",
+            "portolan: 1\nsystem: {name: Demo}\ncomponents:\n  - {id: a}\n  - {id: b}\nflows:\n  - {from: a, to: b, protocol: udp, port: [9000, \"81-90\", 80], source_port: [7001, 7000]}\n",
+        ))
+        .expect("valid spec")
+        .value;
+        let p = plan_for(&spec, "deployment: 1\ncomponents:\n  a: {addresses: [192.0.2.1]}\n  b: {addresses: [192.0.2.2]}\n");
+        let flow = &p.flows[0];
+        let r = |a, b| PortRange { start: a, end: b };
+        assert_eq!(flow.ports, [r(80, 90), r(9000, 9000)]);
+        assert_eq!(flow.written_ports, [r(80, 80), r(81, 90), r(9000, 9000)]);
+        assert_eq!(flow.source_ports, [r(7000, 7001)]);
+        assert_eq!(flow.written_source_ports, [r(7000, 7000), r(7001, 7001)]);
     }
 
     #[test]
     fn parameters_take_the_deployment_value_over_the_default() {
         let spec = spec();
         let base = "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n";
-        let d = deploy(&spec, base).expect("valid");
-        let p = plan(&spec, &d);
-        let db = p.flows.iter().find(|f| f.to.id == "db").expect("db flow");
+        let p = plan_for(&spec, base);
+        let db = flow(&p, "db flow", |f| f.to.id == "db");
         assert_eq!(db.ports, [PortRange::single(5432)]);
 
-        let d = deploy(
+        let p = plan_for(
             &spec,
             &base.replace("{infra-port: 8443}", "{infra-port: 8443, db-port: 6543}"),
-        )
-        .expect("valid");
-        let p = plan(&spec, &d);
-        let db = p.flows.iter().find(|f| f.to.id == "db").expect("db flow");
+        );
+        let db = flow(&p, "db flow", |f| f.to.id == "db");
         assert_eq!(db.ports, [PortRange::single(6543)]);
         assert_eq!(
             db.from.nets,
@@ -759,17 +925,8 @@ flows:
     #[test]
     fn outside_without_address_is_explicitly_any_and_nothing_else_is_widened() {
         let spec = spec();
-        let d = deploy(
-            &spec,
-            "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10, \"2001:db8::10\"]}\n  db: {addresses: [192.0.2.20]}\n",
-        )
-        .expect("valid");
-        let p = plan(&spec, &d);
-        let inbound = p
-            .flows
-            .iter()
-            .find(|f| f.from.id == "users")
-            .expect("users flow");
+        let p = plan_for(&spec, "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10, \"2001:db8::10\"]}\n  db: {addresses: [192.0.2.20]}\n");
+        let inbound = flow(&p, "users flow", |f| f.from.id == "users");
         assert!(inbound.from.any);
         assert_eq!(
             inbound.from.nets,
@@ -779,11 +936,7 @@ flows:
             ]
         );
         assert_eq!(inbound.to.nets.len(), 2);
-        let outbound = p
-            .flows
-            .iter()
-            .find(|f| f.to.id == "users")
-            .expect("to users");
+        let outbound = flow(&p, "to users", |f| f.to.id == "users");
         assert!(outbound.to.any && !outbound.from.any);
         for flow in &p.flows {
             if flow.from.id != "users" && flow.to.id != "users" {
@@ -802,17 +955,8 @@ flows:
         }
 
         // With addresses, the outside is exactly those.
-        let d = deploy(
-            &spec,
-            "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n  users: {addresses: [203.0.113.0/24]}\n",
-        )
-        .expect("valid");
-        let p = plan(&spec, &d);
-        let inbound = p
-            .flows
-            .iter()
-            .find(|f| f.from.id == "users")
-            .expect("users flow");
+        let p = plan_for(&spec, "deployment: 1\nparameters: {infra-port: 8443}\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n  users: {addresses: [203.0.113.0/24]}\n");
+        let inbound = flow(&p, "users flow", |f| f.from.id == "users");
         assert!(!inbound.from.any);
         assert_eq!(
             inbound.from.nets,
@@ -837,13 +981,11 @@ flows:
             }
         );
         // Given an address, it is planned.
-        let d = deploy(
+        let p = plan_for(
             &spec,
             &format!("{text}externals:\n  irc: {{addresses: [198.51.100.7]}}\n"),
-        )
-        .expect("valid");
-        let p = plan(&spec, &d);
-        let irc = p.flows.iter().find(|f| f.to.id == "irc").expect("planned");
+        );
+        let irc = flow(&p, "planned", |f| f.to.id == "irc");
         assert_eq!(
             irc.to.nets,
             ["198.51.100.7/32".parse::<IpNet>().expect("net")]
@@ -885,17 +1027,8 @@ flows:
     #[test]
     fn proxy_replaces_the_destination_of_tcp_flows() {
         let spec = spec();
-        let d = deploy(
-            &spec,
-            "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\nexternals:\n  slack: {proxy: \"192.0.2.50:3128\"}\n",
-        )
-        .expect("valid");
-        let p = plan(&spec, &d);
-        let slack = p
-            .flows
-            .iter()
-            .find(|f| f.to.id == "slack")
-            .expect("planned");
+        let p = plan_for(&spec, "deployment: 1\nparameters: {infra-port: 8443}\nfeatures: [slack-alerts]\ncomponents:\n  web: {addresses: [192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\nexternals:\n  slack: {proxy: \"192.0.2.50:3128\"}\n");
+        let slack = flow(&p, "planned", |f| f.to.id == "slack");
         assert_eq!(
             slack.to.nets,
             ["192.0.2.50/32".parse::<IpNet>().expect("net")]
@@ -961,7 +1094,7 @@ flows:
         assert_eq!(local, ["web->api/tcp/8080"]);
         assert_eq!(p.network_flows().count(), p.flows.len() - 1);
         // Kept in the plan, with addresses, so that reports show it.
-        let flow = p.flows.iter().find(|f| f.local).expect("local flow");
+        let flow = flow(&p, "local flow", |f| f.local);
         let sorted = |nets: &[IpNet]| {
             let mut nets = nets.to_vec();
             nets.sort();
@@ -974,12 +1107,10 @@ flows:
 
         // Two machines each running web and api: traffic between the roles
         // may cross the network, so the flow is not local.
-        let d = deploy(
+        let p = plan_for(
             &spec,
             "deployment: 1\ncomponents:\n  api: {addresses: [192.0.2.10, 192.0.2.11], host: app}\n  web: {addresses: [192.0.2.11, 192.0.2.10]}\n  db: {addresses: [192.0.2.20]}\n",
-        )
-        .expect("valid");
-        let p = plan(&spec, &d);
+        );
         assert_eq!(p.hosts[0].name, "app");
         assert!(!p.hosts[0].one_machine);
         assert!(p.flows.iter().all(|f| !f.local));

@@ -65,6 +65,8 @@ pub(crate) fn plan_site_flows(
                     protocol: site.protocol,
                     source_ports: Vec::new(),
                     ports: site.ports.clone(),
+                    written_ports: site.ports.clone(),
+                    written_source_ports: Vec::new(),
                     multicast: None,
                     required: true,
                     local,
