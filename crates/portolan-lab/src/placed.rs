@@ -307,19 +307,9 @@ mod tests {
         );
     }
 
-    const SPEC: &str = "portolan: 1
-system: {name: Demo}
-components:
-  - {id: web}
-  - {id: db, kind: dependency}
-  - {id: users, kind: external}
-externals:
-  - {id: updates, host: updates.example.com}
-flows:
-  - {from: users, to: web, protocol: tcp, port: 443}
-  - {from: web, to: db, protocol: tcp, port: 5432}
-  - {from: web, to: updates, protocol: tcp, port: 443}
-";
+    /// Web, a database, the outside world and one external endpoint by
+    /// name (the spec crate's fixture, which its site tests share).
+    const SPEC: &str = include_str!("../../portolan-spec/tests/fixtures/web-db-updates.portolan.yaml");
 
     fn design_of(deployment: &str) -> Result<crate::LabDesign, DesignError> {
         let spec = portolan_spec::load_spec(portolan_spec::SourceFile::new("s.yaml", SPEC))

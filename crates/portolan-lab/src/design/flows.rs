@@ -1,7 +1,7 @@
 //! The spec's flows in lab terms: which hosts send and receive each, its
 //! sampled ports, and what each host listens on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use portolan_spec::deployment::Deployment;
@@ -73,6 +73,7 @@ impl Builder<'_> {
     /// it were on), and those left out for another reason (not checked).
     pub(super) fn lab_flows(&mut self, probe_names: &BTreeMap<String, String>) -> Vec<LabFlow> {
         let plan = self.plan;
+        let off: HashSet<usize> = plan.off_flows.iter().map(|f| f.flow.flow).collect();
         let mut sources: Vec<(usize, Source<'_>)> = plan
             .flows
             .iter()
@@ -81,7 +82,7 @@ impl Builder<'_> {
             .chain(
                 plan.left_out
                     .iter()
-                    .filter(|l| !plan.off_flows.iter().any(|f| f.flow.flow == l.flow))
+                    .filter(|l| !off.contains(&l.flow))
                     .map(|l| (l.flow, Source::Left(l))),
             )
             .collect();

@@ -110,19 +110,9 @@ mod tests {
     use crate::deployment::load_deployment;
     use crate::{load_spec, Diagnostics, Loaded, SourceFile};
 
-    const SPEC: &str = "portolan: 1
-system: {name: Demo}
-components:
-  - {id: web}
-  - {id: db, kind: dependency}
-  - {id: users, kind: external}
-externals:
-  - {id: updates, host: updates.example.com}
-flows:
-  - {from: users, to: web, protocol: tcp, port: 443}
-  - {from: web, to: db, protocol: tcp, port: 5432}
-  - {from: web, to: updates, protocol: tcp, port: 443}
-";
+    /// Web, a database, the outside world and one external endpoint by
+    /// name (a fixture the lab's tests share).
+    const SPEC: &str = include_str!("../../tests/fixtures/web-db-updates.portolan.yaml");
 
     const PLACED: &str = "deployment: 1
 components:
