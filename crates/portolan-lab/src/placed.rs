@@ -309,7 +309,8 @@ mod tests {
 
     /// Web, a database, the outside world and one external endpoint by
     /// name (the spec crate's fixture, which its site tests share).
-    const SPEC: &str = include_str!("../../portolan-spec/tests/fixtures/web-db-updates.portolan.yaml");
+    const SPEC: &str =
+        include_str!("../../portolan-spec/tests/fixtures/web-db-updates.portolan.yaml");
 
     fn design_of(deployment: &str) -> Result<crate::LabDesign, DesignError> {
         let spec = portolan_spec::load_spec(portolan_spec::SourceFile::new("s.yaml", SPEC))
