@@ -47,6 +47,35 @@ pub(super) struct Draft {
     pub(super) note: Option<String>,
 }
 
+impl Draft {
+    /// A check of `flow` from host `s` to host `d` with `probe` (transport,
+    /// port, family); nothing else set.
+    pub(super) fn of_flow(
+        flow: &LabFlow,
+        kind: CheckKind,
+        expect: Expect,
+        (s, d): (usize, usize),
+        (protocol, port, family): (Transport, u16, Family),
+    ) -> Draft {
+        Draft {
+            kind,
+            expect,
+            flow: Some(flow.id.clone()),
+            required: None,
+            condition: None,
+            from: s,
+            to: d,
+            to_party: flow.to_party.clone(),
+            protocol,
+            family,
+            port,
+            name: flow.name.clone(),
+            source_port: flow.source_port,
+            note: None,
+        }
+    }
+}
+
 impl<'a> Builder<'a> {
     /// A builder with no check yet.
     pub(super) fn new(
@@ -152,21 +181,11 @@ impl<'a> Builder<'a> {
                                 "same host: travels over loopback, which every firewall admits"
                                     .to_owned()
                             });
+                            let probe = (transport, port, family);
                             self.push(Draft {
-                                kind: CheckKind::Flow,
-                                expect: Expect::Open,
-                                flow: Some(flow.id.clone()),
                                 required: Some(flow.required),
-                                condition: None,
-                                from: s,
-                                to: d,
-                                to_party: flow.to_party.clone(),
-                                protocol: transport,
-                                family,
-                                port,
-                                name: flow.name.clone(),
-                                source_port: flow.source_port,
                                 note,
+                                ..Draft::of_flow(flow, CheckKind::Flow, Expect::Open, (s, d), probe)
                             });
                         }
                     }

@@ -113,21 +113,10 @@ impl Builder<'_> {
                     continue;
                 }
                 keys.insert((s, d, transport, port, family));
+                let probe = (transport, port, family);
                 self.push(Draft {
-                    kind: CheckKind::FeatureOff,
-                    expect: Expect::Blocked,
-                    flow: Some(flow.id.clone()),
-                    required: None,
                     condition: flow.condition.clone(),
-                    from: s,
-                    to: d,
-                    to_party: flow.to_party.clone(),
-                    protocol: transport,
-                    family,
-                    port,
-                    name: flow.name.clone(),
-                    source_port: flow.source_port,
-                    note: None,
+                    ..Draft::of_flow(flow, CheckKind::FeatureOff, Expect::Blocked, (s, d), probe)
                 });
             }
         }

@@ -67,6 +67,13 @@ pub(super) fn protocol_admits(protocol: Protocol, transport: Transport) -> bool 
     }
 }
 
+/// Whether a flow's protocol and ports admit the traffic (not its ends).
+fn admits(flow: &PlannedFlow, transport: Transport, sport: Option<u16>, port: u16) -> bool {
+    protocol_admits(flow.protocol, transport)
+        && ports_admit(&flow.ports, Some(port))
+        && ports_admit(&flow.source_ports, sport)
+}
+
 impl Oracle<'_> {
     /// The flows that admit the traffic on each side (`None` for a side
     /// without firewall), or why not.
@@ -81,11 +88,7 @@ impl Oracle<'_> {
     ) -> (Option<Vec<&str>>, Option<Vec<&str>>) {
         let (src, dst) = (&self.nodes[s], &self.nodes[d]);
         let (sip, dip) = (src.ip(family), dst.ip(family));
-        let admits = |f: &&&PlannedFlow| {
-            protocol_admits(f.protocol, transport)
-                && ports_admit(&f.ports, Some(port))
-                && ports_admit(&f.source_ports, sport)
-        };
+        let admits = |f: &&&PlannedFlow| admits(f, transport, sport, port);
         let none = Vec::new();
         let output = src.component().map(|c| {
             self.outputs
@@ -110,6 +113,7 @@ impl Oracle<'_> {
         (output, input)
     }
 
+    /// Whether the firewalls on both sides admit the traffic.
     pub(super) fn allowed(
         &self,
         s: usize,
@@ -126,11 +130,7 @@ impl Oracle<'_> {
         // this runs for every candidate negative probe.
         let (src, dst) = (&self.nodes[s], &self.nodes[d]);
         let (sip, dip) = (src.ip(family), dst.ip(family));
-        let admits = |f: &&&PlannedFlow| {
-            protocol_admits(f.protocol, transport)
-                && ports_admit(&f.ports, Some(port))
-                && ports_admit(&f.source_ports, sport)
-        };
+        let admits = |f: &&&PlannedFlow| admits(f, transport, sport, port);
         let output = src.component().is_none_or(|c| {
             self.outputs
                 .get(c)
