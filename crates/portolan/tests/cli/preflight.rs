@@ -182,7 +182,15 @@ struct Checks<'a> {
     deployment: &'a str,
 }
 
-impl Checks<'_> {
+impl<'a> Checks<'a> {
+    fn new(lab: &'a Lab, spec: &'a Path, deployment: &'a Path) -> Self {
+        Self {
+            lab,
+            spec: spec.to_str().expect("utf-8"),
+            deployment: deployment.to_str().expect("utf-8"),
+        }
+    }
+
     /// `portolan check SPEC -d DEPLOYMENT --as COMPONENT EXTRA` on the
     /// lab's `host`, 200 columns wide and without a proxy.
     fn on(&self, host: &str, component: &str, extra: &[&str]) -> Output {
@@ -250,15 +258,8 @@ fn lab_hosts_listen_check_and_report() {
     lab.load_nft("cache", CACHE_FIREWALL)
         .expect("cache firewall");
     lab.load_nft("idle", IDLE_FIREWALL).expect("idle firewall");
-    let (spec_s, dep_s) = (
-        spec.to_str().expect("utf-8"),
-        deployment.to_str().expect("utf-8"),
-    );
-    let checks = Checks {
-        lab: &lab,
-        spec: spec_s,
-        deployment: dep_s,
-    };
+    let checks = Checks::new(&lab, &spec, &deployment);
+    let (spec_s, dep_s) = (checks.spec, checks.deployment);
 
     // Listeners on db and cache (idle runs none: it refuses).
     let mut db = Listening::start(&lab, "db", &[spec_s, "-d", dep_s, "--as", "db"]);

@@ -45,15 +45,8 @@ fn check_runs_only_on_a_host_of_the_component_and_report_counts_hosts() {
             ip("app2")
         ),
     );
-    let (spec_s, dep_s) = (
-        spec.to_str().expect("utf-8"),
-        deployment.to_str().expect("utf-8"),
-    );
-    let checks = Checks {
-        lab: &lab,
-        spec: spec_s,
-        deployment: dep_s,
-    };
+    let checks = Checks::new(&lab, &spec, &deployment);
+    let (spec_s, dep_s) = (checks.spec, checks.deployment);
 
     // Row 11: `check --as lb` on the app host: refused before any probe.
     let wrong = checks.on("app", "lb", &[]);
