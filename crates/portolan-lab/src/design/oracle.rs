@@ -74,7 +74,48 @@ fn admits(flow: &PlannedFlow, transport: Transport, sport: Option<u16>, port: u1
         && ports_admit(&flow.source_ports, sport)
 }
 
+/// The flows of one side's rules that admit the traffic by protocol and
+/// ports.
+fn side<'s>(
+    flows: Option<&'s Vec<&'s PlannedFlow>>,
+    transport: Transport,
+    sport: Option<u16>,
+    port: u16,
+) -> impl Iterator<Item = &'s PlannedFlow> + 's {
+    flows
+        .into_iter()
+        .flatten()
+        .copied()
+        .filter(move |f| admits(f, transport, sport, port))
+}
+
 impl Oracle<'_> {
+    /// The flows of each side that admit the traffic: the output rules of
+    /// `s`'s component, the input rules of `d`'s (`None` for a host
+    /// without firewall).
+    fn admitting(
+        &self,
+        s: usize,
+        d: usize,
+        transport: Transport,
+        sport: Option<u16>,
+        port: u16,
+        family: Family,
+    ) -> (
+        Option<impl Iterator<Item = &PlannedFlow> + '_>,
+        Option<impl Iterator<Item = &PlannedFlow> + '_>,
+    ) {
+        let (src, dst) = (&self.nodes[s], &self.nodes[d]);
+        let (sip, dip) = (src.ip(family), dst.ip(family));
+        let output = src.component().map(|c| {
+            side(self.outputs.get(c), transport, sport, port).filter(move |f| contains(&f.to, dip))
+        });
+        let input = dst.component().map(|c| {
+            side(self.inputs.get(c), transport, sport, port).filter(move |f| contains(&f.from, sip))
+        });
+        (output, input)
+    }
+
     /// The flows that admit the traffic on each side (`None` for a side
     /// without firewall), or why not.
     pub(super) fn sides(
@@ -86,31 +127,11 @@ impl Oracle<'_> {
         port: u16,
         family: Family,
     ) -> (Option<Vec<&str>>, Option<Vec<&str>>) {
-        let (src, dst) = (&self.nodes[s], &self.nodes[d]);
-        let (sip, dip) = (src.ip(family), dst.ip(family));
-        let admits = |f: &&&PlannedFlow| admits(f, transport, sport, port);
-        let none = Vec::new();
-        let output = src.component().map(|c| {
-            self.outputs
-                .get(c)
-                .unwrap_or(&none)
-                .iter()
-                .filter(admits)
-                .filter(|f| contains(&f.to, dip))
-                .map(|f| f.id.as_str())
-                .collect()
-        });
-        let input = dst.component().map(|c| {
-            self.inputs
-                .get(c)
-                .unwrap_or(&none)
-                .iter()
-                .filter(admits)
-                .filter(|f| contains(&f.from, sip))
-                .map(|f| f.id.as_str())
-                .collect()
-        });
-        (output, input)
+        let (output, input) = self.admitting(s, d, transport, sport, port, family);
+        (
+            output.map(|f| f.map(|f| f.id.as_str()).collect()),
+            input.map(|f| f.map(|f| f.id.as_str()).collect()),
+        )
     }
 
     /// Whether the firewalls on both sides admit the traffic.
@@ -128,20 +149,9 @@ impl Oracle<'_> {
         }
         // The same as `granting(..).is_some()`, without building the text:
         // this runs for every candidate negative probe.
-        let (src, dst) = (&self.nodes[s], &self.nodes[d]);
-        let (sip, dip) = (src.ip(family), dst.ip(family));
-        let admits = |f: &&&PlannedFlow| admits(f, transport, sport, port);
-        let output = src.component().is_none_or(|c| {
-            self.outputs
-                .get(c)
-                .is_some_and(|flows| flows.iter().filter(admits).any(|f| contains(&f.to, dip)))
-        });
-        output
-            && dst.component().is_none_or(|c| {
-                self.inputs.get(c).is_some_and(|flows| {
-                    flows.iter().filter(admits).any(|f| contains(&f.from, sip))
-                })
-            })
+        let (output, input) = self.admitting(s, d, transport, sport, port, family);
+        output.is_none_or(|mut f| f.next().is_some())
+            && input.is_none_or(|mut f| f.next().is_some())
     }
 
     /// When allowed, the flows that allow it, as text.
