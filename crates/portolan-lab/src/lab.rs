@@ -441,8 +441,28 @@ pub fn cleanup_registered() -> Result<usize, LabError> {
 }
 
 /// Up to this many hosts, [`Lab::create`] gives every host a permanent
-/// neighbour entry for every other host (hosts² entries in all).
+/// neighbour entry for every other host (hosts² entries in all); beyond,
+/// only for the hosts it talks with.
 const STATIC_NEIGHBOURS_MAX_HOSTS: usize = 512;
+
+/// Per host (by index), the hosts it gets a permanent neighbour entry for:
+/// every other host up to [`STATIC_NEIGHBOURS_MAX_HOSTS`], beyond it the
+/// hosts it talks with ([`Topology::set_talking`]), or none when unknown.
+fn neighbour_peers(topology: &Topology) -> Vec<Vec<usize>> {
+    let n = topology.hosts().len();
+    let mut peers = vec![Vec::new(); n];
+    if n <= STATIC_NEIGHBOURS_MAX_HOSTS {
+        for (i, list) in peers.iter_mut().enumerate() {
+            list.extend((0..n).filter(|&o| o != i));
+        }
+    } else if let Some(talking) = topology.talking() {
+        for &(a, b) in talking {
+            peers[a].push(b);
+            peers[b].push(a);
+        }
+    }
+    peers
+}
 
 /// How long [`Lab::create`] waits at most for the links to be operationally up.
 const LINKS_UP_WITHIN: Duration = Duration::from_secs(3);
@@ -517,27 +537,27 @@ fn build(inner: &LabInner) -> Result<(Duration, Duration), LabError> {
                 Ok::<u32, LabError>(index)
             }))
             .await?;
-        // Every host knows every other host's MAC address: no ARP or
-        // neighbour discovery delays the first packets, and the kernel's
-        // machine-wide neighbour-table limit does not apply.
-        if hosts.len() <= STATIC_NEIGHBOURS_MAX_HOSTS {
-            let all: Vec<&Host> = hosts.iter().map(|(h, _, _)| *h).collect();
-            let all = &all;
-            futures::future::try_join_all(hosts.iter().zip(&indices).map(
-                |((host, netlink, _), &index)| async move {
-                    for other in all.iter().filter(|o| o.index() != host.index()) {
-                        netlink
-                            .add_neighbour(index, other.ipv4().into(), other.mac())
-                            .await?;
-                        netlink
-                            .add_neighbour(index, other.ipv6().into(), other.mac())
-                            .await?;
-                    }
-                    Ok::<(), LabError>(())
-                },
-            ))
-            .await?;
-        }
+        // Every host knows the MAC address of every host it talks with: no
+        // ARP or neighbour discovery delays the first packets, and the
+        // kernel's machine-wide neighbour-table limit does not apply.
+        let all: Vec<&Host> = hosts.iter().map(|(h, _, _)| *h).collect();
+        let peers = neighbour_peers(topology);
+        let (all, peers) = (&all, &peers);
+        futures::future::try_join_all(hosts.iter().zip(&indices).map(
+            |((host, netlink, _), &index)| async move {
+                for &other in &peers[host.index()] {
+                    let other = all[other];
+                    netlink
+                        .add_neighbour(index, other.ipv4().into(), other.mac())
+                        .await?;
+                    netlink
+                        .add_neighbour(index, other.ipv6().into(), other.mac())
+                        .await?;
+                }
+                Ok::<(), LabError>(())
+            },
+        ))
+        .await?;
         // Wait (bounded) until every veth end is operationally up: before
         // that, frames sent on it are dropped, and the first probes of a run
         // would see timeouts that have nothing to do with any firewall.

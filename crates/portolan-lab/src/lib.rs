@@ -62,6 +62,7 @@ pub mod privileges;
 pub mod report;
 pub mod rules;
 mod run;
+mod sample;
 mod topology;
 pub mod trace;
 

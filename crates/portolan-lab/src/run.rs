@@ -102,6 +102,7 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
     if find_program("nft").is_none() {
         return Err(LabError::NftMissing.into());
     }
+    raise_open_files_limit();
     let t = Instant::now();
     let stale = crate::cleanup::cleanup_stale(crate::topology::RESOURCE_PREFIX)?;
     let mut stale_removed: Vec<String> = stale.namespaces.clone();
@@ -131,7 +132,7 @@ pub fn run_lab(spec: &Spec, options: &LabOptions) -> Result<(LabReport, LabArtif
 
     emit(LabEvent::Phase(Phase::Namespaces));
     let t = Instant::now();
-    let lab = Lab::create(design.topology.clone())?;
+    let lab = Lab::create(with_talking(&design))?;
     timings.namespaces = t.elapsed();
 
     let outcome = in_lab(&lab, &design, &rulesets, options, &mut timings);
@@ -520,6 +521,32 @@ fn explain(results: &mut [CheckResult], tracer: &Tracer) {
 
 /// A token that differs between runs (the run id is random) and that no
 /// stray datagram carries by chance.
+/// The design's topology, told which hosts exchange packets: the two ends
+/// of every check (a multicast check: its sender with every host, since
+/// receivers answer by unicast), and every host with the lab DNS server.
+fn with_talking(design: &LabDesign) -> crate::topology::Topology {
+    let mut topology = design.topology.clone();
+    let dns = design
+        .nodes
+        .iter()
+        .find(|n| IpAddr::V4(n.ipv4) == design.dns_server.ip())
+        .map(|n| n.host.as_str());
+    let hosts: Vec<&str> = design.nodes.iter().map(|n| n.host.as_str()).collect();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for check in &design.checks {
+        if check.protocol == Transport::Multicast {
+            pairs.extend(hosts.iter().map(|h| (check.from_host.as_str(), *h)));
+        } else {
+            pairs.push((check.from_host.as_str(), check.to_host.as_str()));
+        }
+    }
+    if let Some(dns) = dns {
+        pairs.extend(hosts.iter().map(|h| (dns, *h)));
+    }
+    topology.set_talking(pairs);
+    topology
+}
+
 fn run_token(design: &LabDesign) -> String {
     format!("{}-{:x}", design.topology.run_id(), std::process::id())
 }
@@ -831,6 +858,22 @@ const FD_MARGIN: usize = 256;
 const MIN_CONCURRENCY: usize = 4;
 
 /// The soft limit of open files, from `/proc/self/limits`.
+/// Raises this process's soft limit of open files to its hard limit. The
+/// lab holds about 60 descriptors per host (a listening socket per port and
+/// family, netlink and trace sockets, each host's runtime), and the usual
+/// soft limit of a shell (1,024) would end a lab of 20 components with "too
+/// many open files", although the hard limit (often 524,288) allows far
+/// more. Best effort: the probes' concurrency is bounded by whatever limit
+/// there is ([`bounded_concurrency`]).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 fn open_files_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;

@@ -4,6 +4,7 @@
 //! A [`Topology`] is plain data; nothing is created until it is handed to
 //! [`Lab::create`](crate::Lab::create).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -204,6 +205,10 @@ pub struct Topology {
     hosts: Vec<Host>,
     /// Hosts may carry any unicast address (see [`Topology::placed`]).
     placed: bool,
+    /// The pairs of hosts (indices, smaller first) that exchange packets,
+    /// when known: in a lab too large to give every host an entry for
+    /// every other one, only these get permanent neighbour entries.
+    talking: Option<BTreeSet<(usize, usize)>>,
 }
 
 impl Default for Topology {
@@ -224,6 +229,7 @@ impl Topology {
             run,
             hosts: Vec::new(),
             placed: false,
+            talking: None,
         }
     }
 
@@ -239,7 +245,32 @@ impl Topology {
             run,
             hosts: Vec::new(),
             placed: true,
+            talking: None,
         }
+    }
+
+    /// Says which hosts exchange packets (by name; a name that is no host
+    /// is ignored). Up to 512 hosts every host gets a permanent neighbour
+    /// entry for every other one; a larger lab gives them only to these
+    /// pairs (both ways), since hosts² entries would be too many, and
+    /// without an entry the kernel's ARP table, whose limit all namespaces
+    /// share (`gc_thresh3`), would overflow and drop packets.
+    pub fn set_talking<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let index: std::collections::HashMap<&str, usize> =
+            self.hosts.iter().map(|h| (h.name(), h.index())).collect();
+        let talking = pairs
+            .into_iter()
+            .filter_map(|(a, b)| Some((*index.get(a)?, *index.get(b)?)))
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.min(b), a.max(b)))
+            .collect();
+        self.talking = Some(talking);
+    }
+
+    /// The pairs given by [`Topology::set_talking`] (host indices, smaller
+    /// first).
+    pub fn talking(&self) -> Option<&BTreeSet<(usize, usize)>> {
+        self.talking.as_ref()
     }
 
     /// Whether hosts may carry any unicast address ([`Topology::placed`]).

@@ -139,16 +139,28 @@ impl Builder<'_> {
     /// For each ordered pair of parties (one host of each), every probe no
     /// flow admits, bounded per pair and in total.
     pub(super) fn negative_checks(&mut self, explicit: &HashSet<ProbeKey>) {
-        let pairs = self.negative_pairs(explicit);
+        let (pairs, pairs_left_out, party_pairs) = self.negative_pairs(explicit);
+        let seed = self.options.seed;
+        if pairs_left_out > 0 {
+            self.not_checked.push(NotChecked {
+                flow: None,
+                what: format!(
+                    "every negative probe on {pairs_left_out} of {party_pairs} ordered pairs of parties"
+                ),
+                reason: format!(
+                    "at most about {} negative probes in all, and at least {MIN_NEGATIVE_PER_PAIR} on a pair probed: a deterministic sample of pairs (seed {seed}) in which every party probes others and is probed by others",
+                    self.options.max_negative_total
+                ),
+            });
+        }
         // Bounded: per pair, and in total (large specs get a thinner, still
-        // deterministic, sample on every pair rather than none on some).
+        // deterministic, sample on every pair kept rather than none on some).
         let total: usize = pairs.iter().map(|p| p.3.len()).sum();
         let mut cap = self.options.max_negative_per_pair.max(1);
         if total > self.options.max_negative_total && !pairs.is_empty() {
             cap =
                 cap.min((self.options.max_negative_total / pairs.len()).max(MIN_NEGATIVE_PER_PAIR));
         }
-        let seed = self.options.seed;
         let (mut skipped, mut thinned) = (0usize, 0usize);
         for (s, d, dest, mut candidates) in pairs {
             if candidates.len() > cap {
@@ -174,31 +186,50 @@ impl Builder<'_> {
         }
     }
 
-    /// Every probe no flow admits, per ordered pair of parties that has any.
-    fn negative_pairs(&self, explicit: &HashSet<ProbeKey>) -> Vec<Pair> {
+    /// Every probe no flow admits, per ordered pair of parties that has any;
+    /// with how many ordered pairs of parties were left out by the sample
+    /// of pairs (see [`crate::sample`]) and how many there are.
+    fn negative_pairs(&self, explicit: &HashSet<ProbeKey>) -> (Vec<Pair>, usize, usize) {
         let parties = self.parties();
+        // Too many pairs of parties to probe each (quadratic): a sample of
+        // pairs with something to probe that leaves no party out on either
+        // side.
+        let seed = self.options.seed;
+        let sends: Vec<bool> = parties.iter().map(|p| p.2).collect();
+        let pair = |s: usize, d: usize| -> Option<Pair> {
+            let (source, source_hosts, _) = &parties[s];
+            let (dest, dest_hosts, _) = &parties[d];
+            let s = source_hosts[(fnv(dest) % source_hosts.len() as u64) as usize];
+            let mut d = dest_hosts[(fnv(source) % dest_hosts.len() as u64) as usize];
+            if s == d {
+                // One host: loopback passes every firewall.
+                d = dest_hosts.iter().copied().find(|&h| h != s)?;
+            }
+            if !self.nodes[s].firewalled() && !self.nodes[d].firewalled() {
+                return None;
+            }
+            let candidates = self.candidates(s, d, explicit);
+            (!candidates.is_empty()).then(|| (s, d, dest.clone(), candidates))
+        };
+        let sampled = crate::sample::pairs(
+            &sends,
+            self.options.max_negative_total / MIN_NEGATIVE_PER_PAIR,
+            |s, d| fnv(&format!("{seed}/{}/{}", parties[s].0, parties[d].0)),
+            |s, d| pair(s, d).is_some(),
+        );
         let mut pairs = Vec::new();
-        for (source, source_hosts, _) in parties.iter().filter(|p| p.2) {
-            for (dest, dest_hosts, _) in &parties {
-                let s = source_hosts[(fnv(dest) % source_hosts.len() as u64) as usize];
-                let mut d = dest_hosts[(fnv(source) % dest_hosts.len() as u64) as usize];
-                if s == d {
-                    match dest_hosts.iter().copied().find(|&h| h != s) {
-                        Some(other) => d = other,
-                        // One host: loopback passes every firewall.
-                        None => continue,
-                    }
-                }
-                if !self.nodes[s].firewalled() && !self.nodes[d].firewalled() {
+        let (mut left_out, mut all) = (0usize, 0usize);
+        for s in (0..parties.len()).filter(|&s| sends[s]) {
+            for d in 0..parties.len() {
+                all += 1;
+                if sampled.as_ref().is_some_and(|keep| !keep.contains(&(s, d))) {
+                    left_out += 1;
                     continue;
                 }
-                let candidates = self.candidates(s, d, explicit);
-                if !candidates.is_empty() {
-                    pairs.push((s, d, dest.clone(), candidates));
-                }
+                pairs.extend(pair(s, d));
             }
         }
-        pairs
+        (pairs, left_out, all)
     }
 
     /// What `d` answers on (its listeners, and echo) that no flow admits

@@ -105,7 +105,9 @@ pub struct LabOptions {
     /// reported as not checked.
     pub max_negative_per_pair: usize,
     /// Negative probes in all, about: above it the per-pair bound shrinks
-    /// (to no fewer than 4 per pair).
+    /// (to no fewer than 4 per pair), and when even 4 per pair would exceed
+    /// it, only a sample of the pairs of parties is probed (every party
+    /// still probes others and is probed by others).
     pub max_negative_total: usize,
     /// Time allowed for one attempt of a probe that must pass.
     pub positive_timeout: Duration,

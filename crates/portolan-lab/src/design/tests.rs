@@ -282,46 +282,94 @@ fn negative_probes_are_bounded_per_pair_and_in_total() {
             .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
             .count()
     };
-    let all = negatives(&full);
-    assert!(full
-        .not_checked
-        .iter()
-        .all(|n| !n.what.contains("negative probes")));
-    let bounded = LabOptions {
-        max_negative_total: 10,
-        ..options(&[], 1)
+    let host_pairs = |d: &LabDesign| -> BTreeSet<(String, String)> {
+        d.checks
+            .iter()
+            .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
+            .map(|c| (c.from_host.clone(), c.to_host.clone()))
+            .collect()
     };
-    let thin = design(&spec, &bounded).expect("designed");
-    let pairs: BTreeSet<(&str, &str)> = full
-        .checks
-        .iter()
-        .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
-        .map(|c| (c.from_host.as_str(), c.to_host.as_str()))
-        .collect();
-    assert!(negatives(&thin) <= pairs.len() * MIN_NEGATIVE_PER_PAIR);
-    assert!(negatives(&thin) < all);
-    // Every pair keeps some, and what was left out is said.
-    let thin_pairs: BTreeSet<(&str, &str)> = thin
-        .checks
-        .iter()
-        .filter(|c| matches!(c.kind, CheckKind::NotGranted | CheckKind::SampledPort))
-        .map(|c| (c.from_host.as_str(), c.to_host.as_str()))
-        .collect();
-    assert_eq!(thin_pairs, pairs);
-    let note = thin
-        .not_checked
-        .iter()
-        .find(|n| n.what.contains("negative probes"))
-        .expect("the thinning is reported");
-    assert!(note.reason.contains("deterministic sample"), "{note:?}");
     // Flows and features off are never thinned.
     let flows = |d: &LabDesign| {
         d.checks
             .iter()
-            .filter(|c| c.kind != CheckKind::NotGranted && c.kind != CheckKind::SampledPort)
+            .filter(|c| c.expect == Expect::Open || c.kind == CheckKind::FeatureOff)
             .count()
     };
+    let all = negatives(&full);
+    let pairs = host_pairs(&full);
+    assert!(full
+        .not_checked
+        .iter()
+        .all(|n| !n.what.contains("negative probe")));
+    // Ordered pairs of parties, senders first: what the bound compares.
+    let mut parties: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+    for n in &full.nodes {
+        let sends = !matches!(n.role, Role::External { .. } | Role::Proxy { .. });
+        *parties.entry(n.party.as_str()).or_default() |= sends;
+    }
+    let party_pairs = parties.values().filter(|s| **s).count() * parties.len();
+
+    // A total that every pair of parties fits at 4 probes: fewer per pair,
+    // but every pair keeps some, and what was left out is said.
+    let total = party_pairs * MIN_NEGATIVE_PER_PAIR;
+    assert!(
+        all > total,
+        "the spec must have more negatives ({all}) than {total}"
+    );
+    let thin = design(
+        &spec,
+        &LabOptions {
+            max_negative_total: total,
+            ..options(&[], 1)
+        },
+    )
+    .expect("designed");
+    assert!(negatives(&thin) < all);
+    assert!(negatives(&thin) <= pairs.len() * MIN_NEGATIVE_PER_PAIR);
+    assert_eq!(host_pairs(&thin), pairs);
+    let note = thin
+        .not_checked
+        .iter()
+        .find(|n| n.what.contains("negative probes, on"))
+        .expect("the thinning is reported");
+    assert!(note.reason.contains("deterministic sample"), "{note:?}");
+    assert!(!thin
+        .not_checked
+        .iter()
+        .any(|n| n.what.contains("pairs of parties")));
     assert_eq!(flows(&full), flows(&thin));
+
+    // A total too small for 4 on every pair: a sample of the pairs, in which
+    // no host is left out on either side, and the pairs left out are said.
+    let sampled = design(
+        &spec,
+        &LabOptions {
+            max_negative_total: 10,
+            ..options(&[], 1)
+        },
+    )
+    .expect("designed");
+    let kept = host_pairs(&sampled);
+    assert!(
+        kept.is_subset(&pairs) && kept.len() < pairs.len(),
+        "{kept:?}"
+    );
+    let sources = |p: &BTreeSet<(String, String)>| -> BTreeSet<String> {
+        p.iter().map(|x| x.0.clone()).collect()
+    };
+    let dests = |p: &BTreeSet<(String, String)>| -> BTreeSet<String> {
+        p.iter().map(|x| x.1.clone()).collect()
+    };
+    assert_eq!(sources(&kept), sources(&pairs));
+    assert_eq!(dests(&kept), dests(&pairs));
+    let note = sampled
+        .not_checked
+        .iter()
+        .find(|n| n.what.contains("ordered pairs of parties"))
+        .expect("the pairs left out are reported");
+    assert!(note.reason.contains("deterministic sample"), "{note:?}");
+    assert_eq!(flows(&full), flows(&sampled));
 }
 
 const PING: &str = "portolan: 1

@@ -237,3 +237,27 @@ fn nix_kill(pid: u32, signal: &str) {
         .expect("kill runs");
     assert!(status.success());
 }
+
+/// Regression: the lab holds about 60 descriptors per host, and under the
+/// soft limit of an ordinary shell (1,024) a spec of some 16 hosts ended
+/// with "Too many open files" although the hard limit allowed far more.
+/// The lab now raises its soft limit to the hard one. Circonus (14 hosts,
+/// about 850 descriptors) under a soft limit of 256 must hold.
+#[test]
+fn a_low_soft_limit_of_open_files_is_raised() {
+    if !lab_available("a_low_soft_limit_of_open_files_is_raised") {
+        return;
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" lab "$1""#)
+        .arg(env!("CARGO_BIN_EXE_portolan"))
+        .arg(example("circonus-inside"))
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("every check holds"), "{stdout}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+}
