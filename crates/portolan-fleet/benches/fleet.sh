@@ -69,7 +69,15 @@ cleanup() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     # The throwaway user: only the one this run made, by the name it recorded.
-    if [ -n "$BENCH_USER" ]; then userdel "$BENCH_USER" 2>/dev/null || true; fi
+    # Its sessions first: sshd's per-connection processes outlive the killed
+    # listeners (and the deleted namespaces, whose links no longer carry the
+    # close), and userdel refuses a user with processes.
+    if [ -n "$BENCH_USER" ]; then
+        pkill -u "$BENCH_USER" 2>/dev/null || true
+        for _ in $(seq 50); do pgrep -u "$BENCH_USER" >/dev/null || break; sleep 0.1; done
+        pkill -KILL -u "$BENCH_USER" 2>/dev/null || true
+        userdel "$BENCH_USER" 2>/dev/null || echo "could not remove user $BENCH_USER" >&2
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
