@@ -80,6 +80,23 @@ impl User {
 impl Drop for User {
     fn drop(&mut self) {
         if self.made {
+            // Its sessions first: sshd's per-connection processes can
+            // outlive the daemons and the namespaces, and userdel refuses a
+            // user that still has processes (the user then stayed behind).
+            let _ = Command::new("pkill").args(["-u", &self.name]).output();
+            for _ in 0..50 {
+                let busy = Command::new("pgrep")
+                    .args(["-u", &self.name])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if !busy {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-u", &self.name])
+                .output();
             let _ = Command::new("userdel").arg(&self.name).output();
         }
     }
