@@ -28,7 +28,15 @@ fn generate(target: &str, dir: &Path) {
     );
 }
 
+/// The run id of one of this file's runs, unique to this test process: two
+/// test suites on one machine (two checkouts) ran the same fixed ids at
+/// once and one of them failed with "in use by a live lab".
+fn run_id(name: &str) -> String {
+    format!("{name}-{}", std::process::id() % 100_000)
+}
+
 fn lab_with_rules(dir: &Path, run: &str) -> Output {
+    let run = run_id(run);
     portolan()
         .arg("lab")
         .arg(root().join(SPEC))
@@ -36,7 +44,7 @@ fn lab_with_rules(dir: &Path, run: &str) -> Output {
         .arg(root().join(DEPLOYMENT))
         .arg("--rules")
         .arg(dir)
-        .args(["--run-id", run])
+        .args(["--run-id", run.as_str()])
         .output()
         .unwrap()
 }
@@ -156,7 +164,10 @@ fn bad_directories_are_refused_and_nothing_is_loaded() {
     );
     assert!(stderr.contains("Error: syntax error"), "{stderr}");
     assert!(stderr.contains("nothing was loaded"), "{stderr}");
-    assert!(namespaces_of("ptl-rules5").is_empty(), "the lab is gone");
+    assert!(
+        namespaces_of(&run_id("ptl-rules5")).is_empty(),
+        "the lab is gone"
+    );
 
     // Other files are no rulesets.
     std::fs::write(dir.path().join("notes.txt"), "").unwrap();
