@@ -57,12 +57,13 @@ mod lab;
 mod load;
 mod netlink;
 pub mod netns;
+mod pair_sample;
 mod placed;
 pub mod privileges;
+mod probes;
 pub mod report;
 pub mod rules;
 mod run;
-mod sample;
 mod topology;
 pub mod trace;
 

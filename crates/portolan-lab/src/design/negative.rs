@@ -188,7 +188,7 @@ impl Builder<'_> {
 
     /// Every probe no flow admits, per ordered pair of parties that has any;
     /// with how many ordered pairs of parties were left out by the sample
-    /// of pairs (see [`crate::sample`]) and how many there are.
+    /// of pairs (see [`crate::pair_sample`]) and how many there are.
     fn negative_pairs(&self, explicit: &HashSet<ProbeKey>) -> (Vec<Pair>, usize, usize) {
         let parties = self.parties();
         // Too many pairs of parties to probe each (quadratic): a sample of
@@ -211,7 +211,7 @@ impl Builder<'_> {
             let candidates = self.candidates(s, d, explicit);
             (!candidates.is_empty()).then(|| (s, d, dest.clone(), candidates))
         };
-        let sampled = crate::sample::pairs(
+        let sampled = crate::pair_sample::pairs(
             &sends,
             self.options.max_negative_total / MIN_NEGATIVE_PER_PAIR,
             |s, d| fnv(&format!("{seed}/{}/{}", parties[s].0, parties[d].0)),
